@@ -1,0 +1,437 @@
+// Package checkpoint saves Docker containers whole: process state through
+// the engine's checkpoint API (CRIU underneath), named volumes, the writable
+// layer and the container's configuration, as one verified unit in the
+// store.
+package checkpoint
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/checkpoint"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/archive"
+	"github.com/ckpt-dev/ckpt/internal/criu"
+	"github.com/ckpt-dev/ckpt/internal/engine"
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/units"
+)
+
+// Options say what to save and how.
+type Options struct {
+	// Store receives the checkpoints.
+	Store *store.Store
+	// Engine runs the containers.
+	Engine *engine.Engine
+	// Containers names the containers to save, by name or id.
+	Containers []string
+	// All saves every running container; Containers must then be empty.
+	All bool
+	// LeaveRunning keeps the containers running: each is paused (frozen)
+	// while its state is captured, then unpaused.
+	LeaveRunning bool
+	// Name names the checkpoints; empty means a name made from the time.
+	Name string
+	// Progress receives a report per phase; nil discards them.
+	Progress progress.Reporter
+}
+
+// Result is the outcome of saving one container.
+type Result struct {
+	// Container is the container's name (or the reference given, when it
+	// could not be resolved).
+	Container string
+	// Checkpoint is the checkpoint written, when the save succeeded.
+	Checkpoint *store.Checkpoint
+	// Err is why the save failed.
+	Err error
+	// Recovery says how the container was brought back after a failed save
+	// that had already stopped it; empty when it was not stopped.
+	Recovery string
+}
+
+// Save saves each container of opts in turn. It returns one result per
+// container and an error when any of them failed.
+func Save(ctx context.Context, opts Options) ([]Result, error) {
+	refs := opts.Containers
+	if opts.All {
+		list, err := opts.Engine.ContainerList(ctx, container.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range list {
+			refs = append(refs, strings.TrimPrefix(c.Names[0], "/"))
+		}
+		if len(refs) == 0 {
+			return nil, hint.New("no running containers to save", "docker ps lists running containers")
+		}
+	}
+	var results []Result
+	var errs []error
+	for _, ref := range refs {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		r := saveOne(ctx, opts, ref)
+		results = append(results, r)
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Container, r.Err))
+		}
+	}
+	if len(errs) == 1 {
+		return results, errs[0]
+	}
+	return results, errors.Join(errs...)
+}
+
+// saver holds the state of one save.
+type saver struct {
+	opts    Options
+	eng     *engine.Engine
+	rep     progress.Reporter
+	c       *container.InspectResponse
+	name    string
+	pending *store.Pending
+	m       *format.Manifest
+	phase   time.Time
+}
+
+func saveOne(ctx context.Context, opts Options, ref string) (res Result) {
+	res.Container = ref
+	start := time.Now()
+	s := &saver{opts: opts, eng: opts.Engine, rep: progress.Or(opts.Progress), phase: start}
+	c, err := s.eng.Inspect(ctx, ref)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	s.c, s.name = c, engine.Name(c)
+	res.Container = s.name
+	if !c.State.Running {
+		res.Err = hint.New(fmt.Sprintf("container %s is not running (%s)", s.name, c.State.Status),
+			"ckpt save checkpoints running containers; start it first")
+		return res
+	}
+	lock, err := opts.Store.Lock(s.name, "save")
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	defer lock.Unlock()
+	if err := opts.Store.RemoveIncomplete(s.name); err != nil {
+		res.Err = err
+		return res
+	}
+	ck, recovery, err := s.run(ctx, start)
+	res.Checkpoint, res.Recovery, res.Err = ck, recovery, diskFull(err, opts.Store.Root)
+	return res
+}
+
+// run does the save under the container's lock. Whatever fails, the
+// container ends up as it was: running (restarted from the new checkpoint if
+// the save had already stopped it), unpaused, with its restart policy.
+func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint, recovery string, err error) {
+	// Cleanup must run even when ctx was cancelled by a signal.
+	cleanupCtx := context.WithoutCancel(ctx)
+	criuVersion, err := criu.Check()
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
+		return nil, "", hint.Wrap(err, "run ckpt as root: it keeps tcp-established and tcp-close in "+criu.RuncConf)
+	}
+	upper, err := engine.UpperDir(s.c)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.checkSpace(ctx, upper); err != nil {
+		return nil, "", err
+	}
+	name := s.opts.Name
+	if name == "" {
+		name = s.opts.Store.NewName(s.name, start)
+	}
+	if s.pending, err = s.opts.Store.Begin(s.name, name); err != nil {
+		return nil, "", err
+	}
+	defer func() {
+		if err != nil {
+			s.pending.Abort()
+		}
+	}()
+	s.m = s.manifest(start, criuVersion)
+	if err := s.writeConfig(ctx); err != nil {
+		return nil, "", err
+	}
+
+	// The engine restarts a checkpointed container with restart policy
+	// always or unless-stopped at once, and again when it starts: hold the
+	// policy off until resume puts it back.
+	if s.m.RestartPolicy.Name != "" && s.m.RestartPolicy.Name != string(container.RestartPolicyDisabled) {
+		if _, err := s.eng.ContainerUpdate(ctx, s.c.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
+			return nil, "", fmt.Errorf("cannot hold the restart policy off: %w", err)
+		}
+		defer func() {
+			if err != nil || s.opts.LeaveRunning {
+				s.eng.ContainerUpdate(cleanupCtx, s.c.ID, container.UpdateConfig{RestartPolicy: toEngine(s.m.RestartPolicy)})
+			}
+		}()
+	}
+	if s.opts.LeaveRunning && !s.c.State.Paused {
+		if err := s.eng.ContainerPause(ctx, s.c.ID); err != nil {
+			return nil, "", fmt.Errorf("cannot pause %s: %w", s.name, err)
+		}
+		defer func() {
+			if uerr := s.eng.ContainerUnpause(cleanupCtx, s.c.ID); uerr != nil && err == nil {
+				err = fmt.Errorf("the checkpoint is complete, but %s could not be unpaused: %w", s.name, uerr)
+			}
+		}()
+	}
+
+	// The engine writes the images straight into the pending checkpoint. The
+	// call is not cancelled midway: the engine would go on regardless.
+	s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
+	cerr := s.eng.CheckpointCreate(cleanupCtx, s.c.ID, checkpoint.CreateOptions{
+		CheckpointID:  format.ImagesDir,
+		CheckpointDir: s.pending.Dir(),
+		Exit:          !s.opts.LeaveRunning,
+	})
+	if cerr != nil {
+		return nil, "", fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(cerr))
+	}
+	if !s.opts.LeaveRunning {
+		defer func() {
+			if err != nil {
+				recovery = s.recover(cleanupCtx)
+			}
+		}()
+	}
+	s.done("checkpoint", 0)
+
+	files, err := s.pending.Adopt(format.ImagesDir)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, f := range files {
+		if base := f.Path[strings.LastIndexByte(f.Path, '/')+1:]; strings.HasPrefix(base, "pages-") {
+			s.m.MemoryBytes += f.Size
+		}
+	}
+	s.done("images", s.m.MemoryBytes)
+
+	if err := s.captureMounts(ctx); err != nil {
+		return nil, "", err
+	}
+	stats, err := s.writeArchive(ctx, format.LayerFile, upper, archive.Overlay)
+	if err != nil {
+		return nil, "", fmt.Errorf("writable layer: %w", err)
+	}
+	s.m.Layer = format.Layer{Archive: format.LayerFile, Entries: stats.Entries, Bytes: stats.Bytes, Deleted: stats.Deleted}
+	s.done("layer", stats.Bytes)
+
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	s.m.Timings = append(s.m.Timings, format.Timing{Phase: "total", Millis: time.Since(start).Milliseconds()})
+	if err := s.pending.Commit(s.m); err != nil {
+		return nil, "", err
+	}
+	ck, err = s.opts.Store.Load(s.name, name)
+	return ck, "", err
+}
+
+// recover starts a container that a failed save had stopped: from the
+// checkpoint just taken when possible, normally otherwise.
+func (s *saver) recover(ctx context.Context) string {
+	if err := s.eng.StartFromCheckpoint(ctx, s.c.ID, s.pending.Path(format.ImagesDir)); err == nil {
+		return "started again from its checkpoint (memory kept)"
+	}
+	if err := s.eng.ContainerStart(ctx, s.c.ID, container.StartOptions{}); err != nil {
+		return fmt.Sprintf("could NOT be started again: %v (start it with docker start %s)", err, s.name)
+	}
+	return "started again normally (memory lost: it could not be restored from the checkpoint)"
+}
+
+func (s *saver) manifest(start time.Time, criuVersion int) *format.Manifest {
+	host, _ := os.Hostname()
+	rp := s.c.HostConfig.RestartPolicy
+	return &format.Manifest{
+		Created:       start.UTC(),
+		Mode:          format.ModeHot,
+		Container:     format.Container{Name: s.name, ID: s.c.ID, Image: s.c.Config.Image, ImageID: s.c.Image},
+		LeftRunning:   s.opts.LeaveRunning,
+		RestartPolicy: format.RestartPolicy{Name: string(rp.Name), MaximumRetryCount: rp.MaximumRetryCount},
+		Host: format.Host{
+			Hostname:      host,
+			Kernel:        criu.Kernel(),
+			Arch:          runtime.GOARCH,
+			EngineVersion: s.eng.Info.ServerVersion,
+			APIVersion:    s.eng.ClientVersion(),
+			CRIUVersion:   criuVersion,
+			StorageDriver: s.eng.Info.Driver,
+			CgroupVersion: s.eng.Info.CgroupVersion,
+		},
+		Binds:   []format.Bind{},
+		Volumes: []format.Volume{},
+	}
+}
+
+// writeConfig records the container's and its user-defined networks'
+// configuration, for resume to recreate them.
+func (s *saver) writeConfig(ctx context.Context) error {
+	if err := s.pending.WriteJSON(format.ContainerFile, s.c); err != nil {
+		return err
+	}
+	nets := []network.Inspect{}
+	if s.c.NetworkSettings != nil {
+		for name := range s.c.NetworkSettings.Networks {
+			if builtinNetwork(name) {
+				continue
+			}
+			n, err := s.eng.NetworkInspect(ctx, name, network.InspectOptions{})
+			if err != nil {
+				return fmt.Errorf("network %s: %w", name, err)
+			}
+			n.Containers = nil
+			nets = append(nets, n)
+		}
+	}
+	return s.pending.WriteJSON(format.NetworksFile, nets)
+}
+
+func builtinNetwork(name string) bool {
+	return name == "bridge" || name == "host" || name == "none"
+}
+
+// captureMounts archives every named volume of the local driver and records
+// bind mounts.
+func (s *saver) captureMounts(ctx context.Context) error {
+	named := map[string]bool{}
+	for _, b := range s.c.HostConfig.Binds {
+		named[strings.SplitN(b, ":", 2)[0]] = true
+	}
+	for _, m := range s.c.HostConfig.Mounts {
+		named[m.Source] = true
+	}
+	for _, mnt := range s.c.Mounts {
+		switch mnt.Type {
+		case "bind":
+			s.m.Binds = append(s.m.Binds, format.Bind{Source: mnt.Source, Destination: mnt.Destination, ReadWrite: mnt.RW})
+		case "volume":
+			if mnt.Driver != "local" {
+				s.m.Skipped = append(s.m.Skipped, fmt.Sprintf("volume %s at %s: driver %s, contents not captured", mnt.Name, mnt.Destination, mnt.Driver))
+				continue
+			}
+			vol, err := s.eng.VolumeInspect(ctx, mnt.Name)
+			if err != nil {
+				return fmt.Errorf("volume %s: %w", mnt.Name, err)
+			}
+			rel := format.VolumesDir + "/" + mnt.Name + ".tar"
+			stats, err := s.writeArchive(ctx, rel, mnt.Source, archive.Plain)
+			if err != nil {
+				return fmt.Errorf("volume %s: %w", mnt.Name, err)
+			}
+			s.m.Volumes = append(s.m.Volumes, format.Volume{
+				Name: mnt.Name, Driver: vol.Driver, DriverOpts: vol.Options, Labels: vol.Labels,
+				Destination: mnt.Destination, Anonymous: !named[mnt.Name],
+				Archive: rel, Bytes: stats.Bytes, Entries: stats.Entries,
+			})
+			s.done("volume "+mnt.Name, stats.Bytes)
+		case "tmpfs":
+			// CRIU saves the contents of tmpfs mounts with the process images.
+		default:
+			s.m.Skipped = append(s.m.Skipped, fmt.Sprintf("%s mount at %s: not captured", mnt.Type, mnt.Destination))
+		}
+	}
+	return nil
+}
+
+// writeArchive streams the tree at root into the checkpoint file rel.
+func (s *saver) writeArchive(ctx context.Context, rel, root string, kind archive.Kind) (archive.Stats, error) {
+	f, err := s.pending.Create(rel)
+	if err != nil {
+		return archive.Stats{}, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	stats, err := archive.Write(ctx, w, root, kind)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return stats, err
+}
+
+// done records the end of a phase in the manifest and reports it.
+func (s *saver) done(phase string, bytes int64) {
+	now := time.Now()
+	d := now.Sub(s.phase)
+	s.phase = now
+	s.m.Timings = append(s.m.Timings, format.Timing{Phase: phase, Millis: d.Milliseconds()})
+	s.rep.Report(progress.Event{Container: s.name, Phase: phase, Elapsed: d, Bytes: bytes})
+}
+
+// checkSpace refuses a save that cannot fit in the store, before anything
+// is stopped: the estimate is the memory the container uses plus its volumes
+// and writable layer.
+func (s *saver) checkSpace(ctx context.Context, upper string) error {
+	var need int64
+	if stats, err := s.eng.ContainerStatsOneShot(ctx, s.c.ID); err == nil {
+		var v container.StatsResponse
+		if derr := decodeJSON(stats.Body, &v); derr == nil {
+			need += int64(v.MemoryStats.Usage)
+		}
+		stats.Body.Close()
+	}
+	roots := []string{upper}
+	for _, mnt := range s.c.Mounts {
+		if mnt.Type == "volume" && mnt.Driver == "local" {
+			roots = append(roots, mnt.Source)
+		}
+	}
+	for _, r := range roots {
+		n, err := archive.Size(r)
+		if err != nil {
+			return err
+		}
+		need += n
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(s.opts.Store.Root, &fs); err != nil {
+		return err
+	}
+	free := int64(fs.Bavail) * int64(fs.Bsize)
+	if need+need/20+16<<20 > free {
+		return hint.New(fmt.Sprintf("not enough space in %s to save %s: about %s needed, %s free", s.opts.Store.Root, s.name, units.Bytes(need), units.Bytes(free)),
+			"free space there (ckpt rm removes old checkpoints) or use another --store; nothing was changed")
+	}
+	return nil
+}
+
+// diskFull gives a full-disk error a message and a hint.
+func diskFull(err error, root string) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return hint.Wrap(fmt.Errorf("the store's file system is full: %w", err),
+			"free space in "+root+" (ckpt rm removes old checkpoints) or use another --store; the partial checkpoint was removed")
+	}
+	return err
+}
+
+func toEngine(p format.RestartPolicy) container.RestartPolicy {
+	return container.RestartPolicy{Name: container.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}
+}

@@ -1,0 +1,82 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/units"
+)
+
+// lsEntry is one line of ckpt ls --json.
+type lsEntry struct {
+	Container   string     `json:"container"`
+	Name        string     `json:"name"`
+	State       string     `json:"state"`
+	Created     *time.Time `json:"created,omitempty"`
+	Mode        string     `json:"mode,omitempty"`
+	SizeBytes   int64      `json:"sizeBytes"`
+	MemoryBytes int64      `json:"memoryBytes"`
+	LeftRunning bool       `json:"leftRunning,omitempty"`
+	Error       string     `json:"error,omitempty"`
+}
+
+func lsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ls",
+		Usage:     "list checkpoints",
+		ArgsUsage: "[CONTAINER]",
+		Description: `Lists the checkpoints in the store, oldest first. STATE is complete,
+incomplete (a save in progress, or one that was killed: never resumed), or
+damaged (its manifest cannot be read: never resumed).`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return usagef("ls takes at most one container name")
+			}
+			st, err := store.Open(c.String("store"))
+			if err != nil {
+				return err
+			}
+			ents, err := st.List(c.Args().First())
+			if err != nil {
+				return err
+			}
+			out := make([]lsEntry, 0, len(ents))
+			for _, e := range ents {
+				l := lsEntry{Container: e.Container, Name: e.Name, State: e.State}
+				if ck := e.Checkpoint; ck != nil {
+					created := ck.Manifest.Created
+					l.Created, l.Mode, l.LeftRunning = &created, ck.Manifest.Mode, ck.Manifest.LeftRunning
+					l.SizeBytes, l.MemoryBytes = ck.Size(), ck.Manifest.MemoryBytes
+				}
+				if e.Err != nil {
+					l.Error = e.Err.Error()
+				}
+				out = append(out, l)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CONTAINER\tCHECKPOINT\tCREATED\tSIZE\tMEMORY\tSTATE")
+			for _, l := range out {
+				created, size, mem := "-", "-", "-"
+				if l.Created != nil {
+					created = l.Created.Local().Format(time.DateTime)
+					size, mem = units.Bytes(l.SizeBytes), units.Bytes(l.MemoryBytes)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", l.Container, l.Name, created, size, mem, l.State)
+			}
+			return tw.Flush()
+		},
+	}
+}

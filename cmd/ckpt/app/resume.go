@@ -1,0 +1,79 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ckpt-dev/ckpt/restore"
+)
+
+func resumeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "resume",
+		Usage:     "bring saved containers back where they stopped",
+		ArgsUsage: "CONTAINER...",
+		Description: `Verifies the checkpoint's checksums, recreates the container (and its
+missing volumes and networks) if it no longer exists, puts its writable layer
+back, and starts it from its checkpoint. If memory cannot be restored, the
+container starts normally on the restored data and ckpt says so; with
+--no-fallback the resume fails instead and undoes what it created.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Usage: "resume every stopped container that has a checkpoint"},
+			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest"},
+			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
+		},
+		Action: func(c *cli.Context) error {
+			names, err := targets(c)
+			if err != nil {
+				return err
+			}
+			if c.String("from") != "" && len(names) != 1 {
+				return usagef("--from takes exactly one container")
+			}
+			st, eng, err := openAll(c)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			opts := restore.Options{
+				Store: st, Engine: eng, Containers: names, All: c.Bool("all"),
+				From: c.String("from"), NoFallback: c.Bool("no-fallback"),
+			}
+			if !c.Bool("quiet") {
+				opts.Progress = textProgress(c.App.ErrWriter)
+			}
+			results, err := restore.Resume(c.Context, opts)
+			if len(results) == 0 {
+				return err
+			}
+			failed := 0
+			for _, r := range results {
+				if r.Err != nil {
+					failed++
+					printError(c.App.ErrWriter, prefix(results, r.Container), r.Err)
+					continue
+				}
+				how := "memory restored"
+				if !r.MemoryRestored {
+					how = "memory NOT restored, started normally on the restored data"
+				}
+				if r.Recreated {
+					how += ", container recreated"
+				}
+				fmt.Fprintf(c.App.Writer, "resumed %s from %s: %s\n", r.Container, r.Checkpoint, how)
+				for _, n := range r.Notes {
+					fmt.Fprintf(c.App.Writer, "  %s\n", n)
+				}
+				if r.Fallback != nil {
+					printWarning(c.App.ErrWriter, "memory of "+r.Container+" was not restored: ", r.Fallback)
+				}
+			}
+			if failed > 0 {
+				return errReported
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,57 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/store"
+)
+
+func rmCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rm",
+		Usage:     "remove checkpoints",
+		ArgsUsage: "CONTAINER [NAME...]",
+		Description: `Removes the named checkpoints of CONTAINER, or all of its checkpoints
+(complete or not) when no NAME is given. The container itself is not touched.`,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usagef("rm needs a container name")
+			}
+			container, names := c.Args().First(), c.Args().Tail()
+			if !store.ValidName(container) {
+				return usagef("invalid container name %q", container)
+			}
+			st, err := store.Open(c.String("store"))
+			if err != nil {
+				return err
+			}
+			lock, err := st.Lock(container, "rm")
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock()
+			if len(names) == 0 {
+				ents, err := st.List(container)
+				if err != nil {
+					return err
+				}
+				if len(ents) == 0 {
+					return hint.New("no checkpoints for container "+container, "ckpt ls lists the checkpoints in the store")
+				}
+				for _, e := range ents {
+					names = append(names, e.Name)
+				}
+			}
+			for _, n := range names {
+				if err := st.Remove(container, n); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "removed %s:%s\n", container, n)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,96 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ckpt-dev/ckpt/checkpoint"
+	"github.com/ckpt-dev/ckpt/internal/units"
+)
+
+func saveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "save",
+		Usage:     "checkpoint containers: memory, volumes and writable layer",
+		ArgsUsage: "CONTAINER...",
+		Description: `Checkpoints each container into the store. By default the container stops,
+as with docker checkpoint create; with --leave-running it is paused while its
+state is captured and keeps running after. Restart policies are held off
+until ckpt resume, so the engine does not restart a saved container.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Usage: "save every running container"},
+			&cli.BoolFlag{Name: "leave-running", Usage: "keep the containers running (paused during the save)"},
+			&cli.StringFlag{Name: "name", Usage: "checkpoint `NAME` (default: the UTC time)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
+		},
+		Action: func(c *cli.Context) error {
+			refs, err := targets(c)
+			if err != nil {
+				return err
+			}
+			st, eng, err := openAll(c)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			opts := checkpoint.Options{
+				Store: st, Engine: eng, Containers: refs, All: c.Bool("all"),
+				LeaveRunning: c.Bool("leave-running"), Name: c.String("name"),
+			}
+			if !c.Bool("quiet") {
+				opts.Progress = textProgress(c.App.ErrWriter)
+			}
+			results, err := checkpoint.Save(c.Context, opts)
+			if len(results) == 0 {
+				return err
+			}
+			failed := 0
+			for _, r := range results {
+				if r.Err != nil {
+					failed++
+					printError(c.App.ErrWriter, prefix(results, r.Container), r.Err)
+					if r.Recovery != "" {
+						fmt.Fprintf(c.App.ErrWriter, "ckpt: %s %s\n", r.Container, r.Recovery)
+					}
+					continue
+				}
+				m := r.Checkpoint.Manifest
+				var total time.Duration
+				for _, t := range m.Timings {
+					if t.Phase == "total" {
+						total = time.Duration(t.Millis) * time.Millisecond
+					}
+				}
+				var vols []string
+				for _, v := range m.Volumes {
+					vols = append(vols, fmt.Sprintf("%s %s", v.Name, units.Bytes(v.Bytes)))
+				}
+				state := "stopped"
+				if m.LeftRunning {
+					state = "left running"
+				}
+				fmt.Fprintf(c.App.Writer, "saved %s as %s in %s (%s): memory %s, volumes [%s], writable layer %d entries, %d deleted\n",
+					r.Container, r.Checkpoint.Name, units.Duration(total), state, units.Bytes(m.MemoryBytes),
+					strings.Join(vols, ", "), m.Layer.Entries, m.Layer.Deleted)
+				for _, s := range m.Skipped {
+					fmt.Fprintf(c.App.ErrWriter, "ckpt: warning: %s: %s\n", r.Container, s)
+				}
+			}
+			if failed > 0 {
+				return errReported
+			}
+			return nil
+		},
+	}
+}
+
+// prefix names the container in error lines when several were named.
+func prefix[T any](results []T, name string) string {
+	if len(results) < 2 {
+		return ""
+	}
+	return name + ": "
+}

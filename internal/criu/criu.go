@@ -1,0 +1,177 @@
+// Package criu holds what ckpt needs to know about CRIU: which version this
+// kernel needs, the options runc passes to it, and how to turn its failures
+// into something a person can act on.
+package criu
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	gocriu "github.com/checkpoint-restore/go-criu/v7"
+	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/hint"
+)
+
+// Kernel returns the running kernel's release string.
+func Kernel() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// kernelAtLeast reports whether release (like "6.18.44-foo") is at least
+// major.minor.
+func kernelAtLeast(release string, major, minor int) bool {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, _ := strconv.Atoi(parts[0])
+	mi, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return ma > major || ma == major && mi >= minor
+}
+
+// MinVersion returns the oldest CRIU (as major*10000+minor*100+patch) that
+// works on kernel release: Linux 6.16 restricted SO_PASSCRED/SO_PASSSEC and
+// only CRIU 4.2 copes (criu issues 2705, 2718); 3.11 is the oldest that reads
+// runc's configuration file.
+func MinVersion(release string) int {
+	if kernelAtLeast(release, 6, 16) {
+		return 40200
+	}
+	return 31100
+}
+
+// FormatVersion turns 40201 into "4.2.1".
+func FormatVersion(v int) string {
+	return fmt.Sprintf("%d.%d.%d", v/10000, v/100%100, v%100)
+}
+
+// Version asks the criu on PATH for its version.
+func Version() (int, error) {
+	if _, err := exec.LookPath("criu"); err != nil {
+		return 0, hint.Wrap(errors.New("CRIU is not installed (no criu on PATH)"),
+			"install CRIU >= "+FormatVersion(MinVersion(Kernel()))+" (scripts/setup.sh builds one)")
+	}
+	v, err := gocriu.MakeCriu().GetCriuVersion()
+	if err != nil {
+		return 0, hint.Wrap(fmt.Errorf("cannot ask CRIU for its version: %w", err), "run criu check as root to see what is wrong")
+	}
+	return v, nil
+}
+
+// Check returns the CRIU version when it is new enough for this kernel, and
+// an error naming the version needed otherwise.
+func Check() (int, error) {
+	v, err := Version()
+	if err != nil {
+		return 0, err
+	}
+	kernel := Kernel()
+	if min := MinVersion(kernel); v < min {
+		return v, hint.New(fmt.Sprintf("CRIU %s is too old for kernel %s (needs >= %s)", FormatVersion(v), kernel, FormatVersion(min)),
+			"install CRIU >= "+FormatVersion(min)+" (scripts/setup.sh builds it from Debian's source)")
+	}
+	return v, nil
+}
+
+// logPath finds the CRIU log named in an engine error message. runc says
+// "path= /run/.../criu-dump.log: unknown" or "log file: /path".
+var logPath = regexp.MustCompile(`(?:path= ?|log file: ?)(/[^\s:]+\.log)`)
+
+// known failures and what to do about them, matched against CRIU's log.
+var known = []struct {
+	pattern *regexp.Regexp
+	hint    string
+}{
+	{regexp.MustCompile(`Can't get rlimit|Can't get .*rlimit.*Operation not permitted`),
+		"CRIU lacks CAP_SYS_RESOURCE here, so it cannot read the limits of processes running as another user; this happens in sandboxes that drop that capability: run the container's processes as root here, or use a normal host or VM"},
+	{regexp.MustCompile(`Connected TCP socket, consider using --tcp-established`),
+		"established TCP connections need tcp-established in /etc/criu/runc.conf; ckpt adds it, so check that the file is readable and that the engine uses it"},
+	{regexp.MustCompile(`Unsupported proto 262`),
+		"the process uses Multipath TCP, which CRIU cannot checkpoint; Go programs: set GODEBUG=multipathtcp=0"},
+	{regexp.MustCompile(`Unexpected rt vDSO area bounds|vdso`),
+		"this CRIU does not understand this kernel's vDSO: install CRIU >= 4.2"},
+	{regexp.MustCompile(`Can't get 1:16 opt|SO_PASSCRED`),
+		"kernel >= 6.16 needs CRIU >= 4.2 for sockets"},
+	{regexp.MustCompile(`File .* has bad size|has bad mode|can't open .* No such file`),
+		"a file the process had open changed or is missing in the container's file system"},
+}
+
+// Explain turns an engine error from a checkpoint or restore into one that
+// quotes the Error lines of CRIU's log, names the log, and hints at a fix
+// for the failures it recognises. Errors that are not about CRIU come back
+// unchanged.
+func Explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	m := logPath.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	lines, rerr := ErrorLines(m[1], 2)
+	if rerr != nil {
+		return hint.Wrap(err, "CRIU's log "+m[1]+" could not be read: "+rerr.Error())
+	}
+	h := "see the whole log: " + m[1]
+	for _, k := range known {
+		if k.pattern.MatchString(strings.Join(lines, "\n")) {
+			h = k.hint + "; log: " + m[1]
+			break
+		}
+	}
+	msg := err.Error()
+	if len(lines) > 0 {
+		msg += "\nCRIU log " + m[1] + ":\n  " + strings.Join(lines, "\n  ")
+	}
+	return hint.Wrap(&criuError{msg: msg, err: err}, h)
+}
+
+type criuError struct {
+	msg string
+	err error
+}
+
+func (e *criuError) Error() string { return e.msg }
+func (e *criuError) Unwrap() error { return e.err }
+
+// ErrorLines returns the lines of a CRIU log that contain "Error", each with
+// up to context lines before it, in order and without repeats.
+func ErrorLines(path string, context int) ([]string, error) {
+	f, err := os.Open(filepath.Clean(path))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var all []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		all = append(all, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	next := 0 // first line not yet printed
+	for i, l := range all {
+		if !strings.Contains(l, "Error") {
+			continue
+		}
+		from := max(i-context, next)
+		out = append(out, all[from:i+1]...)
+		next = i + 1
+	}
+	return out, nil
+}

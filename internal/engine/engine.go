@@ -1,0 +1,165 @@
+// Package engine talks to the Docker engine: connection and capability
+// checks, container lookup, and starting a container from CRIU images kept
+// outside the engine.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+
+	"github.com/ckpt-dev/ckpt/internal/hint"
+)
+
+// Engine is a connected Docker engine.
+type Engine struct {
+	*client.Client
+	// Info is the engine's system information, read at connect time.
+	Info system.Info
+}
+
+// Connect reaches the engine named by the usual DOCKER_HOST environment (the
+// local socket by default), negotiating the API version.
+func Connect(ctx context.Context) (*Engine, error) {
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, hint.Wrap(fmt.Errorf("cannot set up the Docker client: %w", err), "check DOCKER_HOST and DOCKER_CERT_PATH")
+	}
+	unreachable := func(err error) error {
+		return hint.Wrap(fmt.Errorf("cannot reach the Docker engine at %s: %w", c.DaemonHost(), err),
+			"start it (systemctl start docker, or scripts/engine.sh start) or point DOCKER_HOST at a running one")
+	}
+	if _, err := c.Ping(ctx); err != nil {
+		c.Close()
+		return nil, unreachable(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		c.Close()
+		return nil, unreachable(err)
+	}
+	return &Engine{Client: c, Info: info}, nil
+}
+
+// RequireCheckpoints returns an error when the engine cannot checkpoint:
+// experimental features off, or a storage driver whose writable layer ckpt
+// cannot read.
+func (e *Engine) RequireCheckpoints() error {
+	if !e.Info.ExperimentalBuild {
+		return hint.New("the Docker engine has experimental features off, and checkpoints need them",
+			`add {"experimental": true} to /etc/docker/daemon.json and restart dockerd`)
+	}
+	if e.Info.Driver != "overlay2" {
+		return hint.New(fmt.Sprintf("the Docker engine uses the %s storage driver; ckpt reads writable layers of overlay2 only", e.Info.Driver),
+			`set "storage-driver": "overlay2" in /etc/docker/daemon.json (existing containers and images stay with the old driver)`)
+	}
+	return nil
+}
+
+// Lookup inspects the container with the given name or id. It returns nil
+// and no error when there is no such container.
+func (e *Engine) Lookup(ctx context.Context, name string) (*container.InspectResponse, error) {
+	c, err := e.ContainerInspect(ctx, name)
+	if cerrdefs.IsNotFound(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Inspect is Lookup for a container that must exist.
+func (e *Engine) Inspect(ctx context.Context, name string) (*container.InspectResponse, error) {
+	c, err := e.Lookup(ctx, name)
+	if err == nil && c == nil {
+		err = hint.New("no such container: "+name, "docker ps -a lists containers, ckpt ls lists saved ones")
+	}
+	return c, err
+}
+
+// Name returns the container's name without the engine's leading slash.
+func Name(c *container.InspectResponse) string { return strings.TrimPrefix(c.Name, "/") }
+
+// UpperDir returns the directory holding the container's writable layer.
+func UpperDir(c *container.InspectResponse) (string, error) {
+	if c.GraphDriver.Name != "overlay2" || c.GraphDriver.Data["UpperDir"] == "" {
+		return "", fmt.Errorf("container %s uses storage driver %q; ckpt reads writable layers of overlay2 only", Name(c), c.GraphDriver.Name)
+	}
+	return c.GraphDriver.Data["UpperDir"], nil
+}
+
+// StartFromCheckpoint starts container id from the CRIU images in dir. The
+// engine refuses a checkpoint directory of our choosing on start, so the
+// images are placed (hard-linked where possible, else copied) where the
+// engine keeps the container's own checkpoints, and removed again after.
+func (e *Engine) StartFromCheckpoint(ctx context.Context, id, dir string) error {
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "ckpt-" + hex.EncodeToString(b)
+	parent := filepath.Join(e.Info.DockerRootDir, "containers", id, "checkpoints")
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return fmt.Errorf("cannot place checkpoint images for the engine: %w", err)
+	}
+	dst := filepath.Join(parent, name)
+	defer os.RemoveAll(dst)
+	if err := linkTree(dir, dst); err != nil {
+		return fmt.Errorf("cannot place checkpoint images for the engine: %w", err)
+	}
+	return e.ContainerStart(ctx, id, container.StartOptions{CheckpointID: name})
+}
+
+// linkTree recreates the tree at src under dst with hard links, falling back
+// to copies where src and dst are on different file systems.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.Mkdir(target, 0o700)
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", path)
+		}
+		if err := os.Link(path, target); err == nil {
+			return nil
+		} else if !errors.Is(err, fs.ErrPermission) && !isCrossDevice(err) {
+			return err
+		}
+		return copyFile(path, target)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,169 @@
+// Package format holds the names and types of ckpt's on-disk store, as
+// specified in docs/format.md. Everything that reads or writes the store uses
+// these names; change them only together with that document and Version.
+package format
+
+import "time"
+
+// Version is the store format this build writes. A manifest with a higher
+// version is refused.
+const Version = 1
+
+// Store layout: <store>/containers/<container name>/...
+const (
+	// ContainersDir holds one directory per container name.
+	ContainersDir = "containers"
+	// LockFile, inside a container's directory, is flock(2)ed by the process
+	// working on that container; it holds a line describing the holder.
+	LockFile = "lock"
+	// CheckpointsDir, inside a container's directory, holds complete
+	// checkpoints, one directory each, named after the checkpoint.
+	CheckpointsDir = "checkpoints"
+	// TempPrefix starts the name of a checkpoint being written (inside
+	// CheckpointsDir). Such a directory is never complete; it becomes one only
+	// by an atomic rename to its final name.
+	TempPrefix = ".tmp-"
+)
+
+// Files inside one checkpoint directory.
+const (
+	// ManifestFile describes the checkpoint and lists every other file with
+	// its size and sha256.
+	ManifestFile = "manifest.json"
+	// ManifestSumFile holds the hex sha256 of ManifestFile and a newline.
+	ManifestSumFile = "manifest.json.sha256"
+	// ContainerFile is the engine's inspect document of the container.
+	ContainerFile = "container.json"
+	// NetworksFile holds the engine's inspect documents of the user-defined
+	// networks the container was attached to (a JSON array).
+	NetworksFile = "networks.json"
+	// ImagesDir holds the CRIU images written by the engine.
+	ImagesDir = "criu"
+	// VolumesDir holds one tar archive per named volume: <volume name>.tar.
+	VolumesDir = "volumes"
+	// LayerFile is a tar archive of the container's writable layer in the
+	// OCI layer convention (deleted paths as .wh.<name> entries).
+	LayerFile = "layer.tar"
+)
+
+// Manifest describes one checkpoint. It is written last, and a checkpoint
+// without a manifest whose checksum matches ManifestSumFile is not a
+// checkpoint.
+type Manifest struct {
+	// FormatVersion is Version at the time of writing.
+	FormatVersion int `json:"formatVersion"`
+	// Name is the checkpoint's name, unique per container.
+	Name string `json:"name"`
+	// Created is when the save started (UTC).
+	Created time.Time `json:"created"`
+	// Mode is "hot" (process memory and data) or "cold" (data only).
+	Mode string `json:"mode"`
+	// Container identifies what was saved.
+	Container Container `json:"container"`
+	// LeftRunning is true when the container kept running after the save.
+	LeftRunning bool `json:"leftRunning"`
+	// RestartPolicy is the container's restart policy before the save; ckpt
+	// holds it off while the container is checkpointed and puts it back on
+	// resume.
+	RestartPolicy RestartPolicy `json:"restartPolicy"`
+	// Host describes the machine and software that made the checkpoint.
+	Host Host `json:"host"`
+	// MemoryBytes is the size of the memory pages in the CRIU images.
+	MemoryBytes int64 `json:"memoryBytes"`
+	// Volumes lists the named volumes whose contents were captured.
+	Volumes []Volume `json:"volumes"`
+	// Binds lists bind mounts; their contents are not captured.
+	Binds []Bind `json:"binds"`
+	// Skipped lists mounts that were neither captured nor recorded as binds,
+	// with the reason (volumes of other drivers, for instance).
+	Skipped []string `json:"skipped,omitempty"`
+	// Layer describes LayerFile.
+	Layer Layer `json:"layer"`
+	// Files lists every file of the checkpoint except the manifest and its
+	// checksum, with paths relative to the checkpoint directory.
+	Files []File `json:"files"`
+	// Timings says how long each phase of the save took.
+	Timings []Timing `json:"timings"`
+}
+
+// Container identifies the saved container.
+type Container struct {
+	// Name is the container's name without the leading slash.
+	Name string `json:"name"`
+	// ID is the engine's container id at the time of the save.
+	ID string `json:"id"`
+	// Image is the image reference the container was created from.
+	Image string `json:"image"`
+	// ImageID is the image's content id (sha256:...).
+	ImageID string `json:"imageId"`
+}
+
+// RestartPolicy mirrors the engine's restart policy.
+type RestartPolicy struct {
+	Name              string `json:"name"`
+	MaximumRetryCount int    `json:"maximumRetryCount,omitempty"`
+}
+
+// Host describes where a checkpoint was made.
+type Host struct {
+	Hostname      string `json:"hostname"`
+	Kernel        string `json:"kernel"`
+	Arch          string `json:"arch"`
+	EngineVersion string `json:"engineVersion"`
+	APIVersion    string `json:"apiVersion"`
+	CRIUVersion   int    `json:"criuVersion"`
+	StorageDriver string `json:"storageDriver"`
+	CgroupVersion string `json:"cgroupVersion,omitempty"`
+}
+
+// Volume is a captured named volume.
+type Volume struct {
+	Name        string            `json:"name"`
+	Driver      string            `json:"driver"`
+	DriverOpts  map[string]string `json:"driverOpts,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Destination string            `json:"destination"`
+	// Anonymous is true for a volume the engine named itself (-v /path or
+	// an image VOLUME); resume re-attaches it by name.
+	Anonymous bool `json:"anonymous,omitempty"`
+	// Archive is the path of its tar archive, relative to the checkpoint.
+	Archive string `json:"archive"`
+	// Bytes is the size of its regular-file content.
+	Bytes int64 `json:"bytes"`
+	// Entries is the number of archive entries.
+	Entries int64 `json:"entries"`
+}
+
+// Bind is a recorded bind mount.
+type Bind struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	ReadWrite   bool   `json:"readWrite"`
+}
+
+// Layer describes the writable-layer archive.
+type Layer struct {
+	Archive string `json:"archive"`
+	Entries int64  `json:"entries"`
+	Bytes   int64  `json:"bytes"`
+	Deleted int64  `json:"deleted"`
+}
+
+// File is one file of a checkpoint.
+type File struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Timing is the duration of one phase, in milliseconds.
+type Timing struct {
+	Phase  string `json:"phase"`
+	Millis int64  `json:"ms"`
+}
+
+// Modes of a checkpoint.
+const (
+	ModeHot  = "hot"
+	ModeCold = "cold"
+)

@@ -1,0 +1,40 @@
+// Package hint attaches advice for people to errors.
+//
+// Library code wraps errors with %w as usual; where the fix is something a
+// person can do (start the engine, free disk space, pick another checkpoint),
+// it wraps them once more with a hint. The command line prints the message and
+// the hint on separate lines and picks the exit code in one place.
+package hint
+
+import "errors"
+
+// Error is an error with advice for the person who sees it.
+type Error struct {
+	// Err is the error itself; its text is the message.
+	Err error
+	// Hint says what to do about it, lowercase, without a trailing period.
+	Hint string
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Wrap returns err with hint attached, or nil when err is nil.
+func Wrap(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Err: err, Hint: hint}
+}
+
+// New returns an error with message msg and the given hint.
+func New(msg, hint string) error { return &Error{Err: errors.New(msg), Hint: hint} }
+
+// Of returns the outermost hint attached to err, or "".
+func Of(err error) string {
+	var h *Error
+	if errors.As(err, &h) {
+		return h.Hint
+	}
+	return ""
+}

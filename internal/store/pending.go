@@ -1,0 +1,244 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hint"
+)
+
+// Pending is a checkpoint being written. Nothing reads it as a checkpoint
+// until Commit renames it into place; Abort removes it.
+type Pending struct {
+	// Name is the checkpoint's name.
+	Name  string
+	dir   string
+	final string
+	files []format.File
+}
+
+// Begin starts writing checkpoint name of container. The caller must hold
+// the container's lock.
+func (s *Store) Begin(container, name string) (*Pending, error) {
+	if !ValidName(container) {
+		return nil, fmt.Errorf("cannot store container name %q", container)
+	}
+	if !ValidName(name) {
+		return nil, hint.New(fmt.Sprintf("invalid checkpoint name %q", name), "use letters, digits, '_', '.' and '-', starting with a letter or digit")
+	}
+	parent := s.checkpointsDir(container)
+	if err := os.MkdirAll(parent, DirMode); err != nil {
+		return nil, err
+	}
+	p := &Pending{Name: name, dir: filepath.Join(parent, format.TempPrefix+name), final: filepath.Join(parent, name)}
+	if _, err := os.Lstat(p.final); err == nil {
+		return nil, hint.New(fmt.Sprintf("checkpoint %q of %s already exists", name, container), "choose another --name, or remove it with ckpt rm "+container+" "+name)
+	}
+	if err := os.RemoveAll(p.dir); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(p.dir, DirMode); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Dir is the directory being written.
+func (p *Pending) Dir() string { return p.dir }
+
+// Path returns the absolute path of rel inside the pending checkpoint.
+func (p *Pending) Path(rel string) string { return filepath.Join(p.dir, filepath.FromSlash(rel)) }
+
+// File is a checkpoint file being written; its size and sha256 are computed
+// on the way to disk, so the data is read only once.
+type File struct {
+	f    *os.File
+	h    hash.Hash
+	n    int64
+	rel  string
+	p    *Pending
+	done bool
+}
+
+// Create opens rel (slash-separated, parents created) for writing.
+func (p *Pending) Create(rel string) (*File, error) {
+	path := p.Path(rel)
+	if err := os.MkdirAll(filepath.Dir(path), DirMode); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
+	if err != nil {
+		return nil, err
+	}
+	return &File{f: f, h: sha256.New(), rel: rel, p: p}, nil
+}
+
+func (f *File) Write(b []byte) (int, error) {
+	n, err := f.f.Write(b)
+	f.h.Write(b[:n])
+	f.n += int64(n)
+	return n, err
+}
+
+// Close flushes the file to disk and records it in the manifest. Closing
+// twice is harmless; a file whose Close failed is not recorded.
+func (f *File) Close() error {
+	if f.done {
+		return nil
+	}
+	f.done = true
+	err := f.f.Sync()
+	if cerr := f.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	f.p.files = append(f.p.files, format.File{Path: f.rel, Size: f.n, SHA256: hex.EncodeToString(f.h.Sum(nil))})
+	return nil
+}
+
+// Size is the number of bytes written so far.
+func (f *File) Size() int64 { return f.n }
+
+// WriteJSON writes v as indented JSON to rel.
+func (p *Pending) WriteJSON(rel string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := p.Create(rel)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Adopt takes in the tree at rel written by someone else (the engine writes
+// the CRIU images): it tightens permissions to 0700/0600, flushes every file
+// to disk, and records its size and sha256. It returns the files recorded.
+func (p *Pending) Adopt(rel string) ([]format.File, error) {
+	root := p.Path(rel)
+	var added []format.File
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Chmod(path, DirMode)
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s: unexpected %s in checkpoint images", path, d.Type())
+		}
+		if err := os.Chmod(path, FileMode); err != nil {
+			return err
+		}
+		r, err := filepath.Rel(p.dir, path)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		if err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		added = append(added, format.File{Path: filepath.ToSlash(r), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.files = append(p.files, added...)
+	return added, syncTree(root)
+}
+
+// Commit writes the manifest (with the recorded files) and renames the
+// checkpoint into place. After Commit returns nil the checkpoint is complete
+// and durable.
+func (p *Pending) Commit(m *format.Manifest) error {
+	sort.Slice(p.files, func(i, j int) bool { return p.files[i].Path < p.files[j].Path })
+	m.Files = p.files
+	m.FormatVersion = format.Version
+	m.Name = p.Name
+	raw, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	raw = append(raw, '\n')
+	sum := sha256.Sum256(raw)
+	for _, w := range []struct {
+		name string
+		data []byte
+	}{
+		{format.ManifestFile, raw},
+		{format.ManifestSumFile, []byte(hex.EncodeToString(sum[:]) + "\n")},
+	} {
+		if err := writeFileSync(filepath.Join(p.dir, w.name), w.data); err != nil {
+			return err
+		}
+	}
+	if err := syncTree(p.dir); err != nil {
+		return err
+	}
+	if err := os.Rename(p.dir, p.final); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p.final))
+}
+
+// Abort removes the pending checkpoint.
+func (p *Pending) Abort() error {
+	if _, err := os.Lstat(p.dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return os.RemoveAll(p.dir)
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncTree fsyncs every directory under root (files are synced as they are
+// written), so that their entries are durable before the commit rename.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		return syncDir(path)
+	})
+}

@@ -1,0 +1,321 @@
+// Package store keeps checkpoints on the host: one directory per container
+// name, one directory per checkpoint, written under a temporary name and
+// renamed into place only when complete. See docs/format.md.
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hint"
+)
+
+// DefaultRoot is where checkpoints live unless --store or CKPT_STORE say
+// otherwise.
+const DefaultRoot = "/var/lib/ckpt"
+
+// Permissions of everything ckpt writes: checkpoints hold process memory, and
+// process memory holds secrets.
+const (
+	DirMode  fs.FileMode = 0o700
+	FileMode fs.FileMode = 0o600
+)
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidName reports whether s can name a container directory or a checkpoint.
+func ValidName(s string) bool { return validName.MatchString(s) }
+
+// Store is a checkpoint store rooted at a directory.
+type Store struct {
+	// Root is the store's directory.
+	Root string
+}
+
+// Open returns the store at root, creating it (mode 0700) when missing.
+func Open(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(abs, format.ContainersDir), DirMode); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, hint.Wrap(fmt.Errorf("cannot create the store: %w", err), "run ckpt as root, or point --store (CKPT_STORE) at a directory you own")
+		}
+		return nil, fmt.Errorf("cannot create the store: %w", err)
+	}
+	for _, d := range []string{abs, filepath.Join(abs, format.ContainersDir)} {
+		if err := os.Chmod(d, DirMode); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	return &Store{Root: abs}, nil
+}
+
+func (s *Store) containerDir(container string) string {
+	return filepath.Join(s.Root, format.ContainersDir, container)
+}
+
+func (s *Store) checkpointsDir(container string) string {
+	return filepath.Join(s.containerDir(container), format.CheckpointsDir)
+}
+
+// Containers lists the container names that have a directory in the store.
+func (s *Store) Containers() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.Root, format.ContainersDir))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() && ValidName(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// NewName returns a fresh checkpoint name for container based on t: its UTC
+// time to the second, with a numeric suffix when that name is taken. Names
+// sort in creation order.
+func (s *Store) NewName(container string, t time.Time) string {
+	base := t.UTC().Format("20060102T150405Z")
+	name := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(filepath.Join(s.checkpointsDir(container), name)); errors.Is(err, fs.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
+// Checkpoint is a complete checkpoint whose manifest has been read and its
+// checksum checked. The other files are checked by Verify.
+type Checkpoint struct {
+	// Container is the container name the checkpoint is stored under.
+	Container string
+	// Name is the checkpoint's name.
+	Name string
+	// Dir is the checkpoint's directory.
+	Dir string
+	// Manifest is the parsed manifest.
+	Manifest *format.Manifest
+}
+
+// Path returns the absolute path of a file of the checkpoint.
+func (c *Checkpoint) Path(rel string) string { return filepath.Join(c.Dir, filepath.FromSlash(rel)) }
+
+// Size is the sum of the sizes of the checkpoint's files.
+func (c *Checkpoint) Size() int64 {
+	var n int64
+	for _, f := range c.Manifest.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// ReadJSON decodes the checkpoint file rel into v.
+func (c *Checkpoint) ReadJSON(rel string, v any) error {
+	b, err := os.ReadFile(c.Path(rel))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	return nil
+}
+
+// Load reads checkpoint name of container and checks its manifest.
+func (s *Store) Load(container, name string) (*Checkpoint, error) {
+	if !ValidName(container) || !ValidName(name) {
+		return nil, fmt.Errorf("invalid checkpoint name %q", container+":"+name)
+	}
+	dir := filepath.Join(s.checkpointsDir(container), name)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, hint.New(fmt.Sprintf("no checkpoint %q for container %s", name, container), "ckpt ls "+container+" lists its checkpoints")
+	}
+	m, err := readManifest(dir)
+	if err != nil {
+		return nil, hint.Wrap(fmt.Errorf("checkpoint %s:%s is damaged: %w", container, name, err),
+			fmt.Sprintf("nothing was changed; resume another checkpoint with --from NAME (ckpt ls %s) or remove this one with ckpt rm %s %s", container, container, name))
+	}
+	return &Checkpoint{Container: container, Name: name, Dir: dir, Manifest: m}, nil
+}
+
+func readManifest(dir string) (*format.Manifest, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, format.ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", format.ManifestFile, errors.Unwrap(err))
+	}
+	want, err := os.ReadFile(filepath.Join(dir, format.ManifestSumFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", format.ManifestSumFile, errors.Unwrap(err))
+	}
+	sum := sha256.Sum256(raw)
+	if hex.EncodeToString(sum[:]) != strings.TrimSpace(string(want)) {
+		return nil, fmt.Errorf("%s: sha256 mismatch", format.ManifestFile)
+	}
+	var m format.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", format.ManifestFile, err)
+	}
+	if m.FormatVersion < 1 || m.FormatVersion > format.Version {
+		return nil, hint.New(fmt.Sprintf("%s: format version %d is not supported (this ckpt reads 1 to %d)", format.ManifestFile, m.FormatVersion, format.Version), "use a newer ckpt")
+	}
+	for _, f := range m.Files {
+		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
+			return nil, fmt.Errorf("%s: file path %q leaves the checkpoint", format.ManifestFile, f.Path)
+		}
+	}
+	return &m, nil
+}
+
+// State of a stored checkpoint, as ls shows it.
+const (
+	StateComplete   = "complete"
+	StateIncomplete = "incomplete"
+	StateDamaged    = "damaged"
+)
+
+// Entry is one checkpoint directory, complete or not.
+type Entry struct {
+	// Container and Name identify the checkpoint.
+	Container, Name string
+	// State is StateComplete, StateIncomplete (a save in progress or one
+	// that was killed) or StateDamaged (its manifest cannot be read).
+	State string
+	// Checkpoint is set for complete checkpoints.
+	Checkpoint *Checkpoint
+	// Err says what is wrong with a damaged checkpoint.
+	Err error
+}
+
+// List returns the checkpoints of container, or of every container when
+// container is "", complete ones oldest first, then the others.
+func (s *Store) List(container string) ([]Entry, error) {
+	names := []string{container}
+	if container == "" {
+		var err error
+		if names, err = s.Containers(); err != nil {
+			return nil, err
+		}
+	}
+	var out []Entry
+	for _, c := range names {
+		ents, err := os.ReadDir(s.checkpointsDir(c))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			switch {
+			case !e.IsDir():
+			case strings.HasPrefix(e.Name(), format.TempPrefix):
+				out = append(out, Entry{Container: c, Name: strings.TrimPrefix(e.Name(), format.TempPrefix), State: StateIncomplete})
+			default:
+				ck, err := s.Load(c, e.Name())
+				if err != nil {
+					out = append(out, Entry{Container: c, Name: e.Name(), State: StateDamaged, Err: err})
+					continue
+				}
+				out = append(out, Entry{Container: c, Name: e.Name(), State: StateComplete, Checkpoint: ck})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Container != b.Container {
+			return a.Container < b.Container
+		}
+		if (a.State == StateComplete) != (b.State == StateComplete) {
+			return a.State == StateComplete
+		}
+		if a.Checkpoint != nil && b.Checkpoint != nil && !a.Checkpoint.Manifest.Created.Equal(b.Checkpoint.Manifest.Created) {
+			return a.Checkpoint.Manifest.Created.Before(b.Checkpoint.Manifest.Created)
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+// Latest returns the newest complete checkpoint of container.
+func (s *Store) Latest(container string) (*Checkpoint, error) {
+	ents, err := s.List(container)
+	if err != nil {
+		return nil, err
+	}
+	var latest *Checkpoint
+	for _, e := range ents {
+		if e.State == StateComplete {
+			latest = e.Checkpoint
+		}
+	}
+	if latest == nil {
+		return nil, hint.New("no checkpoint for container "+container+" in "+s.Root, "save one first with ckpt save "+container+"; ckpt ls lists the checkpoints in the store")
+	}
+	return latest, nil
+}
+
+// Remove deletes checkpoint name of container, complete or not. The caller
+// must hold the container's lock.
+func (s *Store) Remove(container, name string) error {
+	if !ValidName(container) || !ValidName(name) {
+		return fmt.Errorf("invalid checkpoint name %q", container+":"+name)
+	}
+	dir := s.checkpointsDir(container)
+	found := false
+	for _, n := range []string{name, format.TempPrefix + name} {
+		p := filepath.Join(dir, n)
+		if _, err := os.Lstat(p); err == nil {
+			found = true
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+		}
+	}
+	if !found {
+		return hint.New(fmt.Sprintf("no checkpoint %q for container %s", name, container), "ckpt ls "+container+" lists its checkpoints")
+	}
+	return syncDir(dir)
+}
+
+// RemoveIncomplete deletes the temporary directories of saves that did not
+// finish. The caller must hold the container's lock, so no save is running.
+func (s *Store) RemoveIncomplete(container string) error {
+	ents, err := os.ReadDir(s.checkpointsDir(container))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), format.TempPrefix) {
+			if err := os.RemoveAll(filepath.Join(s.checkpointsDir(container), e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

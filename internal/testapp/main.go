@@ -1,0 +1,144 @@
+// Command testapp is the stateful sample program that ckpt's demo and
+// integration tests run in a container built FROM scratch.
+//
+// It keeps state only in memory: a random id chosen at start and a counter
+// that ticks every 100 ms. A restarted process gets a new id; a restored one
+// keeps its id and its count. It also holds a file in the container's
+// writable layer open (/tmp/held.txt) and appends one line per second to
+// $APP_DATA/history.log (default /data) when that directory exists.
+//
+// HTTP on :8080:
+//
+//	GET  /state            {"id":..., "counter":..., "pid":...}
+//	GET  /held             contents of /tmp/held.txt, read through the open fd
+//	POST /held?data=S      append S through the open fd
+//	GET  /read?path=P      contents of file P
+//	POST /write?path=P&data=S  write file P
+//	POST /rm?path=P        remove P
+//
+// APP_ALLOC_MB=N makes it fill N MiB of memory with random bytes at start
+// (benchmarks).
+//
+//go:debug multipathtcp=0
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+type state struct {
+	mu      sync.Mutex
+	id      string
+	counter int64
+	held    *os.File
+	ballast []byte
+}
+
+func main() {
+	if err := os.MkdirAll("/tmp", 0o1777); err != nil {
+		log.Fatal(err)
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		log.Fatal(err)
+	}
+	s := &state{id: hex.EncodeToString(b)}
+	var err error
+	s.held, err = os.OpenFile("/tmp/held.txt", os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(s.held, "held by %s\n", s.id)
+	if mb, _ := strconv.Atoi(os.Getenv("APP_ALLOC_MB")); mb > 0 {
+		s.ballast = make([]byte, mb<<20)
+		if _, err := rand.Read(s.ballast); err != nil {
+			log.Fatal(err)
+		}
+	}
+	dataDir := os.Getenv("APP_DATA")
+	if dataDir == "" {
+		dataDir = "/data"
+	}
+	go s.tick(dataDir)
+
+	http.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"id": s.id, "counter": s.counter, "pid": os.Getpid()})
+	})
+	http.HandleFunc("GET /held", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.held.Stat()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		buf := make([]byte, st.Size())
+		if _, err := s.held.ReadAt(buf, 0); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Write(buf)
+	})
+	http.HandleFunc("POST /held", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.held.WriteString(r.URL.Query().Get("data")); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	http.HandleFunc("GET /read", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if os.IsNotExist(err) {
+			http.Error(w, err.Error(), 404)
+			return
+		} else if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Write(b)
+	})
+	http.HandleFunc("POST /write", func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Query().Get("path")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		if err := os.WriteFile(p, []byte(r.URL.Query().Get("data")), 0o644); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	http.HandleFunc("POST /rm", func(w http.ResponseWriter, r *http.Request) {
+		if err := os.RemoveAll(r.URL.Query().Get("path")); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	log.Printf("testapp %s listening on :8080", s.id)
+	log.Fatal(http.ListenAndServe(":8080", nil))
+}
+
+func (s *state) tick(dataDir string) {
+	var history *os.File
+	if st, err := os.Stat(dataDir); err == nil && st.IsDir() {
+		history, err = os.OpenFile(filepath.Join(dataDir, "history.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	for range time.Tick(100 * time.Millisecond) {
+		s.mu.Lock()
+		s.counter++
+		n := s.counter
+		s.mu.Unlock()
+		if history != nil && n%10 == 0 {
+			fmt.Fprintf(history, "%s %d\n", s.id, n)
+		}
+	}
+}

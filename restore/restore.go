@@ -1,0 +1,418 @@
+// Package restore brings saved containers back: it verifies a checkpoint,
+// recreates what is missing (networks, volumes and their contents, the
+// container and its writable layer) and starts the container from its CRIU
+// images, or, when memory cannot be restored, normally on the restored data.
+package restore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+
+	"github.com/ckpt-dev/ckpt/internal/archive"
+	"github.com/ckpt-dev/ckpt/internal/criu"
+	"github.com/ckpt-dev/ckpt/internal/engine"
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/store"
+)
+
+// Options say what to resume and how.
+type Options struct {
+	// Store holds the checkpoints.
+	Store *store.Store
+	// Engine runs the containers.
+	Engine *engine.Engine
+	// Containers names the containers to resume.
+	Containers []string
+	// All resumes every container that has a checkpoint and is not running.
+	All bool
+	// From names the checkpoint to resume; empty means the newest complete one.
+	From string
+	// NoFallback makes a resume fail, undoing what it created, when memory
+	// cannot be restored, instead of starting the container normally.
+	NoFallback bool
+	// Progress receives a report per phase; nil discards them.
+	Progress progress.Reporter
+}
+
+// Result is the outcome of resuming one container.
+type Result struct {
+	// Container is the container's name.
+	Container string
+	// Checkpoint is the checkpoint's name, once chosen.
+	Checkpoint string
+	// Recreated is true when the container had to be created anew.
+	Recreated bool
+	// MemoryRestored is true when the processes continue from the checkpoint.
+	MemoryRestored bool
+	// Fallback says why memory was not restored, when the container was
+	// started normally instead.
+	Fallback error
+	// Notes are things the user should know (volumes kept as they were, ...).
+	Notes []string
+	// Err is why the resume failed.
+	Err error
+}
+
+// Resume resumes each container of opts in turn. It returns one result per
+// container and an error when any of them failed.
+func Resume(ctx context.Context, opts Options) ([]Result, error) {
+	names := opts.Containers
+	if opts.All {
+		var err error
+		if names, err = resumable(ctx, opts); err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			return nil, hint.New("no stopped container has a checkpoint in "+opts.Store.Root, "ckpt ls lists checkpoints")
+		}
+	}
+	var results []Result
+	var errs []error
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		r := resumeOne(ctx, opts, n)
+		results = append(results, r)
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Container, r.Err))
+		}
+	}
+	if len(errs) == 1 {
+		return results, errs[0]
+	}
+	return results, errors.Join(errs...)
+}
+
+// resumable lists the containers with a complete checkpoint that are not
+// running.
+func resumable(ctx context.Context, opts Options) ([]string, error) {
+	ents, err := opts.Store.List("")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, e := range ents {
+		if e.State != store.StateComplete || seen[e.Container] {
+			continue
+		}
+		seen[e.Container] = true
+		c, err := opts.Engine.Lookup(ctx, e.Container)
+		if err != nil {
+			return nil, err
+		}
+		if c == nil || !c.State.Running {
+			names = append(names, e.Container)
+		}
+	}
+	return names, nil
+}
+
+// resumer holds the state of one resume.
+type resumer struct {
+	opts Options
+	eng  *engine.Engine
+	rep  progress.Reporter
+	ck   *store.Checkpoint
+	cfg  container.InspectResponse
+	res  *Result
+	// undo removes what this resume created, newest first.
+	undo []func(context.Context)
+}
+
+func resumeOne(ctx context.Context, opts Options, name string) (res Result) {
+	res.Container = name
+	if c, err := opts.Engine.Lookup(ctx, name); err != nil {
+		res.Err = err
+		return res
+	} else if c != nil {
+		name = engine.Name(c) // an id or a prefix was given
+		res.Container = name
+	}
+	lock, err := opts.Store.Lock(name, "resume")
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	defer lock.Unlock()
+	r := &resumer{opts: opts, eng: opts.Engine, rep: progress.Or(opts.Progress), res: &res}
+	res.Err = r.run(ctx, name)
+	return res
+}
+
+func (r *resumer) run(ctx context.Context, name string) (err error) {
+	cleanupCtx := context.WithoutCancel(ctx)
+	if r.opts.From != "" {
+		r.ck, err = r.opts.Store.Load(name, r.opts.From)
+	} else {
+		r.ck, err = r.opts.Store.Latest(name)
+	}
+	if err != nil {
+		return err
+	}
+	r.res.Checkpoint = r.ck.Name
+	m := r.ck.Manifest
+	r.rep.Report(progress.Event{Container: name, Phase: "verify"})
+	if err := r.ck.Verify(ctx); err != nil {
+		return err
+	}
+	r.rep.Report(progress.Event{Container: name, Phase: "verify", Message: "checksums match", Bytes: r.ck.Size()})
+	if err := r.ck.ReadJSON(format.ContainerFile, &r.cfg); err != nil {
+		return err
+	}
+
+	c, err := r.eng.Lookup(ctx, name)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		if c.State.Running {
+			return hint.New(fmt.Sprintf("container %s is running", name),
+				"ckpt resume brings back a stopped container; to go back to the checkpoint, docker stop "+name+" first (its current state is lost)")
+		}
+		if c.ID != m.Container.ID {
+			return hint.New(fmt.Sprintf("container %s (id %.12s) is not the container that was saved (id %.12s)", name, c.ID, m.Container.ID),
+				"remove it (docker rm "+name+") and ckpt resume recreates the saved one")
+		}
+	}
+
+	// Can CRIU restore here at all? If not, say so before touching anything.
+	var memErr error
+	if _, err := criu.Check(); err != nil {
+		memErr = err
+	} else if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
+		memErr = err
+	}
+	if memErr != nil && r.opts.NoFallback {
+		return fmt.Errorf("memory cannot be restored here, and --no-fallback was given: %w", memErr)
+	}
+
+	defer func() {
+		if err != nil {
+			for i := len(r.undo) - 1; i >= 0; i-- {
+				r.undo[i](cleanupCtx)
+			}
+		}
+	}()
+	// Order matters for a recreated container: fail on a missing image before
+	// creating anything; networks and volumes exist before the container.
+	var image string
+	if c == nil {
+		if image, err = r.image(ctx); err != nil {
+			return err
+		}
+		if err := r.recreateNetworks(ctx); err != nil {
+			return err
+		}
+	}
+	for _, v := range m.Volumes {
+		if err := r.ensureVolume(ctx, v); err != nil {
+			return err
+		}
+	}
+	if c == nil {
+		if c, err = r.recreate(ctx, image); err != nil {
+			return err
+		}
+		r.res.Recreated = true
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	r.rep.Report(progress.Event{Container: name, Phase: "start"})
+	if memErr == nil {
+		if serr := r.eng.StartFromCheckpoint(cleanupCtx, c.ID, r.ck.Path(format.ImagesDir)); serr != nil {
+			memErr = criu.Explain(serr)
+		}
+	}
+	if memErr != nil {
+		if r.opts.NoFallback {
+			return fmt.Errorf("memory could not be restored, and --no-fallback was given: %w", memErr)
+		}
+		if serr := r.eng.ContainerStart(cleanupCtx, c.ID, container.StartOptions{}); serr != nil {
+			return fmt.Errorf("memory could not be restored (%v), and a normal start failed too: %w", memErr, serr)
+		}
+		r.res.Fallback = memErr
+		r.rep.Report(progress.Event{Container: name, Phase: "start", Warning: true, Message: "memory was NOT restored; started normally on the restored data"})
+	} else {
+		r.res.MemoryRestored = true
+	}
+	if p := m.RestartPolicy; p.Name != "" && p.Name != string(container.RestartPolicyDisabled) {
+		if _, uerr := r.eng.ContainerUpdate(cleanupCtx, c.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}}); uerr != nil {
+			r.res.Notes = append(r.res.Notes, fmt.Sprintf("could not put restart policy %s back: %v", p.Name, uerr))
+		}
+	}
+	return nil
+}
+
+// recreate creates the container anew from its saved configuration and
+// image, and puts its writable layer back before it starts.
+func (r *resumer) recreate(ctx context.Context, image string) (*container.InspectResponse, error) {
+	m := r.ck.Manifest
+	name := m.Container.Name
+
+	cfg := *r.cfg.Config
+	cfg.Image = image
+	hc := *r.cfg.HostConfig
+	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	hc.Mounts = append([]mount.Mount(nil), hc.Mounts...)
+	for _, v := range m.Volumes {
+		if v.Anonymous { // re-attach by name; the engine would make a new one
+			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: v.Destination})
+		}
+	}
+	primary, others := r.endpoints()
+	created, err := r.eng.ContainerCreate(ctx, &cfg, &hc, primary, nil, name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot recreate container %s: %w", name, err)
+	}
+	r.undo = append(r.undo, func(ctx context.Context) {
+		r.eng.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true})
+	})
+	for net, ep := range others {
+		if err := r.eng.NetworkConnect(ctx, net, created.ID, ep); err != nil {
+			return nil, fmt.Errorf("cannot connect %s to network %s: %w", name, net, err)
+		}
+	}
+	c, err := r.eng.Inspect(ctx, created.ID)
+	if err != nil {
+		return nil, err
+	}
+	upper, err := engine.UpperDir(c)
+	if err != nil {
+		return nil, err
+	}
+	stats, err := r.extract(ctx, m.Layer.Archive, upper, archive.Overlay)
+	if err != nil {
+		return nil, fmt.Errorf("writable layer: %w", err)
+	}
+	r.rep.Report(progress.Event{Container: name, Phase: "layer", Bytes: stats.Bytes, Message: fmt.Sprintf("recreated container, %d entries, %d deleted paths", stats.Entries, stats.Deleted)})
+	return c, nil
+}
+
+// image returns the reference to create the container from: the saved
+// reference when it still names the saved image, else the saved image id.
+func (r *resumer) image(ctx context.Context) (string, error) {
+	ref, id := r.ck.Manifest.Container.Image, r.ck.Manifest.Container.ImageID
+	if img, err := r.eng.ImageInspect(ctx, ref); err == nil && img.ID == id {
+		return ref, nil
+	}
+	if _, err := r.eng.ImageInspect(ctx, id); err == nil {
+		r.res.Notes = append(r.res.Notes, fmt.Sprintf("image %s now names another image; using the saved one, %.19s", ref, id))
+		return id, nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return "", err
+	}
+	return "", hint.New(fmt.Sprintf("image %s (%.19s) is not on this host", ref, id),
+		"load or pull it (docker load, docker pull "+ref+"), then resume again")
+}
+
+// endpoints splits the saved network attachments into the one the container
+// is created with and the ones it is connected to afterwards (engines before
+// API 1.44 take one network at creation).
+func (r *resumer) endpoints() (*network.NetworkingConfig, map[string]*network.EndpointSettings) {
+	if r.cfg.NetworkSettings == nil || len(r.cfg.NetworkSettings.Networks) == 0 {
+		return nil, nil
+	}
+	mode := string(r.cfg.HostConfig.NetworkMode)
+	shortID := r.ck.Manifest.Container.ID[:12]
+	primary := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
+	others := map[string]*network.EndpointSettings{}
+	for name, saved := range r.cfg.NetworkSettings.Networks {
+		ep := &network.EndpointSettings{IPAMConfig: saved.IPAMConfig, Links: saved.Links, DriverOpts: saved.DriverOpts}
+		for _, a := range saved.Aliases {
+			if a != shortID {
+				ep.Aliases = append(ep.Aliases, a)
+			}
+		}
+		if name == mode || (mode == "default" && name == "bridge") || len(r.cfg.NetworkSettings.Networks) == 1 {
+			primary.EndpointsConfig[name] = ep
+		} else {
+			others[name] = ep
+		}
+	}
+	return primary, others
+}
+
+// recreateNetworks creates the saved user-defined networks that are missing.
+func (r *resumer) recreateNetworks(ctx context.Context) error {
+	var nets []network.Inspect
+	if err := r.ck.ReadJSON(format.NetworksFile, &nets); err != nil {
+		return err
+	}
+	for _, n := range nets {
+		if _, err := r.eng.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err == nil {
+			continue
+		} else if !cerrdefs.IsNotFound(err) {
+			return err
+		}
+		ipam := n.IPAM
+		resp, err := r.eng.NetworkCreate(ctx, n.Name, network.CreateOptions{
+			Driver: n.Driver, Scope: n.Scope, EnableIPv6: &n.EnableIPv6, IPAM: &ipam,
+			Internal: n.Internal, Attachable: n.Attachable, Options: n.Options, Labels: n.Labels,
+		})
+		if err != nil {
+			return fmt.Errorf("cannot recreate network %s: %w", n.Name, err)
+		}
+		r.undo = append(r.undo, func(ctx context.Context) { r.eng.NetworkRemove(ctx, resp.ID) })
+		r.res.Notes = append(r.res.Notes, "recreated network "+n.Name)
+	}
+	return nil
+}
+
+// ensureVolume recreates a missing volume and fills it, and fills an
+// existing empty one. A volume that exists with contents is left alone:
+// that is live data, and ckpt never throws data away.
+func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
+	vol, err := r.eng.VolumeInspect(ctx, v.Name)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		vol, err = r.eng.VolumeCreate(ctx, volume.CreateOptions{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: v.Labels})
+		if err != nil {
+			return fmt.Errorf("cannot recreate volume %s: %w", v.Name, err)
+		}
+		r.undo = append(r.undo, func(ctx context.Context) { r.eng.VolumeRemove(ctx, v.Name, true) })
+	case err != nil:
+		return err
+	default:
+		empty, err := archive.IsEmpty(vol.Mountpoint)
+		if err != nil {
+			return err
+		}
+		if !empty {
+			r.res.Notes = append(r.res.Notes, "volume "+v.Name+" exists and is not empty: kept its current contents")
+			return nil
+		}
+	}
+	stats, err := r.extract(ctx, v.Archive, vol.Mountpoint, archive.Plain)
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", v.Name, err)
+	}
+	r.res.Notes = append(r.res.Notes, fmt.Sprintf("restored volume %s (%d entries)", v.Name, stats.Entries))
+	r.rep.Report(progress.Event{Container: r.ck.Container, Phase: "volume " + v.Name, Bytes: stats.Bytes})
+	return nil
+}
+
+// extract unpacks checkpoint archive rel into dst.
+func (r *resumer) extract(ctx context.Context, rel, dst string, kind archive.Kind) (archive.Stats, error) {
+	f, err := os.Open(r.ck.Path(rel))
+	if err != nil {
+		return archive.Stats{}, err
+	}
+	defer f.Close()
+	return archive.Extract(ctx, bufio.NewReaderSize(f, 1<<20), dst, kind)
+}
