@@ -211,7 +211,7 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 		Exit:          !s.opts.LeaveRunning,
 	})
 	if cerr != nil {
-		return nil, "", fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(cerr))
+		return nil, "", fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(cerr, nil))
 	}
 	if !s.opts.LeaveRunning {
 		defer func() {
@@ -257,7 +257,7 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 // recover starts a container that a failed save had stopped: from the
 // checkpoint just taken when possible, normally otherwise.
 func (s *saver) recover(ctx context.Context) string {
-	if err := s.eng.StartFromCheckpoint(ctx, s.c.ID, s.pending.Path(format.ImagesDir)); err == nil {
+	if _, err := s.eng.StartFromCheckpoint(ctx, s.c.ID, s.pending.Path(format.ImagesDir)); err == nil {
 		return "started again from its checkpoint (memory kept)"
 	}
 	if err := s.eng.ContainerStart(ctx, s.c.ID, container.StartOptions{}); err != nil {

@@ -235,8 +235,8 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 
 	r.rep.Report(progress.Event{Container: name, Phase: "start"})
 	if memErr == nil {
-		if serr := r.eng.StartFromCheckpoint(cleanupCtx, c.ID, r.ck.Path(format.ImagesDir)); serr != nil {
-			memErr = criu.Explain(serr)
+		if log, serr := r.eng.StartFromCheckpoint(cleanupCtx, c.ID, r.ck.Path(format.ImagesDir)); serr != nil {
+			memErr = criu.Explain(serr, log)
 		}
 	}
 	if memErr != nil {

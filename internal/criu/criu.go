@@ -5,6 +5,7 @@ package criu
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -110,30 +111,41 @@ var known = []struct {
 
 // Explain turns an engine error from a checkpoint or restore into one that
 // quotes the Error lines of CRIU's log, names the log, and hints at a fix
-// for the failures it recognises. Errors that are not about CRIU come back
-// unchanged.
-func Explain(err error) error {
+// for the failures it recognises. The log is captured when not nil (the
+// engine deletes the log of a failed restore), else read from the path the
+// error names. Errors that are not about CRIU come back unchanged.
+func Explain(err error, captured []byte) error {
 	if err == nil {
 		return nil
 	}
 	m := logPath.FindStringSubmatch(err.Error())
-	if m == nil {
+	if m == nil && captured == nil {
 		return err
 	}
-	lines, rerr := ErrorLines(m[1], 2)
-	if rerr != nil {
-		return hint.Wrap(err, "CRIU's log "+m[1]+" could not be read: "+rerr.Error())
+	path := "(captured while the engine ran CRIU)"
+	if m != nil {
+		path = m[1]
 	}
-	h := "see the whole log: " + m[1]
+	if captured == nil {
+		var rerr error
+		if captured, rerr = os.ReadFile(filepath.Clean(path)); rerr != nil {
+			return hint.Wrap(err, "CRIU's log "+path+" could not be read: "+rerr.Error())
+		}
+	}
+	if _, serr := os.Stat(path); serr != nil && m != nil {
+		path += " (deleted by the engine; its errors are quoted above)"
+	}
+	lines := ErrorLines(captured, 2)
+	h := "see the whole log: " + path
 	for _, k := range known {
 		if k.pattern.MatchString(strings.Join(lines, "\n")) {
-			h = k.hint + "; log: " + m[1]
+			h = k.hint + "; log: " + path
 			break
 		}
 	}
 	msg := err.Error()
 	if len(lines) > 0 {
-		msg += "\nCRIU log " + m[1] + ":\n  " + strings.Join(lines, "\n  ")
+		msg += "\nCRIU log:\n  " + strings.Join(lines, "\n  ")
 	}
 	return hint.Wrap(&criuError{msg: msg, err: err}, h)
 }
@@ -148,20 +160,12 @@ func (e *criuError) Unwrap() error { return e.err }
 
 // ErrorLines returns the lines of a CRIU log that contain "Error", each with
 // up to context lines before it, in order and without repeats.
-func ErrorLines(path string, context int) ([]string, error) {
-	f, err := os.Open(filepath.Clean(path))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+func ErrorLines(log []byte, context int) []string {
 	var all []string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(log))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		all = append(all, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	var out []string
 	next := 0 // first line not yet printed
@@ -173,5 +177,5 @@ func ErrorLines(path string, context int) ([]string, error) {
 		out = append(out, all[from:i+1]...)
 		next = i + 1
 	}
-	return out, nil
+	return out
 }

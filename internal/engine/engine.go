@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -104,20 +105,70 @@ func UpperDir(c *container.InspectResponse) (string, error) {
 // engine refuses a checkpoint directory of our choosing on start, so the
 // images are placed (hard-linked where possible, else copied) where the
 // engine keeps the container's own checkpoints, and removed again after.
-func (e *Engine) StartFromCheckpoint(ctx context.Context, id, dir string) error {
+// When the start fails, it returns CRIU's restore log too, when it could be
+// caught: the engine deletes it along with the failed task.
+func (e *Engine) StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error) {
 	b := make([]byte, 6)
 	rand.Read(b)
 	name := "ckpt-" + hex.EncodeToString(b)
 	parent := filepath.Join(e.Info.DockerRootDir, "containers", id, "checkpoints")
 	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return fmt.Errorf("cannot place checkpoint images for the engine: %w", err)
+		return nil, fmt.Errorf("cannot place checkpoint images for the engine: %w", err)
 	}
 	dst := filepath.Join(parent, name)
 	defer os.RemoveAll(dst)
 	if err := linkTree(dir, dst); err != nil {
-		return fmt.Errorf("cannot place checkpoint images for the engine: %w", err)
+		return nil, fmt.Errorf("cannot place checkpoint images for the engine: %w", err)
 	}
-	return e.ContainerStart(ctx, id, container.StartOptions{CheckpointID: name})
+	catch := e.catchLog(id, "restore.log")
+	err = e.ContainerStart(ctx, id, container.StartOptions{CheckpointID: name})
+	log := catch()
+	if err != nil {
+		return log, err
+	}
+	return nil, nil
+}
+
+// catchLog opens CRIU's log file in the task's work directory as soon as it
+// appears and keeps it open, so that its contents can still be read after
+// the engine deletes the directory of a failed task. The returned function
+// stops watching and returns what the log held (nil if it never appeared).
+func (e *Engine) catchLog(id, name string) func() []byte {
+	candidates := []string{
+		// containerd started by dockerd, and a system containerd
+		filepath.Join(e.Info.DockerRootDir, "containerd/daemon/io.containerd.runtime.v2.task/moby", id, name),
+		filepath.Join("/var/lib/containerd/io.containerd.runtime.v2.task/moby", id, name),
+	}
+	stop := make(chan struct{})
+	found := make(chan *os.File, 1)
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			for _, c := range candidates {
+				if f, err := os.Open(c); err == nil {
+					found <- f
+					return
+				}
+			}
+			select {
+			case <-stop:
+				found <- nil
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() []byte {
+		close(stop)
+		f := <-found
+		if f == nil {
+			return nil
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(f)
+		return b
+	}
 }
 
 // linkTree recreates the tree at src under dst with hard links, falling back
