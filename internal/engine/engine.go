@@ -123,6 +123,7 @@ func (e *Engine) StartFromCheckpoint(ctx context.Context, id, dir string) (resto
 	catch := e.catchLog(id, "restore.log")
 	err = e.ContainerStart(ctx, id, container.StartOptions{CheckpointID: name})
 	log := catch()
+	RemoveLeakedCopy(dir)
 	if err != nil {
 		return log, err
 	}

@@ -1,0 +1,199 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func wantExit(t *testing.T, r result, code int, stderr string) {
+	t.Helper()
+	if r.code != code || r.stderr != stderr {
+		t.Fatalf("got exit %d, stderr:\n%s\nwant exit %d, stderr:\n%s", r.code, r.stderr, code, stderr)
+	}
+}
+
+func TestUnknownContainer(t *testing.T) {
+	e := newEnv(t)
+	wantExit(t, e.ckpt("save", "ckpt-it-nope"), 1,
+		"ckpt: error: no such container: ckpt-it-nope\nckpt: hint: docker ps -a lists containers, ckpt ls lists saved ones\n")
+	wantExit(t, e.ckpt("resume", "ckpt-it-nope"), 1,
+		"ckpt: error: no checkpoint for container ckpt-it-nope in "+e.store+"\nckpt: hint: save one first with ckpt save ckpt-it-nope; ckpt ls lists the checkpoints in the store\n")
+	wantExit(t, e.ckpt("save"), 2, "ckpt: error: save needs a container name (or --all)\nckpt: hint: see ckpt --help\n")
+	wantExit(t, e.ckpt("save", "--all", "x"), 2, "ckpt: error: give container names or --all, not both\nckpt: hint: see ckpt --help\n")
+	if r := e.ckpt("save", "--bogus", "x"); r.code != 2 || !strings.HasPrefix(r.stderr, "ckpt: error: flag provided but not defined: -bogus\n") {
+		t.Fatalf("unknown flag: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// A manifest changed by one byte is refused and nothing starts.
+func TestCorruptManifest(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{})
+	e.waitCounter(name, 2)
+	e.mustCkpt("save", name)
+	path := checkpointFile(t, e.store, name, "manifest.json")
+	flipByte(t, path, 40)
+	ck := filepath.Base(filepath.Dir(path))
+	wantExit(t, e.ckpt("resume", name), 1,
+		"ckpt: error: no checkpoint for container "+name+" in "+e.store+"\nckpt: hint: save one first with ckpt save "+name+"; ckpt ls lists the checkpoints in the store\n")
+	r := e.ckpt("resume", "--from", ck, name)
+	wantExit(t, r, 1, "ckpt: error: checkpoint "+name+":"+ck+" is damaged: manifest.json: sha256 mismatch\n"+
+		"ckpt: hint: nothing was changed; resume another checkpoint with --from NAME (ckpt ls "+name+") or remove this one with ckpt rm "+name+" "+ck+"\n")
+	if ls := e.mustCkpt("ls", name).stdout; !strings.Contains(ls, "damaged") {
+		t.Fatalf("ls does not show the damage:\n%s", ls)
+	}
+	if c := e.inspect(name); c.State.Running {
+		t.Fatal("the container was started")
+	}
+}
+
+// One flipped byte in a memory image: refused before anything is created or
+// started, and the checkpoint stays as it is.
+func TestFlippedByteInMemoryImage(t *testing.T) {
+	e := newEnv(t)
+	name, vol := e.name("app"), e.name("data")
+	e.startApp(name, appOpts{volume: vol})
+	e.waitCounter(name, 2)
+	e.mustCkpt("save", name)
+	path := checkpointFile(t, e.store, name, "criu/pages-1.img")
+	flipByte(t, path, 4096+17)
+	ck := filepath.Base(filepath.Dir(filepath.Dir(path)))
+	removeContainer(t, name)
+	if err := docker.VolumeRemove(context.Background(), vol, false); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, e.ckpt("resume", name), 1,
+		"ckpt: error: checkpoint "+name+":"+ck+" is damaged: criu/pages-1.img: sha256 mismatch\n"+
+			"ckpt: hint: nothing was started or changed; resume an older checkpoint with --from NAME (ckpt ls "+name+"), or remove this one with ckpt rm "+name+" "+ck+"\n")
+	if c := e.inspect(name); c != nil {
+		t.Fatalf("a container %s was created (%s)", name, c.State.Status)
+	}
+	if _, err := docker.VolumeInspect(context.Background(), vol); err == nil {
+		t.Fatal("the volume was recreated")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the checkpoint was touched: %v", err)
+	}
+}
+
+// Two saves of one container at once: the second is refused, naming the
+// first; the first completes.
+func TestConcurrentSaves(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{allocMB: 256}) // a save that takes seconds
+	e.waitCounter(name, 2)
+
+	first := exec.Command(ckptBin, "save", "-q", name)
+	first.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	var out1 strings.Builder
+	first.Stdout, first.Stderr = &out1, &out1
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(e.store, "containers", name, "lock")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(lock); len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first save never took the lock")
+		}
+	}
+	r := e.ckpt("save", name)
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "ckpt: error: container "+name+" is busy: ckpt save (pid ") ||
+		!strings.HasSuffix(r.stderr, "ckpt: hint: wait until it finishes and try again\n") {
+		t.Fatalf("second save: exit %d, %q", r.code, r.stderr)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first save: %v\n%s", err, out1.String())
+	}
+	if ls := e.mustCkpt("ls", name).stdout; strings.Count(ls, "complete") != 1 {
+		t.Fatalf("ls:\n%s", ls)
+	}
+}
+
+// SIGINT during a save: ckpt cleans up, the container runs again with its
+// memory, and no checkpoint looks complete.
+func TestInterruptedSave(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{allocMB: 256})
+	before := e.waitCounter(name, 2)
+
+	cmd := exec.Command(ckptBin, "save", name)
+	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once the engine has started checkpointing.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m, _ := filepath.Glob(filepath.Join(e.store, "containers", name, "checkpoints", ".tmp-*", "criu")); len(m) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the save never started checkpointing")
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	t.Logf("interrupted save: %v\n%s", err, out.String())
+	if err == nil {
+		t.Fatal("an interrupted save exited 0")
+	}
+	if !strings.Contains(out.String(), "ckpt: interrupt: cleaning up") || !strings.Contains(out.String(), "started again from its checkpoint") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	e.assertContinues(name, before)
+	if ls := e.mustCkpt("ls", name).stdout; strings.Contains(ls, "complete") || strings.Contains(ls, "incomplete") {
+		t.Fatalf("the interrupted save left a checkpoint:\n%s", ls)
+	}
+}
+
+// When CRIU cannot restore (a file the process holds open changed size),
+// resume starts the container normally and says so; with --no-fallback it
+// fails, leaves the container stopped and the checkpoint intact.
+func TestRestoreFailureFallback(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{})
+	before := e.waitCounter(name, 2)
+	e.mustCkpt("save", name)
+	upper := e.inspect(name).GraphDriver.Data["UpperDir"]
+	f, err := os.OpenFile(filepath.Join(upper, "tmp/held.txt"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("changed behind the process's back\n")
+	f.Close()
+
+	r := e.ckpt("resume", "--no-fallback", name)
+	if r.code != 1 || !strings.Contains(r.stderr, "ckpt: error: memory could not be restored, and --no-fallback was given") ||
+		!strings.Contains(r.stderr, "tmp/held.txt has bad size") ||
+		!strings.Contains(r.stderr, "ckpt: hint: a file the process had open changed or is missing") {
+		t.Fatalf("--no-fallback: exit %d\n%s", r.code, r.stderr)
+	}
+	if c := e.inspect(name); c.State.Running {
+		t.Fatal("--no-fallback started the container")
+	}
+	if ls := e.mustCkpt("ls", name).stdout; !strings.Contains(ls, "complete") {
+		t.Fatalf("checkpoint gone:\n%s", ls)
+	}
+
+	r = e.mustCkpt("resume", name)
+	if !strings.Contains(r.stdout, "memory NOT restored, started normally") || !strings.Contains(r.stderr, "ckpt: warning: memory of "+name+" was not restored") {
+		t.Fatalf("fallback output:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if after := e.waitState(name); after.ID == before.ID {
+		t.Fatal("memory claimed lost but the id survived")
+	}
+}

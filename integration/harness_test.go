@@ -1,0 +1,377 @@
+// Package integration tests ckpt end to end: the real binary against the
+// real Docker engine and the real CRIU.
+//
+// The tests run when CKPT_INTEGRATION=1 and skip otherwise, saying why.
+// With CKPT_TEST_DISALLOW_SKIP=1 (set by make test and CI) every skip is a
+// failure, so a missing engine or CRIU can never pass silently.
+package integration
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/ckpt-dev/ckpt/internal/criu"
+)
+
+const testImage = "ckpt-testapp:integration"
+
+var (
+	// unavailable says why the suite cannot run here; empty when it can.
+	unavailable string
+	ckptBin     string
+	repoRoot    string
+	docker      *client.Client
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Dir(filepath.Dir(file))
+	tmp, err := os.MkdirTemp("", "ckpt-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	unavailable = setUp(tmp)
+	code := m.Run()
+	if docker != nil {
+		docker.Close()
+	}
+	return code
+}
+
+// setUp builds ckpt and the test image; it returns why the suite cannot run.
+func setUp(tmp string) string {
+	if os.Getenv("CKPT_INTEGRATION") != "1" {
+		return "integration tests run with CKPT_INTEGRATION=1 (make test sets it)"
+	}
+	if os.Geteuid() != 0 {
+		return "integration tests need root (CRIU and the engine's directories)"
+	}
+	var err error
+	docker, err = client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return "docker client: " + err.Error()
+	}
+	ctx := context.Background()
+	info, err := docker.Info(ctx)
+	if err != nil {
+		return "no Docker engine: " + err.Error() + " (run scripts/setup.sh)"
+	}
+	if !info.ExperimentalBuild {
+		return "the Docker engine has experimental features off (run scripts/setup.sh)"
+	}
+	if _, err := criu.Check(); err != nil {
+		return "CRIU: " + err.Error() + " (run scripts/setup.sh)"
+	}
+	ckptBin = filepath.Join(tmp, "ckpt")
+	if out, err := goBuild(ckptBin, "./cmd/ckpt"); err != nil {
+		return "building ckpt: " + err.Error() + "\n" + out
+	}
+	app := filepath.Join(tmp, "testapp")
+	if out, err := goBuild(app, "./internal/testapp"); err != nil {
+		return "building the test app: " + err.Error() + "\n" + out
+	}
+	if err := importImage(ctx, app, testImage); err != nil {
+		return "importing the test image: " + err.Error()
+	}
+	return ""
+}
+
+func goBuild(out, pkg string) (string, error) {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, err := cmd.CombinedOutput()
+	return string(b), err
+}
+
+// importImage makes a FROM-scratch image holding the test app as /app and a
+// file /etc/app.conf (nothing can be pulled here).
+func importImage(ctx context.Context, app, ref string) error {
+	bin, err := os.ReadFile(app)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"app", 0o755, bin}, {"etc/app.conf", 0o644, []byte("from the image\n")}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
+			return err
+		}
+		tw.Write(f.data)
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	rc, err := docker.ImageImport(ctx, image.ImportSource{Source: &buf, SourceName: "-"}, ref,
+		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/app"]`, "EXPOSE 8080"}})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// need skips t when the suite cannot run, or fails it when skips are
+// disallowed.
+func need(t *testing.T) {
+	t.Helper()
+	if unavailable == "" {
+		return
+	}
+	if os.Getenv("CKPT_TEST_DISALLOW_SKIP") == "1" {
+		t.Fatalf("cannot run: %s (CKPT_TEST_DISALLOW_SKIP=1)", unavailable)
+	}
+	t.Skip(unavailable)
+}
+
+// env is one test's world: a store of its own and the containers and
+// volumes it made, removed at the end.
+type env struct {
+	t     *testing.T
+	store string
+}
+
+func newEnv(t *testing.T) *env {
+	need(t)
+	return &env{t: t, store: t.TempDir()}
+}
+
+// name returns a unique container or volume name for this test.
+func (e *env) name(what string) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	n := fmt.Sprintf("ckpt-it-%s-%s-%s", strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(e.t.Name())), what, hex.EncodeToString(b))
+	if len(n) > 60 {
+		n = n[len(n)-60:]
+		n = "c" + strings.TrimLeft(n, "-_.")
+	}
+	return n
+}
+
+// result is what a ckpt run printed.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// ckpt runs the binary with this test's store.
+func (e *env) ckpt(args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(ckptBin, args...)
+	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("running ckpt: %v", err)
+	}
+	e.t.Logf("ckpt %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
+}
+
+// mustCkpt runs ckpt and fails the test unless it exits 0.
+func (e *env) mustCkpt(args ...string) result {
+	e.t.Helper()
+	r := e.ckpt(args...)
+	if r.code != 0 {
+		e.t.Fatalf("ckpt %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r
+}
+
+// appOpts configure a test app container.
+type appOpts struct {
+	volume  string // named volume at /data
+	restart container.RestartPolicyMode
+	allocMB int
+}
+
+// startApp runs the test app published on 127.0.0.1 and waits until it
+// answers. The container and its volume are removed when the test ends.
+func (e *env) startApp(name string, o appOpts) {
+	e.t.Helper()
+	ctx := context.Background()
+	cfg := &container.Config{
+		Image:        testImage,
+		ExposedPorts: nat.PortSet{"8080/tcp": {}},
+		Env:          []string{fmt.Sprintf("APP_ALLOC_MB=%d", o.allocMB)},
+	}
+	hc := &container.HostConfig{
+		PortBindings:  nat.PortMap{"8080/tcp": {{HostIP: "127.0.0.1"}}},
+		RestartPolicy: container.RestartPolicy{Name: o.restart},
+	}
+	if o.volume != "" {
+		hc.Binds = []string{o.volume + ":/data"}
+	}
+	e.t.Cleanup(func() {
+		docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
+		if o.volume != "" {
+			docker.VolumeRemove(context.Background(), o.volume, true)
+		}
+	})
+	if _, err := docker.ContainerCreate(ctx, cfg, hc, nil, nil, name); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := docker.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitState(name)
+}
+
+// url returns the base URL of the app's published port.
+func (e *env) url(name string) string {
+	e.t.Helper()
+	c, err := docker.ContainerInspect(context.Background(), name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b := c.NetworkSettings.Ports["8080/tcp"]
+	if len(b) == 0 {
+		e.t.Fatalf("%s publishes no port (state %s)", name, c.State.Status)
+	}
+	return "http://" + net.JoinHostPort(b[0].HostIP, b[0].HostPort)
+}
+
+// appState is what the app's /state answers.
+type appState struct {
+	ID      string `json:"id"`
+	Counter int64  `json:"counter"`
+}
+
+// waitState polls /state until it answers (a restored container's port
+// proxy takes a moment) and returns it.
+func (e *env) waitState(name string) appState {
+	e.t.Helper()
+	var last error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		body, code, err := httpDo("GET", e.url(name)+"/state")
+		if err != nil || code != 200 {
+			last = fmt.Errorf("status %d, %v", code, err)
+			continue
+		}
+		var s appState
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			e.t.Fatalf("/state: %v: %q", err, body)
+		}
+		return s
+	}
+	e.t.Fatalf("%s: /state did not answer: %v", name, last)
+	return appState{}
+}
+
+// call sends a request to the app and returns the body and status.
+func (e *env) call(name, method, path string) (string, int) {
+	e.t.Helper()
+	body, code, err := httpDo(method, e.url(name)+path)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return body, code
+}
+
+func httpDo(method, url string) (string, int, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), resp.StatusCode, err
+}
+
+// inspect returns the container, or nil when it does not exist.
+func (e *env) inspect(name string) *container.InspectResponse {
+	e.t.Helper()
+	c, err := docker.ContainerInspect(context.Background(), name)
+	if err != nil {
+		if strings.Contains(err.Error(), "No such container") {
+			return nil
+		}
+		e.t.Fatal(err)
+	}
+	return &c
+}
+
+// waitCounter waits until the app's counter passes n.
+func (e *env) waitCounter(name string, n int64) appState {
+	e.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if s := e.waitState(name); s.Counter > n {
+			return s
+		}
+	}
+	e.t.Fatalf("%s: counter did not pass %d", name, n)
+	return appState{}
+}
+
+// assertContinues checks that the app's memory survived: same id, and a
+// counter that went on from where it was rather than starting again.
+func (e *env) assertContinues(name string, before appState) appState {
+	e.t.Helper()
+	after := e.waitState(name)
+	if after.ID != before.ID {
+		e.t.Fatalf("%s: memory was not restored: id %s before, %s after (counter %d before, %d after)", name, before.ID, after.ID, before.Counter, after.Counter)
+	}
+	if after.Counter < before.Counter {
+		e.t.Fatalf("%s: counter went back from %d to %d", name, before.Counter, after.Counter)
+	}
+	return after
+}
+
+// removeContainer removes a container (and its anonymous volumes).
+func removeContainer(t *testing.T, name string) {
+	t.Helper()
+	if err := docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restartEngine stops the engine completely and starts it again.
+func restartEngine(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(repoRoot, "scripts/engine.sh"), "restart")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("restarting the engine: %v\n%s", err, out)
+	}
+	t.Logf("engine restarted: %s", out)
+}
