@@ -41,11 +41,10 @@ func TestCorruptManifest(t *testing.T) {
 	path := checkpointFile(t, e.store, name, "manifest.json")
 	flipByte(t, path, 40)
 	ck := filepath.Base(filepath.Dir(path))
-	wantExit(t, e.ckpt("resume", name), 1,
-		"ckpt: error: no checkpoint for container "+name+" in "+e.store+"\nckpt: hint: save one first with ckpt save "+name+"; ckpt ls lists the checkpoints in the store\n")
-	r := e.ckpt("resume", "--from", ck, name)
-	wantExit(t, r, 1, "ckpt: error: checkpoint "+name+":"+ck+" is damaged: manifest.json: sha256 mismatch\n"+
-		"ckpt: hint: nothing was changed; resume another checkpoint with --from NAME (ckpt ls "+name+") or remove this one with ckpt rm "+name+" "+ck+"\n")
+	damaged := "ckpt: error: checkpoint " + name + ":" + ck + " is damaged: manifest.json: sha256 mismatch\n" +
+		"ckpt: hint: nothing was changed; resume another checkpoint with --from NAME (ckpt ls " + name + ") or remove this one with ckpt rm " + name + " " + ck + "\n"
+	wantExit(t, e.ckpt("resume", name), 1, damaged)
+	wantExit(t, e.ckpt("resume", "--from", ck, name), 1, damaged)
 	if ls := e.mustCkpt("ls", name).stdout; !strings.Contains(ls, "damaged") {
 		t.Fatalf("ls does not show the damage:\n%s", ls)
 	}

@@ -251,7 +251,9 @@ func (s *Store) List(container string) ([]Entry, error) {
 	return out, nil
 }
 
-// Latest returns the newest complete checkpoint of container.
+// Latest returns the newest complete checkpoint of container. When a
+// damaged checkpoint is newer than it, Latest returns that one's error rather
+// than silently going back to older state.
 func (s *Store) Latest(container string) (*Checkpoint, error) {
 	ents, err := s.List(container)
 	if err != nil {
@@ -261,6 +263,15 @@ func (s *Store) Latest(container string) (*Checkpoint, error) {
 	for _, e := range ents {
 		if e.State == StateComplete {
 			latest = e.Checkpoint
+		}
+	}
+	for _, e := range ents {
+		if e.State != StateDamaged {
+			continue
+		}
+		st, err := os.Stat(filepath.Join(s.checkpointsDir(container), e.Name))
+		if err == nil && (latest == nil || st.ModTime().After(latest.Manifest.Created)) {
+			return nil, e.Err
 		}
 	}
 	if latest == nil {

@@ -1,0 +1,41 @@
+# ckpt — see README.md. Targets that touch the engine need root.
+GO      ?= go
+BIN     := bin/ckpt
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/ckpt-dev/ckpt/cmd/ckpt/app.Version=$(VERSION)
+
+.PHONY: all build setup demo test unit check bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ckpt
+
+# Install what ckpt needs (engine, CRIU) and start the engine; idempotent.
+setup:
+	scripts/setup.sh
+
+# A stateful sample container with a volume is saved, removed with its
+# volume, resumed, and shown to continue its count.
+demo: setup build
+	scripts/demo.sh
+
+# The whole suite: unit tests and the integration tests against the real
+# engine and CRIU. A missing engine or CRIU fails the run, never skips it.
+test: setup check
+	CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -timeout 30m ./...
+
+# Unit tests only: no engine needed.
+unit:
+	$(GO) test ./...
+
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+# Speed and size on this machine; see bench/README.md.
+bench: setup build
+	bench/run.sh
+
+clean:
+	rm -rf bin
