@@ -970,3 +970,42 @@ func TestAdoptRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestLatestDamaged(t *testing.T) {
+	t0 := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		// good says whether a complete checkpoint created at t0+1h exists.
+		good bool
+		// mtime of the damaged checkpoint's directory.
+		mtime    time.Time
+		wantName string
+		wantErr  string
+	}{
+		{"older damaged one is ignored", true, t0, "good", ""},
+		{"newer damaged one is reported", true, t0.Add(2 * time.Hour), "", "checkpoint web:bad is damaged: manifest.json: sha256 mismatch"},
+		{"only a damaged one", false, t0, "", "checkpoint web:bad is damaged: manifest.json: sha256 mismatch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			bad := save(t, s, "web", "bad", t0, nil)
+			must(t, os.WriteFile(bad.Path(format.ManifestSumFile), []byte(sum("x")+"\n"), FileMode))
+			must(t, os.Chtimes(bad.Dir, tc.mtime, tc.mtime))
+			if tc.good {
+				save(t, s, "web", "good", t0.Add(time.Hour), nil)
+			}
+			ck, err := s.Latest("web")
+			if tc.wantErr != "" {
+				wantErr(t, err, tc.wantErr)
+				if h := hint.Of(err); !strings.Contains(h, "ckpt rm web bad") {
+					t.Errorf("hint = %q", h)
+				}
+				return
+			}
+			must(t, err)
+			if ck.Name != tc.wantName {
+				t.Errorf("Latest = %s, want %s", ck.Name, tc.wantName)
+			}
+		})
+	}
+}
