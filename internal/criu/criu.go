@@ -4,8 +4,6 @@
 package criu
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -37,9 +35,17 @@ func kernelAtLeast(release string, major, minor int) bool {
 	if len(parts) < 2 {
 		return false
 	}
-	ma, _ := strconv.Atoi(parts[0])
-	mi, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	ma, _ := strconv.Atoi(leadingDigits(parts[0]))
+	mi, _ := strconv.Atoi(leadingDigits(parts[1]))
 	return ma > major || ma == major && mi >= minor
+}
+
+func leadingDigits(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
 }
 
 // MinVersion returns the oldest CRIU (as major*10000+minor*100+patch) that
@@ -101,7 +107,7 @@ var known = []struct {
 		"established TCP connections need tcp-established in /etc/criu/runc.conf; ckpt adds it, so check that the file is readable and that the engine uses it"},
 	{regexp.MustCompile(`Unsupported proto 262`),
 		"the process uses Multipath TCP, which CRIU cannot checkpoint; Go programs: set GODEBUG=multipathtcp=0"},
-	{regexp.MustCompile(`Unexpected rt vDSO area bounds|vdso`),
+	{regexp.MustCompile(`Unexpected rt vDSO area bounds`),
 		"this CRIU does not understand this kernel's vDSO: install CRIU >= 4.2"},
 	{regexp.MustCompile(`Can't get 1:16 opt|SO_PASSCRED`),
 		"kernel >= 6.16 needs CRIU >= 4.2 for sockets"},
@@ -132,10 +138,14 @@ func Explain(err error, captured []byte) error {
 			return hint.Wrap(err, "CRIU's log "+path+" could not be read: "+rerr.Error())
 		}
 	}
-	if _, serr := os.Stat(path); serr != nil && m != nil {
-		path += " (deleted by the engine; its errors are quoted above)"
-	}
 	lines := ErrorLines(captured, 2)
+	if _, serr := os.Stat(path); serr != nil && m != nil {
+		path += " (deleted by the engine"
+		if len(lines) > 0 {
+			path += "; its errors are quoted above"
+		}
+		path += ")"
+	}
 	h := "see the whole log: " + path
 	for _, k := range known {
 		if k.pattern.MatchString(strings.Join(lines, "\n")) {
@@ -161,12 +171,7 @@ func (e *criuError) Unwrap() error { return e.err }
 // ErrorLines returns the lines of a CRIU log that contain "Error", each with
 // up to context lines before it, in order and without repeats.
 func ErrorLines(log []byte, context int) []string {
-	var all []string
-	sc := bufio.NewScanner(bytes.NewReader(log))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		all = append(all, sc.Text())
-	}
+	all := strings.Split(strings.TrimSuffix(string(log), "\n"), "\n")
 	var out []string
 	next := 0 // first line not yet printed
 	for i, l := range all {

@@ -101,9 +101,14 @@ func TestWithBlock(t *testing.T) {
 		{"block without its newline at the end of the file",
 			"before\n" + strings.TrimSuffix(block, "\n"),
 			"before\n" + block},
-		{"block directly followed by content",
+		// "# END ckptafter" is not an END line: the BEGIN line is dropped
+		// alone and no user line is lost.
+		{"END line run into content",
 			"x\n" + strings.TrimSuffix(block, "\n") + "after\n",
-			"x\n" + block + "after\n"},
+			"x\ntcp-established\ntcp-close\n# END ckptafter\n" + block},
+		{"BEGIN without END keeps the user's lines",
+			"a\n# BEGIN ckpt: old\nuser-option\n",
+			"a\nuser-option\n" + block},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := withBlock(tc.in)

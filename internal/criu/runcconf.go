@@ -13,8 +13,9 @@ import (
 const RuncConf = "/etc/criu/runc.conf"
 
 const (
-	blockBegin = "# BEGIN ckpt: established TCP connections are checkpointed and come back closed"
+	blockBegin = "# BEGIN ckpt"
 	blockEnd   = "# END ckpt"
+	blockWhy   = ": established TCP connections are checkpointed and come back closed"
 )
 
 // runcOptions are what ckpt needs: tcp-established lets CRIU dump a process
@@ -48,20 +49,38 @@ func EnsureRuncConf(path string) (bool, error) {
 	return true, nil
 }
 
-// withBlock returns conf with ckpt's block in place: the existing block is
-// replaced, or a new one appended.
+// withBlock returns conf with ckpt's block in place: an existing block (from
+// its BEGIN line to its END line) is replaced where it stands; otherwise the
+// block is appended. A BEGIN line without an END line is dropped alone, so
+// that no line of the user's is ever lost.
 func withBlock(conf string) string {
-	block := blockBegin + "\n" + strings.Join(runcOptions, "\n") + "\n" + blockEnd + "\n"
-	if i := strings.Index(conf, blockBegin); i >= 0 {
-		end := strings.Index(conf[i:], blockEnd)
+	block := []string{blockBegin + blockWhy}
+	block = append(block, runcOptions...)
+	block = append(block, blockEnd)
+	lines := strings.Split(strings.TrimSuffix(conf, "\n"), "\n")
+	if conf == "" {
+		lines = nil
+	}
+	begin, end := -1, -1
+	for i, l := range lines {
+		switch {
+		case begin < 0 && strings.HasPrefix(l, blockBegin):
+			begin = i
+		case begin >= 0 && strings.TrimSpace(l) == blockEnd:
+			end = i
+		}
 		if end >= 0 {
-			rest := conf[i+end+len(blockEnd):]
-			rest = strings.TrimPrefix(rest, "\n")
-			return conf[:i] + block + rest
+			break
 		}
 	}
-	if conf != "" && !strings.HasSuffix(conf, "\n") {
-		conf += "\n"
+	var out []string
+	switch {
+	case begin >= 0 && end >= 0:
+		out = append(append(append(out, lines[:begin]...), block...), lines[end+1:]...)
+	case begin >= 0:
+		out = append(append(append(out, lines[:begin]...), lines[begin+1:]...), block...)
+	default:
+		out = append(lines, block...)
 	}
-	return conf + block
+	return strings.Join(out, "\n") + "\n"
 }

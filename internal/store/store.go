@@ -32,6 +32,9 @@ const (
 	FileMode fs.FileMode = 0o600
 )
 
+// nameLayout is the time layout of default checkpoint names.
+const nameLayout = "20060102T150405Z"
+
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 // ValidName reports whether s can name a container directory or a checkpoint.
@@ -90,7 +93,7 @@ func (s *Store) Containers() ([]string, error) {
 // time to the second, with a numeric suffix when that name is taken. Names
 // sort in creation order.
 func (s *Store) NewName(container string, t time.Time) string {
-	base := t.UTC().Format("20060102T150405Z")
+	base := t.UTC().Format(nameLayout)
 	name := base
 	for i := 2; ; i++ {
 		if _, err := os.Lstat(filepath.Join(s.checkpointsDir(container), name)); errors.Is(err, fs.ErrNotExist) {
@@ -147,6 +150,11 @@ func (s *Store) Load(container, name string) (*Checkpoint, error) {
 		return nil, hint.New(fmt.Sprintf("no checkpoint %q for container %s", name, container), "ckpt ls "+container+" lists its checkpoints")
 	}
 	m, err := readManifest(dir)
+	var newer *newerFormatError
+	if errors.As(err, &newer) {
+		return nil, hint.New(fmt.Sprintf("checkpoint %s:%s has format version %d; this ckpt reads 1 to %d", container, name, newer.version, format.Version),
+			"resume it with a newer ckpt")
+	}
 	if err != nil {
 		return nil, hint.Wrap(fmt.Errorf("checkpoint %s:%s is damaged: %w", container, name, err),
 			fmt.Sprintf("nothing was changed; resume another checkpoint with --from NAME (ckpt ls %s) or remove this one with ckpt rm %s %s", container, container, name))
@@ -171,8 +179,11 @@ func readManifest(dir string) (*format.Manifest, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", format.ManifestFile, err)
 	}
-	if m.FormatVersion < 1 || m.FormatVersion > format.Version {
-		return nil, hint.New(fmt.Sprintf("%s: format version %d is not supported (this ckpt reads 1 to %d)", format.ManifestFile, m.FormatVersion, format.Version), "use a newer ckpt")
+	if m.FormatVersion > format.Version {
+		return nil, &newerFormatError{m.FormatVersion}
+	}
+	if m.FormatVersion < 1 {
+		return nil, fmt.Errorf("%s: format version %d is not valid", format.ManifestFile, m.FormatVersion)
 	}
 	for _, f := range m.Files {
 		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
@@ -182,11 +193,20 @@ func readManifest(dir string) (*format.Manifest, error) {
 	return &m, nil
 }
 
+// newerFormatError is a manifest written by a newer ckpt: not damaged, but
+// not for this ckpt either.
+type newerFormatError struct{ version int }
+
+func (e *newerFormatError) Error() string {
+	return fmt.Sprintf("%s: format version %d is newer than this ckpt's", format.ManifestFile, e.version)
+}
+
 // State of a stored checkpoint, as ls shows it.
 const (
 	StateComplete   = "complete"
 	StateIncomplete = "incomplete"
 	StateDamaged    = "damaged"
+	StateNewer      = "newer-format"
 )
 
 // Entry is one checkpoint directory, complete or not.
@@ -194,7 +214,8 @@ type Entry struct {
 	// Container and Name identify the checkpoint.
 	Container, Name string
 	// State is StateComplete, StateIncomplete (a save in progress or one
-	// that was killed) or StateDamaged (its manifest cannot be read).
+	// that was killed), StateDamaged (its manifest cannot be read) or
+	// StateNewer (written by a newer ckpt).
 	State string
 	// Checkpoint is set for complete checkpoints.
 	Checkpoint *Checkpoint
@@ -228,7 +249,11 @@ func (s *Store) List(container string) ([]Entry, error) {
 			default:
 				ck, err := s.Load(c, e.Name())
 				if err != nil {
-					out = append(out, Entry{Container: c, Name: e.Name(), State: StateDamaged, Err: err})
+					state := StateDamaged
+					if _, nerr := readManifest(filepath.Join(s.checkpointsDir(c), e.Name())); errors.As(nerr, new(*newerFormatError)) {
+						state = StateNewer
+					}
+					out = append(out, Entry{Container: c, Name: e.Name(), State: state, Err: err})
 					continue
 				}
 				out = append(out, Entry{Container: c, Name: e.Name(), State: StateComplete, Checkpoint: ck})
@@ -266,11 +291,10 @@ func (s *Store) Latest(container string) (*Checkpoint, error) {
 		}
 	}
 	for _, e := range ents {
-		if e.State != StateDamaged {
+		if e.State == StateComplete || e.State == StateIncomplete {
 			continue
 		}
-		st, err := os.Stat(filepath.Join(s.checkpointsDir(container), e.Name))
-		if err == nil && (latest == nil || st.ModTime().After(latest.Manifest.Created)) {
+		if latest == nil || s.madeAt(container, e.Name).After(latest.Manifest.Created) {
 			return nil, e.Err
 		}
 	}
@@ -278,6 +302,19 @@ func (s *Store) Latest(container string) (*Checkpoint, error) {
 		return nil, hint.New("no checkpoint for container "+container+" in "+s.Root, "save one first with ckpt save "+container+"; ckpt ls lists the checkpoints in the store")
 	}
 	return latest, nil
+}
+
+// madeAt tells when a checkpoint whose manifest cannot be read was made:
+// from its name when it is a default one (the UTC time), else from its
+// directory's modification time.
+func (s *Store) madeAt(container, name string) time.Time {
+	if t, err := time.Parse(nameLayout, strings.SplitN(name, "-", 2)[0]); err == nil {
+		return t
+	}
+	if st, err := os.Stat(filepath.Join(s.checkpointsDir(container), name)); err == nil {
+		return st.ModTime()
+	}
+	return time.Time{}
 }
 
 // Remove deletes checkpoint name of container, complete or not. The caller

@@ -460,18 +460,11 @@ func TestLoadDamaged(t *testing.T) {
 			want: []string{"manifest.json: "},
 		},
 		{
-			name: "format version 99",
-			damage: func(t *testing.T, dir string) {
-				writeManifest(t, dir, format.Manifest{FormatVersion: 99, Name: "cp1", Files: files})
-			},
-			want: []string{"format version 99 is not supported"},
-		},
-		{
 			name: "format version 0",
 			damage: func(t *testing.T, dir string) {
 				writeManifest(t, dir, format.Manifest{FormatVersion: 0, Name: "cp1", Files: files})
 			},
-			want: []string{"format version 0 is not supported"},
+			want: []string{"format version 0 is not valid"},
 		},
 		{
 			name: "path leaves the checkpoint",
@@ -1007,5 +1000,28 @@ func TestLatestDamaged(t *testing.T) {
 				t.Errorf("Latest = %s, want %s", ck.Name, tc.wantName)
 			}
 		})
+	}
+}
+
+// A checkpoint written by a newer ckpt is not damaged: it says so, and points
+// at a newer ckpt rather than at ckpt rm.
+func TestLoadNewerFormat(t *testing.T) {
+	s := newStore(t)
+	ck := save(t, s, "web", "cp1", time.Now(), map[string]string{"a": "x"})
+	writeManifest(t, ck.Dir, format.Manifest{FormatVersion: 99, Name: "cp1", Files: ck.Manifest.Files})
+	_, err := s.Load("web", "cp1")
+	if err == nil || err.Error() != "checkpoint web:cp1 has format version 99; this ckpt reads 1 to 1" {
+		t.Fatalf("Load: %v", err)
+	}
+	if h := hint.Of(err); h != "resume it with a newer ckpt" {
+		t.Errorf("hint = %q", h)
+	}
+	ents, err := s.List("web")
+	must(t, err)
+	if len(ents) != 1 || ents[0].State != StateNewer {
+		t.Fatalf("List = %+v", ents)
+	}
+	if _, err := s.Latest("web"); err == nil || !strings.Contains(err.Error(), "format version 99") {
+		t.Fatalf("Latest: %v", err)
 	}
 }

@@ -71,6 +71,12 @@ reboot.`,
 			rmCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Main maps errors to exit codes
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = onUsage

@@ -60,6 +60,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"rm"}, usage("rm needs a container name")},
 		{[]string{"rm", "../x"}, usage(`invalid container name "../x"`)},
 		{[]string{"ls", "a", "b"}, usage("ls takes at most one container name")},
+		{[]string{"ls", "../x"}, usage(`invalid container name "../x"`)},
+		{[]string{"bogus"}, usage(`unknown command "bogus"`)},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			// A store that is never created: usage errors stop before.
@@ -195,7 +197,7 @@ func TestRmNothing(t *testing.T) {
 		wantStderr string
 	}{
 		{[]string{"rm", "nope"}, "ckpt: error: no checkpoints for container nope\nckpt: hint: ckpt ls lists the checkpoints in the store\n"},
-		{[]string{"rm", "nope", "cp1"}, "ckpt: error: no checkpoint \"cp1\" for container nope\nckpt: hint: ckpt ls nope lists its checkpoints\n"},
+		{[]string{"rm", "nope", "cp1"}, "ckpt: error: no checkpoints for container nope\nckpt: hint: ckpt ls lists the checkpoints in the store\n"},
 	} {
 		code, stdout, stderr := run(t, append([]string{"--store", dir}, tc.args...)...)
 		if code != exitError {
@@ -207,6 +209,10 @@ func TestRmNothing(t *testing.T) {
 		if stdout != "" {
 			t.Errorf("%v: stdout %q", tc.args, stdout)
 		}
+	}
+	// Nothing to remove leaves nothing behind, not even a lock file.
+	if _, err := os.Stat(filepath.Join(dir, "containers", "nope")); !os.IsNotExist(err) {
+		t.Errorf("rm of nothing created %s: %v", filepath.Join(dir, "containers", "nope"), err)
 	}
 }
 

@@ -40,6 +40,9 @@ damaged (its manifest cannot be read: never resumed).`,
 			if c.NArg() > 1 {
 				return usagef("ls takes at most one container name")
 			}
+			if c.NArg() == 1 && !store.ValidName(c.Args().First()) {
+				return usagef("invalid container name %q", c.Args().First())
+			}
 			st, err := store.Open(c.String("store"))
 			if err != nil {
 				return err

@@ -28,19 +28,19 @@ func rmCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			ents, err := st.List(container)
+			if err != nil {
+				return err
+			}
+			if len(ents) == 0 {
+				return hint.New("no checkpoints for container "+container, "ckpt ls lists the checkpoints in the store")
+			}
 			lock, err := st.Lock(container, "rm")
 			if err != nil {
 				return err
 			}
 			defer lock.Unlock()
 			if len(names) == 0 {
-				ents, err := st.List(container)
-				if err != nil {
-					return err
-				}
-				if len(ents) == 0 {
-					return hint.New("no checkpoints for container "+container, "ckpt ls lists the checkpoints in the store")
-				}
 				for _, e := range ents {
 					names = append(names, e.Name)
 				}
