@@ -270,8 +270,18 @@ func (r *resumer) recreate(ctx context.Context, image string) (*container.Inspec
 	hc := *r.cfg.HostConfig
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	hc.Mounts = append([]mount.Mount(nil), hc.Mounts...)
+	// Re-attach anonymous volumes by name; the engine would make new ones.
 	for _, v := range m.Volumes {
-		if v.Anonymous { // re-attach by name; the engine would make a new one
+		if !v.Anonymous {
+			continue
+		}
+		named := false
+		for i, mt := range hc.Mounts {
+			if mt.Type == mount.TypeVolume && mt.Source == "" && mt.Target == v.Destination {
+				hc.Mounts[i].Source, named = v.Name, true
+			}
+		}
+		if !named {
 			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: v.Destination})
 		}
 	}

@@ -1,0 +1,164 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+)
+
+// --leave-running: the container keeps running (and is not left paused),
+// the checkpoint resumes later.
+func TestSaveLeaveRunning(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{})
+	before := e.waitCounter(name, 3)
+	r := e.mustCkpt("save", "--leave-running", name)
+	if !strings.Contains(r.stdout, "(left running)") {
+		t.Fatalf("save printed %q", r.stdout)
+	}
+	c := e.inspect(name)
+	if !c.State.Running || c.State.Paused {
+		t.Fatalf("after save: running=%v paused=%v", c.State.Running, c.State.Paused)
+	}
+	later := e.waitCounter(name, before.Counter+5) // still counting
+	if later.ID != before.ID {
+		t.Fatal("the process was replaced")
+	}
+	if err := docker.ContainerStop(context.Background(), name, container.StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.mustCkpt("resume", name)
+	e.assertContinues(name, before)
+}
+
+// A container on a user-defined network with an alias and an anonymous
+// volume: after docker rm -f, docker network rm and docker volume rm, resume
+// recreates the network, re-attaches the container with its alias, and
+// brings back the anonymous volume by name.
+func TestResumeRecreatesNetworkAndAnonymousVolume(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	name, netName := e.name("app"), e.name("net")
+	if _, err := docker.NetworkCreate(ctx, netName, network.CreateOptions{Driver: "bridge", Labels: map[string]string{"test": "ckpt"}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { docker.NetworkRemove(context.Background(), netName) })
+	cfg := &container.Config{Image: testImage, ExposedPorts: nat.PortSet{"8080/tcp": {}}}
+	hc := &container.HostConfig{
+		NetworkMode:  container.NetworkMode(netName),
+		PortBindings: nat.PortMap{"8080/tcp": {{HostIP: "127.0.0.1"}}},
+		Mounts:       []mount.Mount{{Type: mount.TypeVolume, Target: "/data"}}, // anonymous
+	}
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: {Aliases: []string{"web-alias"}}}}
+	if _, err := docker.ContainerCreate(ctx, cfg, hc, nc, nil, name); err != nil {
+		t.Fatal(err)
+	}
+	var anon string
+	t.Cleanup(func() {
+		docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
+		if anon != "" {
+			docker.VolumeRemove(context.Background(), anon, true)
+		}
+	})
+	if err := docker.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.waitCounter(name, 15)
+	anon = e.inspect(name).Mounts[0].Name
+	history, _ := e.call(name, "GET", "/read?path=/data/history.log")
+
+	e.mustCkpt("save", name)
+	removeContainer(t, name)
+	if err := docker.NetworkRemove(ctx, netName); err != nil {
+		t.Fatal(err)
+	}
+	if err := docker.VolumeRemove(ctx, anon, false); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.mustCkpt("resume", name)
+	if !strings.Contains(r.stdout, "recreated network "+netName) {
+		t.Fatalf("resume printed %q", r.stdout)
+	}
+	e.assertContinues(name, before)
+	c := e.inspect(name)
+	ep, ok := c.NetworkSettings.Networks[netName]
+	if !ok || !contains(ep.Aliases, "web-alias") {
+		t.Fatalf("networks after resume: %+v", c.NetworkSettings.Networks)
+	}
+	n, err := docker.NetworkInspect(ctx, netName, network.InspectOptions{})
+	if err != nil || n.Labels["test"] != "ckpt" {
+		t.Fatalf("recreated network: %v %+v", err, n.Labels)
+	}
+	if len(c.Mounts) != 1 || c.Mounts[0].Name != anon || c.Mounts[0].Destination != "/data" {
+		t.Fatalf("mounts after resume: %+v", c.Mounts)
+	}
+	if got, _ := e.call(name, "GET", "/read?path=/data/history.log"); !strings.HasPrefix(got, history) {
+		t.Fatalf("anonymous volume lost its data: %q, want prefix %q", got, history)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// save --all and resume --all act on every running / saved container.
+func TestAll(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.name("a"), e.name("b")
+	e.startApp(a, appOpts{})
+	e.startApp(b, appOpts{})
+	sa, sb := e.waitCounter(a, 2), e.waitCounter(b, 2)
+	r := e.mustCkpt("save", "--all")
+	if !strings.Contains(r.stdout, "saved "+a+" ") || !strings.Contains(r.stdout, "saved "+b+" ") {
+		t.Fatalf("save --all printed %q", r.stdout)
+	}
+	removeContainer(t, b)
+	r = e.mustCkpt("resume", "--all")
+	if !strings.Contains(r.stdout, "resumed "+a+" ") || !strings.Contains(r.stdout, "resumed "+b+" ") {
+		t.Fatalf("resume --all printed %q", r.stdout)
+	}
+	e.assertContinues(a, sa)
+	e.assertContinues(b, sb)
+}
+
+// A store too small for the container is refused before anything is
+// stopped: the container keeps running and the store holds nothing.
+func TestStoreTooSmall(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{allocMB: 64})
+	before := e.waitCounter(name, 2)
+	small := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", small).Run() })
+	e.store = small
+	r := e.ckpt("save", name)
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "ckpt: error: not enough space in "+small+" to save "+name+": about ") ||
+		!strings.HasSuffix(r.stderr, "ckpt: hint: free space there (ckpt rm removes old checkpoints) or use another --store; nothing was changed\n") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if c := e.inspect(name); !c.State.Running || c.State.Paused {
+		t.Fatal("the container was stopped or paused")
+	}
+	e.assertContinues(name, before)
+	ents, _ := os.ReadDir(small + "/containers/" + name + "/checkpoints")
+	if len(ents) != 0 {
+		t.Fatalf("store holds %v", ents)
+	}
+}
