@@ -181,12 +181,12 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 	// The engine restarts a checkpointed container with restart policy
 	// always or unless-stopped at once, and again when it starts: hold the
 	// policy off until resume puts it back.
-	if s.m.RestartPolicy.Name != "" && s.m.RestartPolicy.Name != string(container.RestartPolicyDisabled) {
+	if !s.opts.LeaveRunning && s.m.RestartPolicy.Name != "" && s.m.RestartPolicy.Name != string(container.RestartPolicyDisabled) {
 		if _, err := s.eng.ContainerUpdate(ctx, s.c.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
 			return nil, "", fmt.Errorf("cannot hold the restart policy off: %w", err)
 		}
 		defer func() {
-			if err != nil || s.opts.LeaveRunning {
+			if err != nil {
 				s.eng.ContainerUpdate(cleanupCtx, s.c.ID, container.UpdateConfig{RestartPolicy: toEngine(s.m.RestartPolicy)})
 			}
 		}()
@@ -250,8 +250,7 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 	if err := s.pending.Commit(s.m); err != nil {
 		return nil, "", err
 	}
-	ck, err = s.opts.Store.Load(s.name, name)
-	return ck, "", err
+	return s.pending.Checkpoint(s.m), "", nil
 }
 
 // recover starts a container that a failed save had stopped: from the
@@ -394,7 +393,15 @@ func (s *saver) checkSpace(ctx context.Context, upper string) error {
 	if stats, err := s.eng.ContainerStatsOneShot(ctx, s.c.ID); err == nil {
 		var v container.StatsResponse
 		if derr := decodeJSON(stats.Body, &v); derr == nil {
-			need += int64(v.MemoryStats.Usage)
+			// What CRIU dumps is anonymous memory, not the page cache: take
+			// out inactive file pages, as docker stats does.
+			cache := v.MemoryStats.Stats["total_inactive_file"] // cgroup v1
+			if c, ok := v.MemoryStats.Stats["inactive_file"]; ok && cache == 0 {
+				cache = c // cgroup v2
+			}
+			if cache < v.MemoryStats.Usage {
+				need += int64(v.MemoryStats.Usage - cache)
+			}
 		}
 		stats.Body.Close()
 	}

@@ -21,8 +21,9 @@ import (
 // until Commit renames it into place; Abort removes it.
 type Pending struct {
 	// Name is the checkpoint's name.
-	Name  string
-	dir   string
+	Name      string
+	container string
+	dir       string
 	final string
 	files []format.File
 }
@@ -40,7 +41,7 @@ func (s *Store) Begin(container, name string) (*Pending, error) {
 	if err := os.MkdirAll(parent, DirMode); err != nil {
 		return nil, err
 	}
-	p := &Pending{Name: name, dir: filepath.Join(parent, format.TempPrefix+name), final: filepath.Join(parent, name)}
+	p := &Pending{Name: name, container: container, dir: filepath.Join(parent, format.TempPrefix+name), final: filepath.Join(parent, name)}
 	if _, err := os.Lstat(p.final); err == nil {
 		return nil, hint.New(fmt.Sprintf("checkpoint %q of %s already exists", name, container), "choose another --name, or remove it with ckpt rm "+container+" "+name)
 	}
@@ -206,6 +207,11 @@ func (p *Pending) Commit(m *format.Manifest) error {
 		return err
 	}
 	return syncDir(filepath.Dir(p.final))
+}
+
+// Checkpoint returns the checkpoint that Commit made of p with manifest m.
+func (p *Pending) Checkpoint(m *format.Manifest) *Checkpoint {
+	return &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: m}
 }
 
 // Abort removes the pending checkpoint.
