@@ -40,6 +40,10 @@ type Options struct {
 	Containers []string
 	// All saves every running container; Containers must then be empty.
 	All bool
+	// Mode is format.ModeHot (memory and data; the default when empty) or
+	// format.ModeCold (data only: the container is stopped gracefully and
+	// starts fresh on its data when resumed).
+	Mode string
 	// LeaveRunning keeps the containers running: each is paused (frozen)
 	// while its state is captured, then unpaused.
 	LeaveRunning bool
@@ -86,7 +90,7 @@ func Save(ctx context.Context, opts Options) ([]Result, error) {
 			errs = append(errs, err)
 			break
 		}
-		r := saveOne(ctx, opts, ref)
+		r := SaveContainer(ctx, opts, ref)
 		results = append(results, r)
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", r.Container, r.Err))
@@ -110,7 +114,9 @@ type saver struct {
 	phase   time.Time
 }
 
-func saveOne(ctx context.Context, opts Options, ref string) (res Result) {
+// SaveContainer saves one container (a name or an id); opts.Containers and
+// opts.All are ignored.
+func SaveContainer(ctx context.Context, opts Options, ref string) (res Result) {
 	res.Container = ref
 	start := time.Now()
 	s := &saver{opts: opts, eng: opts.Engine, rep: progress.Or(opts.Progress), phase: start}
@@ -147,12 +153,14 @@ func saveOne(ctx context.Context, opts Options, ref string) (res Result) {
 func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint, recovery string, err error) {
 	// Cleanup must run even when ctx was cancelled by a signal.
 	cleanupCtx := context.WithoutCancel(ctx)
-	criuVersion, err := criu.Check()
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
-		return nil, "", hint.Wrap(err, "run ckpt as root: it keeps tcp-established and tcp-close in "+criu.RuncConf)
+	var criuVersion int
+	if s.hot() {
+		if criuVersion, err = criu.Check(); err != nil {
+			return nil, "", err
+		}
+		if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
+			return nil, "", hint.Wrap(err, "run ckpt as root: it keeps tcp-established and tcp-close in "+criu.RuncConf)
+		}
 	}
 	upper, err := engine.UpperDir(s.c)
 	if err != nil {
@@ -181,7 +189,7 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 	// The engine restarts a checkpointed container with restart policy
 	// always or unless-stopped at once, and again when it starts: hold the
 	// policy off until resume puts it back.
-	if !s.opts.LeaveRunning && s.m.RestartPolicy.Name != "" && s.m.RestartPolicy.Name != string(container.RestartPolicyDisabled) {
+	if !s.m.LeftRunning && s.m.RestartPolicy.Name != "" && s.m.RestartPolicy.Name != string(container.RestartPolicyDisabled) {
 		if _, err := s.eng.ContainerUpdate(ctx, s.c.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
 			return nil, "", fmt.Errorf("cannot hold the restart policy off: %w", err)
 		}
@@ -191,7 +199,7 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 			}
 		}()
 	}
-	if s.opts.LeaveRunning && !s.c.State.Paused {
+	if s.m.LeftRunning && !s.c.State.Paused {
 		if err := s.eng.ContainerPause(ctx, s.c.ID); err != nil {
 			return nil, "", fmt.Errorf("cannot pause %s: %w", s.name, err)
 		}
@@ -202,36 +210,46 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 		}()
 	}
 
-	// The engine writes the images straight into the pending checkpoint. The
-	// call is not cancelled midway: the engine would go on regardless.
-	s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
-	cerr := s.eng.CheckpointCreate(cleanupCtx, s.c.ID, checkpoint.CreateOptions{
-		CheckpointID:  format.ImagesDir,
-		CheckpointDir: s.pending.Dir(),
-		Exit:          !s.opts.LeaveRunning,
-	})
-	if cerr != nil {
-		return nil, "", fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(cerr, nil))
+	if s.hot() {
+		// The engine writes the images straight into the pending checkpoint.
+		// The call is not cancelled midway: the engine would go on regardless.
+		s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
+		cerr := s.eng.CheckpointCreate(cleanupCtx, s.c.ID, checkpoint.CreateOptions{
+			CheckpointID:  format.ImagesDir,
+			CheckpointDir: s.pending.Dir(),
+			Exit:          !s.m.LeftRunning,
+		})
+		if cerr != nil {
+			return nil, "", fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(cerr, nil))
+		}
+	} else {
+		s.rep.Report(progress.Event{Container: s.name, Phase: "stop"})
+		if serr := s.eng.ContainerStop(cleanupCtx, s.c.ID, container.StopOptions{}); serr != nil {
+			return nil, "", fmt.Errorf("cannot stop %s: %w", s.name, serr)
+		}
 	}
-	if !s.opts.LeaveRunning {
+	if !s.m.LeftRunning {
 		defer func() {
 			if err != nil {
 				recovery = s.recover(cleanupCtx)
 			}
 		}()
 	}
-	s.done("checkpoint", 0)
-
-	files, err := s.pending.Adopt(format.ImagesDir)
-	if err != nil {
-		return nil, "", err
-	}
-	for _, f := range files {
-		if base := f.Path[strings.LastIndexByte(f.Path, '/')+1:]; strings.HasPrefix(base, "pages-") {
-			s.m.MemoryBytes += f.Size
+	if s.hot() {
+		s.done("checkpoint", 0)
+		files, err := s.pending.Adopt(format.ImagesDir)
+		if err != nil {
+			return nil, "", err
 		}
+		for _, f := range files {
+			if base := f.Path[strings.LastIndexByte(f.Path, '/')+1:]; strings.HasPrefix(base, "pages-") {
+				s.m.MemoryBytes += f.Size
+			}
+		}
+		s.done("images", s.m.MemoryBytes)
+	} else {
+		s.done("stop", 0)
 	}
-	s.done("images", s.m.MemoryBytes)
 
 	if err := s.captureMounts(ctx); err != nil {
 		return nil, "", err
@@ -253,9 +271,18 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 	return s.pending.Checkpoint(s.m), "", nil
 }
 
+// hot reports whether this save keeps memory.
+func (s *saver) hot() bool { return s.opts.Mode != format.ModeCold }
+
 // recover starts a container that a failed save had stopped: from the
 // checkpoint just taken when possible, normally otherwise.
 func (s *saver) recover(ctx context.Context) string {
+	if !s.hot() {
+		if err := s.eng.ContainerStart(ctx, s.c.ID, container.StartOptions{}); err != nil {
+			return fmt.Sprintf("could NOT be started again: %v (start it with docker start %s)", err, s.name)
+		}
+		return "started again (it had been stopped for a cold save; its data is untouched)"
+	}
 	if _, err := s.eng.StartFromCheckpoint(ctx, s.c.ID, s.pending.Path(format.ImagesDir)); err == nil {
 		return "started again from its checkpoint (memory kept)"
 	}
@@ -267,12 +294,16 @@ func (s *saver) recover(ctx context.Context) string {
 
 func (s *saver) manifest(start time.Time, criuVersion int) *format.Manifest {
 	host, _ := os.Hostname()
+	mode := format.ModeHot
+	if !s.hot() {
+		mode = format.ModeCold
+	}
 	rp := s.c.HostConfig.RestartPolicy
 	return &format.Manifest{
 		Created:       start.UTC(),
-		Mode:          format.ModeHot,
-		Container:     format.Container{Name: s.name, ID: s.c.ID, Image: s.c.Config.Image, ImageID: s.c.Image},
-		LeftRunning:   s.opts.LeaveRunning,
+		Mode:          mode,
+		Container:     format.Container{Name: s.name, ID: s.c.ID, Image: s.c.Config.Image, ImageID: s.c.Image, Project: s.c.Config.Labels[composeProject]},
+		LeftRunning:   s.opts.LeaveRunning && s.hot(),
 		RestartPolicy: format.RestartPolicy{Name: string(rp.Name), MaximumRetryCount: rp.MaximumRetryCount},
 		Host: format.Host{
 			Hostname:      host,
@@ -438,6 +469,9 @@ func diskFull(err error, root string) error {
 	}
 	return err
 }
+
+// composeProject is the label compose puts on a project's containers.
+const composeProject = "com.docker.compose.project"
 
 func toEngine(p format.RestartPolicy) container.RestartPolicy {
 	return container.RestartPolicy{Name: container.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}

@@ -24,8 +24,8 @@ func TestUnknownContainer(t *testing.T) {
 		"ckpt: error: no such container: ckpt-it-nope\nckpt: hint: docker ps -a lists containers, ckpt ls lists saved ones\n")
 	wantExit(t, e.ckpt("resume", "ckpt-it-nope"), 1,
 		"ckpt: error: no checkpoint for container ckpt-it-nope in "+e.store+"\nckpt: hint: save one first with ckpt save ckpt-it-nope; ckpt ls lists the checkpoints in the store\n")
-	wantExit(t, e.ckpt("save"), 2, "ckpt: error: save needs a container name (or --all)\nckpt: hint: see ckpt --help\n")
-	wantExit(t, e.ckpt("save", "--all", "x"), 2, "ckpt: error: give container names or --all, not both\nckpt: hint: see ckpt --help\n")
+	wantExit(t, e.ckpt("save"), 2, "ckpt: error: save needs a container name (or --all, or --project)\nckpt: hint: see ckpt --help\n")
+	wantExit(t, e.ckpt("save", "--all", "x"), 2, "ckpt: error: give container names, --all or --project, only one of them\nckpt: hint: see ckpt --help\n")
 	if r := e.ckpt("save", "--bogus", "x"); r.code != 2 || !strings.HasPrefix(r.stderr, "ckpt: error: flag provided but not defined: -bogus\n") {
 		t.Fatalf("unknown flag: exit %d, %q", r.code, r.stderr)
 	}

@@ -55,6 +55,9 @@ type Result struct {
 	Recreated bool
 	// MemoryRestored is true when the processes continue from the checkpoint.
 	MemoryRestored bool
+	// Cold is true for a checkpoint of data only: the container started
+	// fresh on its saved data, as intended.
+	Cold bool
 	// Fallback says why memory was not restored, when the container was
 	// started normally instead.
 	Fallback error
@@ -84,7 +87,7 @@ func Resume(ctx context.Context, opts Options) ([]Result, error) {
 			errs = append(errs, err)
 			break
 		}
-		r := resumeOne(ctx, opts, n)
+		r := ResumeContainer(ctx, opts, n)
 		results = append(results, r)
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", r.Container, r.Err))
@@ -133,7 +136,9 @@ type resumer struct {
 	undo []func(context.Context)
 }
 
-func resumeOne(ctx context.Context, opts Options, name string) (res Result) {
+// ResumeContainer resumes one container by name; opts.Containers and
+// opts.All are ignored.
+func ResumeContainer(ctx context.Context, opts Options, name string) (res Result) {
 	res.Container = name
 	if c, err := opts.Engine.Lookup(ctx, name); err != nil {
 		res.Err = err
@@ -191,7 +196,10 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 
 	// Can CRIU restore here at all? If not, say so before touching anything.
 	var memErr error
-	if _, err := criu.Check(); err != nil {
+	r.res.Cold = m.Mode == format.ModeCold
+	if r.res.Cold {
+		// data only: nothing for CRIU to do
+	} else if _, err := criu.Check(); err != nil {
 		memErr = err
 	} else if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
 		memErr = err
@@ -234,28 +242,43 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 	}
 
 	r.rep.Report(progress.Event{Container: name, Phase: "start"})
-	if memErr == nil {
-		if log, serr := r.eng.StartFromCheckpoint(cleanupCtx, c.ID, r.ck.Path(format.ImagesDir)); serr != nil {
-			memErr = criu.Explain(serr, log)
-		}
-	}
-	if memErr != nil {
-		if r.opts.NoFallback {
-			return fmt.Errorf("memory could not be restored, and --no-fallback was given: %w", memErr)
-		}
-		if serr := r.eng.ContainerStart(cleanupCtx, c.ID, container.StartOptions{}); serr != nil {
-			return fmt.Errorf("memory could not be restored (%v), and a normal start failed too: %w", memErr, serr)
-		}
-		r.res.Fallback = memErr
-		r.rep.Report(progress.Event{Container: name, Phase: "start", Warning: true, Message: "memory was NOT restored; started normally on the restored data"})
-	} else {
-		r.res.MemoryRestored = true
+	if err := r.start(cleanupCtx, c.ID, memErr); err != nil {
+		return err
 	}
 	if p := m.RestartPolicy; p.Name != "" && p.Name != string(container.RestartPolicyDisabled) {
 		if _, uerr := r.eng.ContainerUpdate(cleanupCtx, c.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}}); uerr != nil {
 			r.res.Notes = append(r.res.Notes, fmt.Sprintf("could not put restart policy %s back: %v", p.Name, uerr))
 		}
 	}
+	return nil
+}
+
+// start starts the container: from its checkpoint when memory can be
+// restored (memErr says why not), else normally on the restored data, unless
+// --no-fallback forbids it. A cold checkpoint simply starts.
+func (r *resumer) start(ctx context.Context, id string, memErr error) error {
+	if r.res.Cold {
+		if err := r.eng.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			return fmt.Errorf("cannot start %s: %w", r.res.Container, err)
+		}
+		return nil
+	}
+	if memErr == nil {
+		log, err := r.eng.StartFromCheckpoint(ctx, id, r.ck.Path(format.ImagesDir))
+		if err == nil {
+			r.res.MemoryRestored = true
+			return nil
+		}
+		memErr = criu.Explain(err, log)
+	}
+	if r.opts.NoFallback {
+		return fmt.Errorf("memory could not be restored, and --no-fallback was given: %w", memErr)
+	}
+	if err := r.eng.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("memory could not be restored (%v), and a normal start failed too: %w", memErr, err)
+	}
+	r.res.Fallback = memErr
+	r.rep.Report(progress.Event{Container: r.res.Container, Phase: "start", Warning: true, Message: "memory was NOT restored; started normally on the restored data"})
 	return nil
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh — make this host ready for ckpt. Idempotent: each step checks first
 # and does nothing when it is already right.
-#   1. the Docker engine (Debian's docker.io) when dockerd is missing;
+#   1. the Docker engine (Debian's docker.io) when dockerd is missing, and
+#      docker-compose (for the tests);
 #   2. a CRIU that works on this kernel (>= 4.2 on kernels >= 6.16), built from
 #      Debian's source tarball with its checksum checked, when criu is missing,
 #      too old or fails `criu check`;
@@ -40,6 +41,12 @@ if version_ge "$kernel" 6.16; then criu_min=4.2; fi
 if ! command -v dockerd >/dev/null; then
 	say "installing the Docker engine (docker.io)"
 	apt_install docker.io iptables ca-certificates
+fi
+
+# The integration tests drive a compose project with Debian's docker-compose.
+if ! command -v docker-compose >/dev/null; then
+	say "installing docker-compose (used by the integration tests)"
+	apt_install docker-compose
 fi
 
 # 2. CRIU

@@ -41,6 +41,12 @@ const (
 	ImagesDir = "criu"
 	// VolumesDir holds one tar archive per named volume: <volume name>.tar.
 	VolumesDir = "volumes"
+	// HooksDir, at the store's root, holds the host hooks' records.
+	HooksDir = "hooks"
+	// ShutdownRecord, in HooksDir, lists what the last shutdown hook saved,
+	// for the boot hook to resume. The boot hook renames it to
+	// ShutdownRecord + ".done" when it has run.
+	ShutdownRecord = "last-shutdown.json"
 	// LayerFile is a tar archive of the container's writable layer in the
 	// OCI layer convention (deleted paths as .wh.<name> entries).
 	LayerFile = "layer.tar"
@@ -56,7 +62,8 @@ type Manifest struct {
 	Name string `json:"name"`
 	// Created is when the save started (UTC).
 	Created time.Time `json:"created"`
-	// Mode is "hot" (process memory and data) or "cold" (data only).
+	// Mode is "hot" (process memory and data) or "cold" (data only: the
+	// container was stopped gracefully, and there are no CRIU images).
 	Mode string `json:"mode"`
 	// Container identifies what was saved.
 	Container Container `json:"container"`
@@ -96,6 +103,8 @@ type Container struct {
 	Image string `json:"image"`
 	// ImageID is the image's content id (sha256:...).
 	ImageID string `json:"imageId"`
+	// Project is the compose project the container belongs to, if any.
+	Project string `json:"project,omitempty"`
 }
 
 // RestartPolicy mirrors the engine's restart policy.
@@ -160,6 +169,23 @@ type File struct {
 type Timing struct {
 	Phase  string `json:"phase"`
 	Millis int64  `json:"ms"`
+}
+
+// ShutdownRecordDoc is the content of ShutdownRecord.
+type ShutdownRecordDoc struct {
+	// Time is when the shutdown hook ran.
+	Time time.Time `json:"time"`
+	// Saved lists the containers saved, in the order they were saved.
+	Saved []SavedContainer `json:"saved"`
+}
+
+// SavedContainer is one container the shutdown hook saved.
+type SavedContainer struct {
+	Name       string `json:"name"`
+	Mode       string `json:"mode"`
+	Checkpoint string `json:"checkpoint"`
+	// After lists the containers to resume before this one.
+	After []string `json:"after,omitempty"`
 }
 
 // Modes of a checkpoint.

@@ -17,7 +17,10 @@
 //	POST /rm?path=P        remove P
 //
 // APP_ALLOC_MB=N makes it fill N MiB of memory with random bytes at start
-// (benchmarks).
+// (benchmarks). APP_PEER=host:port makes it ask another testapp for its
+// state every 200 ms over one kept-alive connection, reconnecting when it
+// drops; /state then also says the peer's id and how many calls succeeded
+// and failed.
 //
 //go:debug multipathtcp=0
 package main
@@ -37,9 +40,12 @@ import (
 )
 
 type state struct {
-	mu      sync.Mutex
-	id      string
-	counter int64
+	mu         sync.Mutex
+	id         string
+	counter    int64
+	peerID     string
+	peerCalls  int64
+	peerErrors int64
 	held    *os.File
 	ballast []byte
 }
@@ -70,11 +76,15 @@ func main() {
 		dataDir = "/data"
 	}
 	go s.tick(dataDir)
+	if peer := os.Getenv("APP_PEER"); peer != "" {
+		go s.askPeer(peer)
+	}
 
 	http.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		json.NewEncoder(w).Encode(map[string]any{"id": s.id, "counter": s.counter, "pid": os.Getpid()})
+		json.NewEncoder(w).Encode(map[string]any{"id": s.id, "counter": s.counter, "pid": os.Getpid(),
+			"peer_id": s.peerID, "peer_calls": s.peerCalls, "peer_errors": s.peerErrors})
 	})
 	http.HandleFunc("GET /held", func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.held.Stat()
@@ -140,5 +150,28 @@ func (s *state) tick(dataDir string) {
 		if history != nil && n%10 == 0 {
 			fmt.Fprintf(history, "%s %d\n", s.id, n)
 		}
+	}
+}
+
+// askPeer keeps one connection to the peer and asks it for its state.
+func (s *state) askPeer(peer string) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	for range time.Tick(200 * time.Millisecond) {
+		var st struct {
+			ID string `json:"id"`
+		}
+		resp, err := client.Get("http://" + peer + "/state")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		s.mu.Lock()
+		if err != nil {
+			s.peerErrors++
+		} else {
+			s.peerID = st.ID
+			s.peerCalls++
+		}
+		s.mu.Unlock()
 	}
 }

@@ -69,6 +69,9 @@ reboot.`,
 			resumeCommand(),
 			lsCommand(),
 			rmCommand(),
+			pruneCommand(),
+			hookCommand(),
+			policyCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Main maps errors to exit codes
 		Action: func(c *cli.Context) error {
@@ -78,9 +81,14 @@ reboot.`,
 			return cli.ShowAppHelp(c)
 		},
 	}
-	for _, c := range app.Commands {
-		c.OnUsageError = onUsage
+	var setUsage func([]*cli.Command)
+	setUsage = func(cs []*cli.Command) {
+		for _, c := range cs {
+			c.OnUsageError = onUsage
+			setUsage(c.Subcommands)
+		}
 	}
+	setUsage(app.Commands)
 	return app
 }
 
@@ -162,14 +170,21 @@ func openAll(c *cli.Context) (*store.Store, *engine.Engine, error) {
 	return st, eng, nil
 }
 
-// targets checks the CONTAINER... arguments against --all.
+// targets checks that exactly one of CONTAINER..., --all and --project
+// says what to work on.
 func targets(c *cli.Context) ([]string, error) {
 	args := c.Args().Slice()
+	n := 0
+	for _, given := range []bool{len(args) > 0, c.Bool("all"), c.String("project") != ""} {
+		if given {
+			n++
+		}
+	}
 	switch {
-	case c.Bool("all") && len(args) > 0:
-		return nil, usagef("give container names or --all, not both")
-	case !c.Bool("all") && len(args) == 0:
-		return nil, usagef("%s needs a container name (or --all)", c.Command.Name)
+	case n > 1:
+		return nil, usagef("give container names, --all or --project, only one of them")
+	case n == 0:
+		return nil, usagef("%s needs a container name (or --all, or --project)", c.Command.Name)
 	}
 	return args, nil
 }

@@ -46,10 +46,10 @@ func TestUsageErrors(t *testing.T) {
 		args       []string
 		wantStderr string
 	}{
-		{[]string{"save"}, "ckpt: error: save needs a container name (or --all)\nckpt: hint: see ckpt --help\n"},
-		{[]string{"resume"}, usage("resume needs a container name (or --all)")},
-		{[]string{"save", "--all", "web"}, usage("give container names or --all, not both")},
-		{[]string{"resume", "--all", "web"}, usage("give container names or --all, not both")},
+		{[]string{"save"}, "ckpt: error: save needs a container name (or --all, or --project)\nckpt: hint: see ckpt --help\n"},
+		{[]string{"resume"}, usage("resume needs a container name (or --all, or --project)")},
+		{[]string{"save", "--all", "web"}, usage("give container names, --all or --project, only one of them")},
+		{[]string{"resume", "--all", "web"}, usage("give container names, --all or --project, only one of them")},
 		{[]string{"resume", "--from", "x", "a", "b"}, usage("--from takes exactly one container")},
 		{[]string{"resume", "--from", "x", "--all"}, usage("--from takes exactly one container")},
 		{[]string{"--bogus"}, usage("flag provided but not defined: -bogus")},
@@ -60,6 +60,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"rm"}, usage("rm needs a container name")},
 		{[]string{"rm", "../x"}, usage(`invalid container name "../x"`)},
 		{[]string{"ls", "a", "b"}, usage("ls takes at most one container name")},
+		{[]string{"save", "--project", "shop", "web"}, usage("give container names, --all or --project, only one of them")},
+		{[]string{"save", "--cold", "--leave-running", "web"}, usage("--cold stops the containers; it does not go with --leave-running")},
+		{[]string{"hook", "run"}, usage("hook run takes shutdown or boot")},
+		{[]string{"hook", "run", "reboot"}, usage("hook run takes shutdown or boot")},
+		{[]string{"policy", "check"}, usage("policy check takes one file")},
 		{[]string{"ls", "../x"}, usage(`invalid container name "../x"`)},
 		{[]string{"bogus"}, usage(`unknown command "bogus"`)},
 	} {
@@ -87,7 +92,7 @@ func TestUsageErrorWithoutStoreFlag(t *testing.T) {
 	noEnv(t)
 	code, stdout, stderr := run(t, "save")
 	if code != exitUsage || stdout != "" ||
-		stderr != "ckpt: error: save needs a container name (or --all)\nckpt: hint: see ckpt --help\n" {
+		stderr != "ckpt: error: save needs a container name (or --all, or --project)\nckpt: hint: see ckpt --help\n" {
 		t.Errorf("ckpt save = %d, %q, %q", code, stdout, stderr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ckpt-dev/ckpt/internal/hook"
 	"github.com/ckpt-dev/ckpt/restore"
 )
 
@@ -20,6 +21,7 @@ container starts normally on the restored data and ckpt says so; with
 --no-fallback the resume fails instead and undoes what it created.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "resume every stopped container that has a checkpoint"},
+			&cli.StringFlag{Name: "project", Usage: "resume the containers of compose project `NAME`, dependencies first, with its networks"},
 			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest"},
 			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
@@ -37,6 +39,11 @@ container starts normally on the restored data and ckpt says so; with
 				return err
 			}
 			defer eng.Close()
+			if p := c.String("project"); p != "" {
+				if names, err = hook.ProjectForResume(st, p); err != nil {
+					return err
+				}
+			}
 			opts := restore.Options{
 				Store: st, Engine: eng, Containers: names, All: c.Bool("all"),
 				From: c.String("from"), NoFallback: c.Bool("no-fallback"),
@@ -56,7 +63,10 @@ container starts normally on the restored data and ckpt says so; with
 					continue
 				}
 				how := "memory restored"
-				if !r.MemoryRestored {
+				switch {
+				case r.Cold:
+					how = "started fresh on its saved data (cold checkpoint)"
+				case !r.MemoryRestored:
 					how = "memory NOT restored, started normally on the restored data"
 				}
 				if r.Recreated {

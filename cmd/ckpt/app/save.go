@@ -8,6 +8,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ckpt-dev/ckpt/checkpoint"
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hook"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
@@ -22,6 +24,8 @@ state is captured and keeps running after. Restart policies are held off
 until ckpt resume, so the engine does not restart a saved container.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "save every running container"},
+			&cli.StringFlag{Name: "project", Usage: "save every running container of compose project `NAME`, dependents first"},
+			&cli.BoolFlag{Name: "cold", Usage: "save data only: stop the containers gracefully, keep volumes and writable layer"},
 			&cli.BoolFlag{Name: "leave-running", Usage: "keep the containers running (paused during the save)"},
 			&cli.StringFlag{Name: "name", Usage: "checkpoint `NAME` (default: the UTC time)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
@@ -31,12 +35,24 @@ until ckpt resume, so the engine does not restart a saved container.`,
 			if err != nil {
 				return err
 			}
+			if c.Bool("cold") && c.Bool("leave-running") {
+				return usagef("--cold stops the containers; it does not go with --leave-running")
+			}
 			st, eng, err := openAll(c)
 			if err != nil {
 				return err
 			}
 			defer eng.Close()
-			opts := checkpoint.Options{
+			if p := c.String("project"); p != "" {
+				if refs, err = hook.ProjectForSave(c.Context, eng, p); err != nil {
+					return err
+				}
+			}
+			mode := format.ModeHot
+			if c.Bool("cold") {
+				mode = format.ModeCold
+			}
+			opts := checkpoint.Options{Mode: mode,
 				Store: st, Engine: eng, Containers: refs, All: c.Bool("all"),
 				LeaveRunning: c.Bool("leave-running"), Name: c.String("name"),
 			}
@@ -69,8 +85,11 @@ until ckpt resume, so the engine does not restart a saved container.`,
 					vols = append(vols, fmt.Sprintf("%s %s", v.Name, units.Bytes(v.Bytes)))
 				}
 				state := "stopped"
-				if m.LeftRunning {
+				switch {
+				case m.LeftRunning:
 					state = "left running"
+				case m.Mode == format.ModeCold:
+					state = "cold: data only, stopped"
 				}
 				fmt.Fprintf(c.App.Writer, "saved %s as %s in %s (%s): memory %s, volumes [%s], writable layer %d entries, %d deleted\n",
 					r.Container, r.Checkpoint.Name, units.Duration(total), state, units.Bytes(m.MemoryBytes),

@@ -1,0 +1,294 @@
+// Package hook runs the host hooks: at shutdown it saves every running
+// container the policy selects — hot, cold or not at all, in dependency
+// order, in parallel, within a deadline — and at boot it resumes what the
+// shutdown hook saved, dependencies first. Output is one line per container,
+// for the journal.
+package hook
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/ckpt-dev/ckpt/checkpoint"
+	"github.com/ckpt-dev/ckpt/internal/engine"
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/units"
+	"github.com/ckpt-dev/ckpt/policy"
+	"github.com/ckpt-dev/ckpt/restore"
+)
+
+// Options are what both hooks need.
+type Options struct {
+	// Store holds the checkpoints and the shutdown record.
+	Store *store.Store
+	// Engine runs the containers.
+	Engine *engine.Engine
+	// Policy decides what happens to each container.
+	Policy *policy.Policy
+	// Out receives one line per container.
+	Out io.Writer
+}
+
+// Outcome counts what a hook did.
+type Outcome struct {
+	Hot, Cold, Skipped, Failed int
+}
+
+func (o Outcome) String() string {
+	return fmt.Sprintf("%d hot, %d cold, %d skipped, %d failed", o.Hot, o.Cold, o.Skipped, o.Failed)
+}
+
+// printer serialises the lines of parallel workers.
+type printer struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (p *printer) linef(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format+"\n", args...)
+}
+
+// target is a container the hook works on.
+type target struct {
+	name     string
+	decision policy.Decision
+	after    []string
+}
+
+// Shutdown saves the running containers as the policy says and records
+// what it saved for Boot. It returns an error when any container failed.
+func Shutdown(ctx context.Context, o Options) (Outcome, error) {
+	start := time.Now()
+	deadline := start.Add(o.Policy.Deadline)
+	p := &printer{out: o.Out}
+	var out Outcome
+
+	list, err := o.Engine.ContainerList(ctx, container.ListOptions{})
+	if err != nil {
+		return out, err
+	}
+	all := make([]policy.Container, len(list))
+	for i, c := range list {
+		all[i] = policy.Container{Name: strings.TrimPrefix(c.Names[0], "/"), Labels: c.Labels}
+	}
+	var targets []target
+	for _, c := range all {
+		d, err := o.Policy.Decide(c)
+		switch {
+		case err != nil:
+			out.Failed++
+			p.linef("%s: failed: %v (left running)", c.Name, err)
+		case d.Mode == policy.Skip:
+			out.Skipped++
+			p.linef("%s: skipped (%s)", c.Name, d.Why)
+		default:
+			targets = append(targets, target{name: c.Name, decision: d, after: append(d.After, policy.ComposeDependencies(c, all)...)})
+		}
+	}
+	levels, orderErr := order(targets)
+	if orderErr != nil {
+		p.linef("policy error: %v: saving in name order", orderErr)
+	}
+	slices.Reverse(levels) // dependents first
+
+	var mu sync.Mutex
+	var saved []format.SavedContainer
+	byName := map[string]target{}
+	for _, t := range targets {
+		byName[t.name] = t
+	}
+	for _, level := range levels {
+		parallel(level, o.Policy.Parallel, func(name string) {
+			t := byName[name]
+			sc, mode, ok := saveOne(ctx, o, p, t, deadline)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case !ok:
+				out.Failed++
+			case mode == policy.Hot:
+				out.Hot++
+			default:
+				out.Cold++
+			}
+			if ok {
+				saved = append(saved, sc)
+			}
+		})
+	}
+	if err := o.Store.WriteShutdownRecord(&format.ShutdownRecordDoc{Time: start.UTC(), Saved: saved}); err != nil {
+		return out, fmt.Errorf("cannot record what was saved: %w", err)
+	}
+	p.linef("shutdown hook: %s in %s", out, units.Duration(time.Since(start)))
+	if out.Failed > 0 {
+		return out, fmt.Errorf("%d of %d containers failed", out.Failed, len(all))
+	}
+	return out, orderErr
+}
+
+// saveOne saves one container: hot, unless the policy says cold or the
+// deadline is too near for a hot save; a failed hot save falls back to cold
+// unless the policy says fail.
+func saveOne(ctx context.Context, o Options, p *printer, t target, deadline time.Time) (format.SavedContainer, policy.Mode, bool) {
+	d := t.decision
+	mode, note := d.Mode, ""
+	if mode == policy.Hot && time.Until(deadline) < d.Timeout {
+		mode, note = policy.Cold, fmt.Sprintf("the deadline is %s away, less than its timeout %s", units.Duration(max(0, time.Until(deadline))), d.Timeout)
+	}
+	save := func(mode policy.Mode) checkpoint.Result {
+		cctx, cancel := context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+		return checkpoint.SaveContainer(cctx, checkpoint.Options{Store: o.Store, Engine: o.Engine, Mode: string(mode)}, t.name)
+	}
+	began := time.Now()
+	r := save(mode)
+	if r.Err != nil && mode == policy.Hot && d.OnFailure == policy.FallbackCold {
+		note = "hot save failed: " + firstLine(r.Err)
+		mode = policy.Cold
+		r = save(mode)
+	}
+	took := units.Duration(time.Since(began))
+	if r.Err != nil {
+		msg := fmt.Sprintf("%s: failed %s save after %s: %s", t.name, mode, took, firstLine(r.Err))
+		if note != "" {
+			msg += " (" + note + ")"
+		}
+		if r.Recovery != "" {
+			msg += "; " + r.Recovery
+		}
+		p.linef("%s", msg)
+		return format.SavedContainer{}, mode, false
+	}
+	msg := fmt.Sprintf("%s: saved %s in %s as %s (%s)", t.name, mode, took, r.Checkpoint.Name, d.Why)
+	if note != "" {
+		msg += "; " + note
+	}
+	p.linef("%s", msg)
+	return format.SavedContainer{Name: t.name, Mode: string(mode), Checkpoint: r.Checkpoint.Name, After: t.after}, mode, true
+}
+
+// Boot resumes what the last shutdown hook saved, dependencies first, and
+// marks the record done.
+func Boot(ctx context.Context, o Options) (Outcome, error) {
+	start := time.Now()
+	p := &printer{out: o.Out}
+	var out Outcome
+	rec, err := o.Store.ReadShutdownRecord()
+	if err != nil {
+		return out, fmt.Errorf("cannot read the shutdown record: %w", err)
+	}
+	if rec == nil {
+		p.linef("boot hook: nothing to resume (no shutdown record in %s)", o.Store.Root)
+		return out, nil
+	}
+	var targets []target
+	byName := map[string]format.SavedContainer{}
+	for _, s := range rec.Saved {
+		targets = append(targets, target{name: s.Name, after: s.After})
+		byName[s.Name] = s
+	}
+	levels, orderErr := order(targets)
+	if orderErr != nil {
+		p.linef("ordering error: %v: resuming in name order", orderErr)
+	}
+	var mu sync.Mutex
+	for _, level := range levels {
+		parallel(level, o.Policy.Parallel, func(name string) {
+			ok, hot := resumeOne(ctx, o, p, byName[name])
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case !ok:
+				out.Failed++
+			case hot:
+				out.Hot++
+			default:
+				out.Cold++
+			}
+		})
+	}
+	if err := o.Store.FinishShutdownRecord(); err != nil {
+		return out, err
+	}
+	p.linef("boot hook: %s in %s", out, units.Duration(time.Since(start)))
+	if out.Failed > 0 {
+		return out, fmt.Errorf("%d of %d containers failed", out.Failed, len(rec.Saved))
+	}
+	return out, orderErr
+}
+
+// resumeOne resumes one saved container; it reports success, and whether
+// its memory came back.
+func resumeOne(ctx context.Context, o Options, p *printer, s format.SavedContainer) (ok, hot bool) {
+	began := time.Now()
+	if c, err := o.Engine.Lookup(ctx, s.Name); err == nil && c != nil && c.State.Running {
+		p.linef("%s: already running, left alone", s.Name)
+		return true, false
+	}
+	r := restore.ResumeContainer(ctx, restore.Options{Store: o.Store, Engine: o.Engine, From: s.Checkpoint}, s.Name)
+	took := units.Duration(time.Since(began))
+	switch {
+	case r.Err != nil:
+		p.linef("%s: failed to resume after %s: %s", s.Name, took, firstLine(r.Err))
+		return false, false
+	case r.Cold:
+		p.linef("%s: resumed cold in %s (started fresh on its saved data)", s.Name, took)
+	case r.MemoryRestored:
+		p.linef("%s: resumed hot in %s (memory restored)", s.Name, took)
+	default:
+		p.linef("%s: resumed in %s, memory NOT restored: %s", s.Name, took, firstLine(r.Fallback))
+	}
+	return true, r.MemoryRestored
+}
+
+// order sorts targets into dependency levels; on a cycle it returns one
+// level in name order and the error.
+func order(ts []target) ([][]string, error) {
+	nodes := make([]policy.Node, len(ts))
+	for i, t := range ts {
+		nodes[i] = policy.Node{Name: t.name, After: t.after}
+	}
+	levels, err := policy.Order(nodes)
+	if err != nil {
+		names := make([]string, len(ts))
+		for i, t := range ts {
+			names[i] = t.name
+		}
+		slices.Sort(names)
+		return [][]string{names}, err
+	}
+	return levels, nil
+}
+
+// parallel runs f on every name, at most n at a time, and waits.
+func parallel(names []string, n int, f func(string)) {
+	sem := make(chan struct{}, max(1, n))
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(name)
+		}()
+	}
+	wg.Wait()
+}
+
+func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.SplitN(err.Error(), "\n", 2)[0]
+}
