@@ -24,8 +24,8 @@ type Pending struct {
 	Name      string
 	container string
 	dir       string
-	final string
-	files []format.File
+	final     string
+	files     []format.File
 }
 
 // Begin starts writing checkpoint name of container. The caller must hold

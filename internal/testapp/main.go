@@ -46,8 +46,8 @@ type state struct {
 	peerID     string
 	peerCalls  int64
 	peerErrors int64
-	held    *os.File
-	ballast []byte
+	held       *os.File
+	ballast    []byte
 }
 
 func main() {
