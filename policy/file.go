@@ -298,7 +298,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d+days < 0 {
+	if err != nil || d < 0 {
 		return 0, fmt.Errorf("bad duration %q (examples: 90s, 10m, 7d)", s)
 	}
 	return days + d, nil
