@@ -213,3 +213,20 @@ func TestHookBadPolicy(t *testing.T) {
 		t.Fatal("the container was touched")
 	}
 }
+
+// When the deadline is nearer than a hot save's timeout, the container is
+// saved cold: quick, and its data is kept.
+func TestHookDeadlineNear(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{})
+	e.waitCounter(name, 2)
+	pol := e.writePolicy(fmt.Sprintf("deadline: 5s\ndefault: {mode: skip}\nrules:\n  - match: {names: [%q]}\n    mode: hot\n    timeout: 1m\n", name))
+	r := e.mustCkpt("hook", "run", "shutdown", "--policy", pol)
+	if l := wantLine(t, r.stdout, name+": saved cold in "); !strings.Contains(l, "the deadline is ") || !strings.Contains(l, "s away, less than its timeout 1m0s") {
+		t.Errorf("line: %s", l)
+	}
+	r = e.mustCkpt("hook", "run", "boot", "--policy", pol)
+	wantLine(t, r.stdout, name+": resumed cold in ")
+	e.waitState(name)
+}

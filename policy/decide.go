@@ -117,3 +117,14 @@ func ComposeDependencies(c Container, all []Container) []string {
 	}
 	return deps
 }
+
+// Within returns the mode to use when remaining is what is left of the
+// shutdown deadline: a hot save that might not finish before the deadline
+// (its timeout is longer than what is left) becomes cold, which is quick and
+// keeps the data. The reason is empty when the mode stays.
+func (d Decision) Within(remaining time.Duration) (Mode, string) {
+	if d.Mode == Hot && remaining < d.Timeout {
+		return Cold, fmt.Sprintf("the deadline is %s away, less than its timeout %s", max(0, remaining).Round(time.Second), d.Timeout)
+	}
+	return d.Mode, ""
+}

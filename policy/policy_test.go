@@ -231,3 +231,25 @@ func TestOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestWithinDeadline(t *testing.T) {
+	hot := Decision{Mode: Hot, Timeout: 30 * time.Second}
+	for _, tc := range []struct {
+		d         Decision
+		remaining time.Duration
+		want      Mode
+		reason    string
+	}{
+		{hot, time.Minute, Hot, ""},
+		{hot, 30 * time.Second, Hot, ""},
+		{hot, 29 * time.Second, Cold, "the deadline is 29s away, less than its timeout 30s"},
+		{hot, -5 * time.Second, Cold, "the deadline is 0s away, less than its timeout 30s"},
+		{Decision{Mode: Cold, Timeout: time.Minute}, time.Second, Cold, ""},
+		{Decision{Mode: Skip, Timeout: time.Minute}, time.Second, Skip, ""},
+	} {
+		m, why := tc.d.Within(tc.remaining)
+		if m != tc.want || why != tc.reason {
+			t.Errorf("%v with %v left: %s %q, want %s %q", tc.d.Mode, tc.remaining, m, why, tc.want, tc.reason)
+		}
+	}
+}

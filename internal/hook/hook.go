@@ -141,10 +141,7 @@ func Shutdown(ctx context.Context, o Options) (Outcome, error) {
 // unless the policy says fail.
 func saveOne(ctx context.Context, o Options, p *printer, t target, deadline time.Time) (format.SavedContainer, policy.Mode, bool) {
 	d := t.decision
-	mode, note := d.Mode, ""
-	if mode == policy.Hot && time.Until(deadline) < d.Timeout {
-		mode, note = policy.Cold, fmt.Sprintf("the deadline is %s away, less than its timeout %s", units.Duration(max(0, time.Until(deadline))), d.Timeout)
-	}
+	mode, note := d.Within(time.Until(deadline))
 	save := func(mode policy.Mode) checkpoint.Result {
 		cctx, cancel := context.WithTimeout(ctx, d.Timeout)
 		defer cancel()

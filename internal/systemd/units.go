@@ -118,13 +118,13 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/true
 ExecStop=` + args("shutdown") + `
-# The policy's deadline (` + fmtSeconds(o.Deadline) + `) plus ` + fmtSeconds(StopGrace) + ` for ckpt to
-# finish the save in progress and clean up. When it runs out, systemd sends
-# ckpt SIGTERM (ckpt then stops and cleans up; SIGKILL follows after the
-# same time again) and goes on to stop the engine. Run "ckpt hook install"
-# again after changing the deadline in the policy file. The whole shutdown
-# must also fit in poweroff.target's and reboot.target's JobTimeoutSec=
-# (30min), after which systemd forces the power-off.
+# TimeoutStopSec= is the policy's deadline (` + fmtSeconds(o.Deadline) + `) plus ` + fmtSeconds(StopGrace) + `, for ckpt
+# to finish the save in progress and clean up. When it runs out, systemd
+# sends ckpt SIGTERM (ckpt then stops and cleans up; SIGKILL follows after
+# the same time again) and goes on to stop the engine. Run "ckpt hook
+# install" again after changing the deadline in the policy file. The whole
+# shutdown must also fit in poweroff.target's and reboot.target's
+# JobTimeoutSec= (30min), after which systemd forces the power-off.
 TimeoutStopSec=` + fmt.Sprint(stopTimeout) + `s
 
 [Install]
@@ -137,9 +137,9 @@ WantedBy=multi-user.target
 # ckpt-shutdown.service saved when the host went down.
 #
 # Ordering. "After=docker.service containerd.service" starts the hook once
-# the engine reports that it is ready (docker.service is Type=notify), by
-# which time the engine has started the containers it restarts itself;
-# those ckpt saved hold the restart policy "no" and are left to this hook.
+# the engine reports that it is ready (docker.service is Type=notify). The
+# containers ckpt saved hold the restart policy "no", so the engine leaves
+# them to this hook.
 # network-online.target: the network is configured before containers
 # that publish ports or join networks come back.
 # "After=ckpt-shutdown.service": the shutdown hook is armed before any

@@ -105,7 +105,7 @@ func TestUnits(t *testing.T) {
 			t.Errorf("%s: %s=%q, want %q", name, tc.key, got, tc.want)
 		}
 	}
-	if !strings.Contains(shutdown, "# The policy's deadline (90s) plus 30s") {
+	if !strings.Contains(shutdown, "# TimeoutStopSec= is the policy's deadline (90s) plus 30s,") {
 		t.Errorf("%s does not explain its timeout:\n%s", ShutdownUnit, shutdown)
 	}
 }
