@@ -49,6 +49,12 @@ if ! command -v docker-compose >/dev/null; then
 	apt_install docker-compose
 fi
 
+# ... and verify the systemd units ckpt writes with systemd-analyze.
+if ! command -v systemd-analyze >/dev/null; then
+	say "installing systemd (systemd-analyze, used by the tests)"
+	apt_install systemd
+fi
+
 # 2. CRIU
 criu_ok() {
 	command -v criu >/dev/null || return 1

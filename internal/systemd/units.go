@@ -270,7 +270,7 @@ func Install(dir string, o Options) ([]string, error) {
 		return nil, err
 	}
 	if fi, err := os.Stat(dir); err != nil {
-		return nil, hint.Wrap(err, "is systemd installed? the units go into "+DefaultDir)
+		return nil, hint.Wrap(err, "the unit directory must exist (systemd reads "+DefaultDir+")")
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}

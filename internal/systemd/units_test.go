@@ -390,3 +390,17 @@ func TestVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestDocs keeps the units shown in docs/hooks.md what Install writes with
+// the default paths.
+func TestDocs(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "hooks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range Units(typical()) {
+		if !strings.Contains(string(doc), "```ini\n"+content+"```\n") {
+			t.Errorf("docs/hooks.md does not show %s as Install writes it:\n%s", name, content)
+		}
+	}
+}

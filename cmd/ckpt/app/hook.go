@@ -19,6 +19,8 @@ func hookCommand() *cli.Command {
 		Usage: "host hooks: save selected containers before shutdown, resume them at boot",
 		Subcommands: []*cli.Command{
 			hookRunCommand(),
+			hookInstallCommand(),
+			hookUninstallCommand(),
 		},
 	}
 }
