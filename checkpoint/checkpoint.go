@@ -307,6 +307,7 @@ func (s *saver) manifest(start time.Time, criuVersion int) *format.Manifest {
 		RestartPolicy: format.RestartPolicy{Name: string(rp.Name), MaximumRetryCount: rp.MaximumRetryCount},
 		Host: format.Host{
 			Hostname:      host,
+			CPUFlags:      criu.CPUFlags(),
 			Kernel:        criu.Kernel(),
 			Arch:          runtime.GOARCH,
 			EngineVersion: s.eng.Info.ServerVersion,

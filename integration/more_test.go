@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"strings"
@@ -160,5 +162,47 @@ func TestStoreTooSmall(t *testing.T) {
 	ents, _ := os.ReadDir(small + "/containers/" + name + "/checkpoints")
 	if len(ents) != 0 {
 		t.Fatalf("store holds %v", ents)
+	}
+}
+
+// A checkpoint made on another architecture: resume says so before touching
+// anything; with --no-fallback it stops there, otherwise it brings the data
+// back and starts the container normally.
+func TestResumeFromAnotherArch(t *testing.T) {
+	e := newEnv(t)
+	name, vol := e.name("app"), e.name("data")
+	e.startApp(name, appOpts{volume: vol})
+	before := e.waitCounter(name, 12)
+	e.mustCkpt("save", name)
+	path := checkpointFile(t, e.store, name, "manifest.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = []byte(strings.Replace(string(raw), `"arch": "amd64"`, `"arch": "s390x"`, 1))
+	sum := sha256.Sum256(raw)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".sha256", []byte(hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	removeContainer(t, name)
+
+	r := e.ckpt("resume", "--no-fallback", name)
+	want := "ckpt: error: memory cannot be restored here, and --no-fallback was given: the checkpoint was made on s390x and this host is amd64: processes cannot move between architectures\n"
+	if r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if e.inspect(name) != nil {
+		t.Fatal("--no-fallback created the container")
+	}
+	r = e.mustCkpt("resume", name)
+	if !strings.Contains(r.stderr, "memory cannot be restored here (the checkpoint was made on s390x") ||
+		!strings.Contains(r.stdout, "memory NOT restored, started normally on the restored data") {
+		t.Fatalf("resume:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if after := e.waitState(name); after.ID == before.ID {
+		t.Fatal("memory came back from another architecture?")
 	}
 }

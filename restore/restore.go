@@ -199,6 +199,8 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 	r.res.Cold = m.Mode == format.ModeCold
 	if r.res.Cold {
 		// data only: nothing for CRIU to do
+	} else if err := criu.Compatible(criu.Facts{Kernel: m.Host.Kernel, Arch: m.Host.Arch, CPUFlags: m.Host.CPUFlags}, criu.HostFacts()); err != nil {
+		memErr = err
 	} else if _, err := criu.Check(); err != nil {
 		memErr = err
 	} else if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
@@ -206,6 +208,10 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 	}
 	if memErr != nil && r.opts.NoFallback {
 		return fmt.Errorf("memory cannot be restored here, and --no-fallback was given: %w", memErr)
+	}
+	if memErr != nil {
+		r.rep.Report(progress.Event{Container: name, Phase: "check", Warning: true,
+			Message: "memory cannot be restored here (" + memErr.Error() + "); resuming its data only"})
 	}
 
 	defer func() {

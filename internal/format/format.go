@@ -123,6 +123,9 @@ type Host struct {
 	CRIUVersion   int    `json:"criuVersion"`
 	StorageDriver string `json:"storageDriver"`
 	CgroupVersion string `json:"cgroupVersion,omitempty"`
+	// CPUFlags are the CPU's feature flags (/proc/cpuinfo), sorted: a
+	// restore on a CPU without one of them may crash the restored code.
+	CPUFlags []string `json:"cpuFlags,omitempty"`
 }
 
 // Volume is a captured named volume.
