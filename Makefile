@@ -4,7 +4,7 @@ BIN     := bin/ckpt
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ckpt-dev/ckpt/cmd/ckpt/app.Version=$(VERSION)
 
-.PHONY: all build setup demo test unit check bench clean
+.PHONY: all build setup demo test unit check bench docs clean
 
 all: build
 
@@ -32,6 +32,11 @@ unit:
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
+
+# The man page (section 8) and shell completions, generated from the app
+# itself into bin/share; never written by hand.
+docs: build
+	$(BIN) gen-docs --dir bin/share
 
 # Speed and size on this machine; see bench/README.md.
 bench: setup build

@@ -52,10 +52,11 @@ checkpoint API and CRIU), its named volumes and its writable layer as one
 verified checkpoint in a store on the host, and resumes it later: in the same
 container, or in a recreated one after docker rm, an engine restart or a
 reboot.`,
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		OnUsageError:    onUsage,
-		HideHelpCommand: true,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		OnUsageError:         onUsage,
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:    "store",
@@ -72,6 +73,7 @@ reboot.`,
 			pruneCommand(),
 			hookCommand(),
 			policyCommand(),
+			genDocsCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Main maps errors to exit codes
 		Action: func(c *cli.Context) error {
@@ -108,6 +110,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		case <-ctx.Done():
 		}
 	}()
+	args, done := asPlugin(args, stdout)
+	if done {
+		return exitOK
+	}
 	err := New(stdout, stderr).RunContext(ctx, args)
 	return report(stderr, err)
 }

@@ -1,8 +1,12 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
+
+	"github.com/ckpt-dev/ckpt/internal/hint"
 
 	"github.com/ckpt-dev/ckpt/internal/progress"
 	"github.com/ckpt-dev/ckpt/internal/units"
@@ -22,4 +26,58 @@ func textProgress(w io.Writer) progress.Reporter {
 			fmt.Fprintf(w, "ckpt: %s: %s: %s\n", e.Container, e.Phase, e.Message)
 		}
 	})
+}
+
+// jsonLine is one line of --json output on save and resume: a progress
+// event, or the result for one container.
+type jsonLine struct {
+	Type       string `json:"type"` // "progress" or "result"
+	Container  string `json:"container"`
+	Phase      string `json:"phase,omitempty"`
+	Message    string `json:"message,omitempty"`
+	ElapsedMS  int64  `json:"elapsedMs,omitempty"`
+	Bytes      int64  `json:"bytes,omitempty"`
+	Warning    bool   `json:"warning,omitempty"`
+	OK         *bool  `json:"ok,omitempty"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// Result details.
+	Mode           string   `json:"mode,omitempty"`
+	MemoryBytes    int64    `json:"memoryBytes,omitempty"`
+	MemoryRestored *bool    `json:"memoryRestored,omitempty"`
+	Recreated      bool     `json:"recreated,omitempty"`
+	Notes          []string `json:"notes,omitempty"`
+	Error          string   `json:"error,omitempty"`
+	Hint           string   `json:"hint,omitempty"`
+	Recovery       string   `json:"recovery,omitempty"`
+}
+
+// jsonWriter writes JSON lines, one per call, safe for concurrent use.
+type jsonWriter struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func newJSONWriter(w io.Writer) *jsonWriter { return &jsonWriter{enc: json.NewEncoder(w)} }
+
+func (j *jsonWriter) write(l jsonLine) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.enc.Encode(l)
+}
+
+// Report writes a progress event.
+func (j *jsonWriter) Report(e progress.Event) {
+	j.write(jsonLine{Type: "progress", Container: e.Container, Phase: e.Phase, Message: e.Message,
+		ElapsedMS: e.Elapsed.Milliseconds(), Bytes: e.Bytes, Warning: e.Warning})
+}
+
+// result writes the result line of one container.
+func (j *jsonWriter) result(l jsonLine, err error) {
+	l.Type = "result"
+	ok := err == nil
+	l.OK = &ok
+	if err != nil {
+		l.Error, l.Hint = err.Error(), hint.Of(err)
+	}
+	j.write(l)
 }

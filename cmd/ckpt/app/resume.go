@@ -25,6 +25,7 @@ container starts normally on the restored data and ckpt says so; with
 			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest"},
 			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
+			&cli.BoolFlag{Name: "json", Usage: "print progress and results as JSON lines on stdout"},
 		},
 		Action: func(c *cli.Context) error {
 			names, err := targets(c)
@@ -48,12 +49,37 @@ container starts normally on the restored data and ckpt says so; with
 				Store: st, Engine: eng, Containers: names, All: c.Bool("all"),
 				From: c.String("from"), NoFallback: c.Bool("no-fallback"),
 			}
-			if !c.Bool("quiet") {
+			var js *jsonWriter
+			switch {
+			case c.Bool("json"):
+				js = newJSONWriter(c.App.Writer)
+				opts.Progress = js
+			case !c.Bool("quiet"):
 				opts.Progress = textProgress(c.App.ErrWriter)
 			}
 			results, err := restore.Resume(c.Context, opts)
 			if len(results) == 0 {
 				return err
+			}
+			if js != nil {
+				for _, r := range results {
+					l := jsonLine{Container: r.Container, Checkpoint: r.Checkpoint, Recreated: r.Recreated, Notes: r.Notes}
+					if r.Err == nil {
+						restored := r.MemoryRestored
+						l.MemoryRestored, l.Mode = &restored, "hot"
+						if r.Cold {
+							l.Mode = "cold"
+						}
+					}
+					if r.Fallback != nil {
+						l.Notes = append(l.Notes, "memory was not restored: "+r.Fallback.Error())
+					}
+					js.result(l, r.Err)
+				}
+				if err != nil {
+					return errReported
+				}
+				return nil
 			}
 			failed := 0
 			for _, r := range results {

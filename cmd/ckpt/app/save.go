@@ -29,6 +29,7 @@ until ckpt resume, so the engine does not restart a saved container.`,
 			&cli.BoolFlag{Name: "leave-running", Usage: "keep the containers running (paused during the save)"},
 			&cli.StringFlag{Name: "name", Usage: "checkpoint `NAME` (default: the UTC time)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
+			&cli.BoolFlag{Name: "json", Usage: "print progress and results as JSON lines on stdout"},
 		},
 		Action: func(c *cli.Context) error {
 			refs, err := targets(c)
@@ -56,12 +57,30 @@ until ckpt resume, so the engine does not restart a saved container.`,
 				Store: st, Engine: eng, Containers: refs, All: c.Bool("all"),
 				LeaveRunning: c.Bool("leave-running"), Name: c.String("name"),
 			}
-			if !c.Bool("quiet") {
+			var js *jsonWriter
+			switch {
+			case c.Bool("json"):
+				js = newJSONWriter(c.App.Writer)
+				opts.Progress = js
+			case !c.Bool("quiet"):
 				opts.Progress = textProgress(c.App.ErrWriter)
 			}
 			results, err := checkpoint.Save(c.Context, opts)
 			if len(results) == 0 {
 				return err
+			}
+			if js != nil {
+				for _, r := range results {
+					l := jsonLine{Container: r.Container, Recovery: r.Recovery}
+					if ck := r.Checkpoint; ck != nil {
+						l.Checkpoint, l.Mode, l.MemoryBytes = ck.Name, ck.Manifest.Mode, ck.Manifest.MemoryBytes
+					}
+					js.result(l, r.Err)
+				}
+				if err != nil {
+					return errReported
+				}
+				return nil
 			}
 			failed := 0
 			for _, r := range results {
