@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -205,4 +206,43 @@ func TestResumeFromAnotherArch(t *testing.T) {
 	if after := e.waitState(name); after.ID == before.ID {
 		t.Fatal("memory came back from another architecture?")
 	}
+}
+
+// Installed as docker-ckpt in a CLI plugin directory, ckpt answers
+// "docker ckpt ...".
+func TestDockerCLIPlugin(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{})
+	before := e.waitCounter(name, 2)
+	cfg := t.TempDir()
+	plugin := filepath.Join(cfg, "cli-plugins", "docker-ckpt")
+	if err := os.MkdirAll(filepath.Dir(plugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(ckptBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plugin, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dockerCLI := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("docker", args...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "CKPT_STORE="+e.store)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if help := dockerCLI("--help"); !strings.Contains(help, "ckpt*") {
+		t.Fatalf("docker --help does not list the plugin:\n%s", help)
+	}
+	if out := dockerCLI("ckpt", "save", "-q", name); !strings.Contains(out, "saved "+name) {
+		t.Fatalf("docker ckpt save: %s", out)
+	}
+	dockerCLI("ckpt", "resume", "-q", name)
+	e.assertContinues(name, before)
 }
