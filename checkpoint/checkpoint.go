@@ -72,12 +72,12 @@ type Result struct {
 func Save(ctx context.Context, opts Options) ([]Result, error) {
 	refs := opts.Containers
 	if opts.All {
-		list, err := opts.Engine.ContainerList(ctx, container.ListOptions{})
+		list, err := opts.Engine.Running(ctx, container.ListOptions{})
 		if err != nil {
 			return nil, err
 		}
 		for _, c := range list {
-			refs = append(refs, strings.TrimPrefix(c.Names[0], "/"))
+			refs = append(refs, engine.Name(&c))
 		}
 		if len(refs) == 0 {
 			return nil, hint.New("no running containers to save", "docker ps lists running containers")

@@ -116,6 +116,11 @@ rules:
 		t.Errorf("%s was saved before its dependent %s:\n%s", dep, app, r.stdout)
 	}
 
+	// A second shutdown hook before the boot (vagrant halt runs one, the
+	// guest's systemd unit another) finds nothing new and forgets nothing.
+	r = e.mustCkpt("hook", "run", "shutdown", "--policy", pol)
+	wantLine(t, r.stdout, "shutdown hook: 0 hot, 0 cold, 1 skipped, 0 failed in ")
+
 	restartEngine(t)
 	time.Sleep(2 * time.Second)
 	for _, n := range []string{dep, app, cold} {

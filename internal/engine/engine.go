@@ -215,3 +215,26 @@ func copyFile(src, dst string) error {
 	}
 	return out.Close()
 }
+
+// Running lists the running containers that match opts' filters. The
+// engine's list can lag behind a container that has just stopped (one that
+// was checkpointed a moment ago); each container's inspect document does
+// not, so it decides.
+func (e *Engine) Running(ctx context.Context, opts container.ListOptions) ([]container.InspectResponse, error) {
+	opts.All = false
+	list, err := e.ContainerList(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	var out []container.InspectResponse
+	for _, c := range list {
+		ins, err := e.Lookup(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ins != nil && ins.State.Running {
+			out = append(out, *ins)
+		}
+	}
+	return out, nil
+}

@@ -73,13 +73,13 @@ func Shutdown(ctx context.Context, o Options) (Outcome, error) {
 	p := &printer{out: o.Out}
 	var out Outcome
 
-	list, err := o.Engine.ContainerList(ctx, container.ListOptions{})
+	list, err := o.Engine.Running(ctx, container.ListOptions{})
 	if err != nil {
 		return out, err
 	}
-	all := make([]policy.Container, len(list))
-	for i, c := range list {
-		all[i] = policy.Container{Name: strings.TrimPrefix(c.Names[0], "/"), Labels: c.Labels}
+	var all []policy.Container
+	for _, c := range list {
+		all = append(all, policy.Container{Name: engine.Name(&c), Labels: c.Config.Labels})
 	}
 	var targets []target
 	for _, c := range all {
@@ -125,6 +125,16 @@ func Shutdown(ctx context.Context, o Options) (Outcome, error) {
 				saved = append(saved, sc)
 			}
 		})
+	}
+	// A record the boot hook has not used yet keeps its containers: the
+	// shutdown hook may run twice before a boot (vagrant halt runs it, then
+	// the guest's own systemd unit at power-off finds nothing running).
+	if prev, err := o.Store.ReadShutdownRecord(); err == nil && prev != nil {
+		for _, p := range prev.Saved {
+			if !slices.ContainsFunc(saved, func(s format.SavedContainer) bool { return s.Name == p.Name }) {
+				saved = append(saved, p)
+			}
+		}
 	}
 	if err := o.Store.WriteShutdownRecord(&format.ShutdownRecordDoc{Time: start.UTC(), Saved: saved}); err != nil {
 		return out, fmt.Errorf("cannot record what was saved: %w", err)

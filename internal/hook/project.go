@@ -18,7 +18,7 @@ import (
 // ProjectForSave returns the running containers of compose project
 // project, dependents first (the order to save them in).
 func ProjectForSave(ctx context.Context, eng *engine.Engine, project string) ([]string, error) {
-	list, err := eng.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", policy.LabelProject+"="+project))})
+	list, err := eng.Running(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", policy.LabelProject+"="+project))})
 	if err != nil {
 		return nil, err
 	}
@@ -27,7 +27,7 @@ func ProjectForSave(ctx context.Context, eng *engine.Engine, project string) ([]
 	}
 	cs := make([]policy.Container, len(list))
 	for i, c := range list {
-		cs[i] = policy.Container{Name: strings.TrimPrefix(c.Names[0], "/"), Labels: c.Labels}
+		cs[i] = policy.Container{Name: engine.Name(&c), Labels: c.Config.Labels}
 	}
 	names, err := dependencyOrder(cs)
 	slices.Reverse(names)
