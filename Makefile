@@ -4,7 +4,7 @@ BIN     := bin/ckpt
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ckpt-dev/ckpt/cmd/ckpt/app.Version=$(VERSION)
 
-.PHONY: all build setup demo test unit check bench docs clean
+.PHONY: all build setup demo test unit check bench docs vm-test vagrant-validate clean
 
 all: build
 
@@ -21,9 +21,22 @@ demo: setup build
 	scripts/demo.sh
 
 # The whole suite: unit tests and the integration tests against the real
-# engine and CRIU. A missing engine or CRIU fails the run, never skips it.
+# engine and CRIU, the Vagrantfile's validation, and the VM power-cycle test.
+# A missing engine or CRIU fails the run, never skips it.
 test: setup check
 	CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) vagrant-validate vm-test
+
+# Boots a real Debian guest under QEMU, powers it off and on, and checks
+# that a container came back with its memory and volume (vagrant/vm/test.sh).
+vm-test: setup
+	vagrant/vm/test.sh
+
+# vagrant validate, with Debian's vagrant and vagrant-libvirt.
+vagrant-validate:
+	@command -v vagrant >/dev/null && vagrant plugin list 2>/dev/null | grep -q libvirt || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant vagrant-libvirt >/dev/null
+	cd vagrant && VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
 
 # Unit tests only: no engine needed.
 unit:

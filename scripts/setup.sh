@@ -3,9 +3,9 @@
 # and does nothing when it is already right.
 #   1. the Docker engine (Debian's docker.io) when dockerd is missing, and
 #      docker-compose (for the tests);
-#   2. a CRIU that works on this kernel (>= 4.2 on kernels >= 6.16), built from
-#      Debian's source tarball with its checksum checked, when criu is missing,
-#      too old or fails `criu check`;
+#   2. a CRIU that works on this kernel (>= 4.2 on kernels >= 6.16): Debian's
+#      package where it passes `criu check`, else CRIU 4.2.1 built from
+#      Debian's source tarball with its checksum checked;
 #   3. the engine running with experimental features on. An engine that already
 #      runs without them is not reconfigured or restarted unless
 #      CKPT_SETUP_RESTART_ENGINE=1 is set (a restart stops its containers).
@@ -43,16 +43,18 @@ if ! command -v dockerd >/dev/null; then
 	apt_install docker.io iptables ca-certificates
 fi
 
-# The integration tests drive a compose project with Debian's docker-compose.
-if ! command -v docker-compose >/dev/null; then
-	say "installing docker-compose (used by the integration tests)"
-	apt_install docker-compose
-fi
-
-# ... and verify the systemd units ckpt writes with systemd-analyze.
-if ! command -v systemd-analyze >/dev/null; then
-	say "installing systemd (systemd-analyze, used by the tests)"
-	apt_install systemd
+# The integration tests drive a compose project with Debian's docker-compose
+# and verify the systemd units ckpt writes with systemd-analyze. Hosts that
+# only run ckpt (CKPT_SETUP_TEST_TOOLS=0, as in the Vagrant guest) skip them.
+if [ "${CKPT_SETUP_TEST_TOOLS:-1}" = 1 ]; then
+	if ! command -v docker-compose >/dev/null; then
+		say "installing docker-compose (used by the integration tests)"
+		apt_install docker-compose
+	fi
+	if ! command -v systemd-analyze >/dev/null; then
+		say "installing systemd (systemd-analyze, used by the tests)"
+		apt_install systemd
+	fi
 fi
 
 # 2. CRIU
@@ -63,6 +65,12 @@ criu_ok() {
 	[ -n "$v" ] && version_ge "$v" "$criu_min" || return 1
 	criu check >/dev/null 2>&1
 }
+# Debian's own CRIU first: it passes `criu check` on older kernels (6.1).
+if ! criu_ok && ! command -v criu >/dev/null; then
+	say "trying Debian's criu package"
+	apt_install criu || true
+	hash -r
+fi
 if ! criu_ok; then
 	say "CRIU missing, older than $criu_min (needed by kernel $kernel) or failing 'criu check': building CRIU $CRIU_VERSION"
 	apt_install build-essential pkg-config libbsd-dev libcap-dev libgnutls28-dev libnet1-dev \

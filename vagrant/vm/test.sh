@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# test.sh — the VM power-cycle test. It boots a real Debian bookworm guest
+# (built by build-image.sh, cached) under QEMU with software emulation (TCG:
+# KVM does not work on this machine kind), provisions it with
+# vagrant/provision.sh exactly as Vagrant would, starts a container with
+# in-memory state and a volume, powers the guest off with systemctl poweroff
+# — a real shutdown, in which systemd must run ckpt's shutdown hook while the
+# engine is still up — boots it again, and checks that the boot hook brought
+# the same process back with its volume. The guest is reached over SSH
+# forwarded on 127.0.0.1 only; the container through a port published on
+# the guest's 127.0.0.1.
+#
+# Needs root on the host, and the host's engine (make setup) to build the
+# test image. Run by make vm-test, and so by make test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+cache=${CKPT_VM_CACHE:-/var/cache/ckpt-vm}
+port=${CKPT_VM_SSH_PORT:-2222}
+work=$(mktemp -d /var/tmp/ckpt-vm-test.XXXXXX)
+qemu_pid=
+t_start=$(date +%s)
+
+say() { printf '[vm-test %4ss] %s\n' "$(($(date +%s) - t_start))" "$*" >&2; }
+fail() {
+	say "FAIL: $*"
+	if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+		say "the guest's journal for the hook units and the engine:"
+		g journalctl --no-pager -o short-precise -u ckpt-shutdown -u ckpt-boot -u docker -b -1 2>/dev/null | tail -n 60 >&2 || true
+		g journalctl --no-pager -o short-precise -u ckpt-shutdown -u ckpt-boot -u docker -b 0 2>/dev/null | tail -n 60 >&2 || true
+	fi
+	say "last lines of the serial console:"
+	tail -n 40 "$work/serial.log" >&2 2>/dev/null || true
+	echo "vm-test: 0 passed, 1 failed"
+	exit 1
+}
+cleanup() {
+	if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+		kill "$qemu_pid" 2>/dev/null || true
+		sleep 1
+		kill -9 "$qemu_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Host tools, from Debian's packages.
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86 qemu-utils)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v ssh >/dev/null || need+=(openssh-client)
+if [ ${#need[@]} -gt 0 ]; then
+	say "installing ${need[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+vagrant/vm/build-image.sh
+key=$cache/id_ed25519
+ssh_opts=(-i "$key" -p "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 -o BatchMode=yes)
+g() { ssh "${ssh_opts[@]}" root@127.0.0.1 "$@"; }
+
+# A copy-on-write disk over the cached image: every run starts clean.
+qemu-img create -q -f qcow2 -b "$cache/disk.img" -F raw "$work/disk.qcow2"
+
+boot() {
+	: >"$work/serial.log"
+	qemu-system-x86_64 -accel tcg -cpu max -m 3072 -smp 2 \
+		-kernel "$cache/vmlinuz" -initrd "$cache/initrd.img" \
+		-append "root=/dev/vda rw console=ttyS0 systemd.journald.forward_to_console=0" \
+		-drive "file=$work/disk.qcow2,format=qcow2,if=virtio" \
+		-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22" \
+		-display none -serial "file:$work/serial.log" -no-reboot &
+	qemu_pid=$!
+	local deadline=$(($(date +%s) + 300))
+	until g true 2>/dev/null; do
+		kill -0 "$qemu_pid" 2>/dev/null || fail "QEMU exited during boot"
+		[ "$(date +%s)" -lt "$deadline" ] || fail "no SSH within 300 s"
+		sleep 2
+	done
+}
+
+# state prints the test app's /state from inside the guest.
+state() { g curl -fsS --max-time 5 http://127.0.0.1:8080/state; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+say "building ckpt and the test image on the host"
+CGO_ENABLED=0 go build -o "$work/src/bin/ckpt" ./cmd/ckpt
+CGO_ENABLED=0 go build -o "$work/app/app" ./internal/testapp
+tar -C "$work/app" -c app | docker import -c 'ENTRYPOINT ["/app"]' -c 'EXPOSE 8080' - ckpt-vm-testapp:latest >/dev/null
+docker save ckpt-vm-testapp:latest >"$work/image.tar"
+docker rmi ckpt-vm-testapp:latest >/dev/null
+mkdir -p "$work/src/scripts" "$work/src/vagrant"
+cp scripts/setup.sh scripts/engine.sh "$work/src/scripts/"
+cp vagrant/provision.sh vagrant/policy.yaml "$work/src/vagrant/"
+
+say "booting the guest (TCG)"
+t_boot=$(date +%s)
+boot
+say "SSH after $(($(date +%s) - t_boot)) s; guest kernel $(g uname -r)"
+
+say "provisioning with vagrant/provision.sh (the synced folder is copied to /vagrant)"
+tar -C "$work/src" -c . | g 'mkdir -p /vagrant && tar -C /vagrant -x'
+g 'CKPT_SRC=/vagrant bash /vagrant/vagrant/provision.sh' >"$work/provision.log" 2>&1 || { cat "$work/provision.log" >&2; fail "provisioning failed"; }
+tail -n 5 "$work/provision.log" >&2
+g systemctl is-active ckpt-shutdown.service >/dev/null || fail "ckpt-shutdown.service is not active after provisioning"
+g systemctl is-enabled ckpt-boot.service >/dev/null || fail "ckpt-boot.service is not enabled"
+
+say "loading the test image and starting a container with a volume"
+g docker load <"$work/image.tar" >/dev/null
+g docker run -d --name vmapp -p 127.0.0.1:8080:8080 -v vmdata:/data ckpt-vm-testapp:latest >/dev/null
+for _ in $(seq 1 60); do state >/dev/null 2>&1 && break; sleep 1; done
+sleep 3
+before=$(state) || fail "the app does not answer"
+history_before=$(g curl -fsS http://127.0.0.1:8080/read?path=/data/history.log)
+id_before=$(field id <<<"$before")
+say "before power-off: $before"
+
+say "systemctl poweroff"
+g systemctl poweroff || true
+t_off=$(date +%s)
+for _ in $(seq 1 300); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
+kill -0 "$qemu_pid" 2>/dev/null && fail "the guest did not power off within 300 s"
+wait "$qemu_pid" 2>/dev/null || true
+qemu_pid=
+say "powered off in $(($(date +%s) - t_off)) s"
+
+say "booting again"
+t_boot=$(date +%s)
+boot
+resumed=
+for _ in $(seq 1 300); do
+	if after=$(state 2>/dev/null); then resumed=$(date +%s); break; fi
+	sleep 1
+done
+[ -n "$resumed" ] || fail "the app did not come back within 300 s of SSH"
+say "boot to resumed: $((resumed - t_boot)) s (QEMU start to the app answering)"
+say "after boot: $after"
+
+[ "$(field id <<<"$after")" = "$id_before" ] || fail "memory lost: id $id_before before, $(field id <<<"$after") after"
+[ "$(field counter <<<"$after")" -ge "$(field counter <<<"$before")" ] || fail "the counter went back"
+history_after=$(g curl -fsS http://127.0.0.1:8080/read?path=/data/history.log)
+[[ "$history_after" == "$history_before"* ]] || fail "the volume's history is not intact"
+
+# How the shutdown hook ran: its lines and the engine's stop, from the
+# previous boot's journal, in order.
+say "the previous boot's journal (shutdown):"
+g journalctl --no-pager -o short-precise -b -1 -u ckpt-shutdown -u docker.service | grep -E 'vmapp|shutdown hook|Stopping|Stopped' | tail -n 12 >&2
+hook_line=$(g journalctl --no-pager -o short-unix -b -1 -u ckpt-shutdown | grep -m1 'shutdown hook:' | cut -d' ' -f1)
+engine_stop=$(g journalctl --no-pager -o short-unix -b -1 -u docker.service | grep -m1 -E 'Stopping (docker.service|Docker Application Container Engine)' | cut -d' ' -f1)
+[ -n "$hook_line" ] || fail "no 'shutdown hook:' line in the previous boot's journal"
+[ -n "$engine_stop" ] || fail "no engine stop in the previous boot's journal"
+python3 -c "import sys; sys.exit(0 if float('$hook_line') < float('$engine_stop') else 1)" ||
+	fail "the shutdown hook finished at $hook_line, after the engine began to stop at $engine_stop"
+say "the shutdown hook finished at $hook_line, before the engine began to stop at $engine_stop"
+g journalctl --no-pager -o cat -b 0 -u ckpt-boot | grep -E 'vmapp|boot hook' >&2 || true
+
+g systemctl poweroff || true
+for _ in $(seq 1 120); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
+say "total $(($(date +%s) - t_start)) s"
+echo "vm-test: 1 passed, 0 failed"
