@@ -2,7 +2,8 @@
 # build-image.sh — a Debian bookworm guest for the VM power-cycle test, built
 # from Debian's packages with debootstrap: kernel, systemd, openssh-server,
 # sudo, docker.io, criu and the rest installed at build time, so the guest
-# needs no network of its own. Cached in CKPT_VM_CACHE (default
+# needs no network of its own. docker-compose is there for the integration
+# suite, which the VM test also runs inside the guest. Cached in CKPT_VM_CACHE (default
 # /var/cache/ckpt-vm) and rebuilt only when this script changes.
 #
 # Output in the cache: disk.img (ext4, raw), vmlinuz, initrd.img, id_ed25519
@@ -27,7 +28,7 @@ rm -rf "$cache/rootfs" "$cache/disk.img" "$cache/stamp"
 root=$cache/rootfs
 say "debootstrap bookworm into $root (about 2 minutes)"
 debootstrap --variant=minbase \
-	--include=linux-image-amd64,systemd-sysv,systemd-resolved,openssh-server,sudo,docker.io,criu,apparmor,iproute2,udev,dbus,kmod,e2fsprogs,curl,ca-certificates,python3 \
+	--include=linux-image-amd64,systemd-sysv,systemd-resolved,openssh-server,sudo,docker.io,docker-compose,criu,apparmor,iproute2,udev,dbus,kmod,e2fsprogs,curl,ca-certificates,python3 \
 	bookworm "$root" "$mirror" >"$cache/debootstrap.log" 2>&1 || { tail -n 30 "$cache/debootstrap.log" >&2; exit 1; }
 
 say "configuring the guest"
