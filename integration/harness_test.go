@@ -33,7 +33,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
-	"github.com/docker/go-connections/nat"
 
 	"github.com/ckpt-dev/ckpt/internal/criu"
 )
@@ -143,6 +142,10 @@ func importImage(ctx context.Context, app, ref string) error {
 		}
 		tw.Write(f.data)
 	}
+	// /tmp for workloads that do not run as root (they cannot create it).
+	if err := tw.WriteHeader(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: time.Unix(0, 0)}); err != nil {
+		return err
+	}
 	if err := tw.Close(); err != nil {
 		return err
 	}
@@ -232,38 +235,14 @@ type appOpts struct {
 	volume  string // named volume at /data
 	restart container.RestartPolicyMode
 	allocMB int
+	user    string // run as this uid:gid
 }
 
 // startApp runs the test app published on 127.0.0.1 and waits until it
 // answers. The container and its volume are removed when the test ends.
 func (e *env) startApp(name string, o appOpts) {
 	e.t.Helper()
-	ctx := context.Background()
-	cfg := &container.Config{
-		Image:        testImage,
-		ExposedPorts: nat.PortSet{"8080/tcp": {}},
-		Env:          []string{fmt.Sprintf("APP_ALLOC_MB=%d", o.allocMB)},
-	}
-	hc := &container.HostConfig{
-		PortBindings:  nat.PortMap{"8080/tcp": {{HostIP: "127.0.0.1"}}},
-		RestartPolicy: container.RestartPolicy{Name: o.restart},
-	}
-	if o.volume != "" {
-		hc.Binds = []string{o.volume + ":/data"}
-	}
-	e.t.Cleanup(func() {
-		docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
-		if o.volume != "" {
-			docker.VolumeRemove(context.Background(), o.volume, true)
-		}
-	})
-	if _, err := docker.ContainerCreate(ctx, cfg, hc, nil, nil, name); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := docker.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
-		e.t.Fatal(err)
-	}
-	e.waitState(name)
+	e.startLabelled(name, o, nil)
 }
 
 // url returns the base URL of the app's published port.

@@ -19,7 +19,8 @@ func (e *env) startLabelled(name string, o appOpts, labels map[string]string, en
 	ctx := context.Background()
 	cfg := &container.Config{
 		Image: testImage, ExposedPorts: nat.PortSet{"8080/tcp": {}}, Labels: labels,
-		Env: append([]string{fmt.Sprintf("APP_ALLOC_MB=%d", o.allocMB)}, envs...),
+		Env:  append([]string{fmt.Sprintf("APP_ALLOC_MB=%d", o.allocMB)}, envs...),
+		User: o.user,
 	}
 	hc := &container.HostConfig{
 		PortBindings:  nat.PortMap{"8080/tcp": {{HostIP: "127.0.0.1"}}},
