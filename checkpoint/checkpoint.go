@@ -125,19 +125,24 @@ func SaveContainer(ctx context.Context, opts Options, ref string) (res Result) {
 		res.Err = err
 		return res
 	}
-	s.c, s.name = c, engine.Name(c)
+	s.name = engine.Name(c)
 	res.Container = s.name
-	if !c.State.Running {
-		res.Err = hint.New(fmt.Sprintf("container %s is not running (%s)", s.name, c.State.Status),
-			"ckpt save checkpoints running containers; start it first")
-		return res
-	}
 	lock, err := opts.Store.Lock(s.name, "save")
 	if err != nil {
 		res.Err = err
 		return res
 	}
 	defer lock.Unlock()
+	// Look again under the lock: another save may have just stopped it.
+	if s.c, err = s.eng.Inspect(ctx, c.ID); err != nil {
+		res.Err = err
+		return res
+	}
+	if !s.c.State.Running {
+		res.Err = hint.New(fmt.Sprintf("container %s is not running (%s)", s.name, s.c.State.Status),
+			"ckpt save checkpoints running containers; start it first")
+		return res
+	}
 	if err := opts.Store.RemoveIncomplete(s.name); err != nil {
 		res.Err = err
 		return res

@@ -87,7 +87,7 @@ func TestFlippedByteInMemoryImage(t *testing.T) {
 func TestConcurrentSaves(t *testing.T) {
 	e := newEnv(t)
 	name := e.name("app")
-	e.startApp(name, appOpts{allocMB: 256}) // a save that takes seconds
+	e.startApp(name, appOpts{allocMB: bigMB()}) // a save that takes seconds
 	e.waitCounter(name, 2)
 
 	first := exec.Command(ckptBin, "save", "-q", name)
@@ -98,7 +98,7 @@ func TestConcurrentSaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	lock := filepath.Join(e.store, "containers", name, "lock")
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(patience(20 * time.Second)); ; time.Sleep(10 * time.Millisecond) {
 		if b, _ := os.ReadFile(lock); len(b) > 0 {
 			break
 		}
@@ -124,7 +124,7 @@ func TestConcurrentSaves(t *testing.T) {
 func TestInterruptedSave(t *testing.T) {
 	e := newEnv(t)
 	name := e.name("app")
-	e.startApp(name, appOpts{allocMB: 256})
+	e.startApp(name, appOpts{allocMB: bigMB()})
 	before := e.waitCounter(name, 2)
 
 	cmd := exec.Command(ckptBin, "save", name)
@@ -135,7 +135,7 @@ func TestInterruptedSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Interrupt once the engine has started checkpointing.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(patience(20 * time.Second)); ; time.Sleep(10 * time.Millisecond) {
 		if m, _ := filepath.Glob(filepath.Join(e.store, "containers", name, "checkpoints", ".tmp-*", "criu")); len(m) > 0 {
 			break
 		}

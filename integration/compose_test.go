@@ -84,7 +84,7 @@ volumes:
 	dc("up", "-d")
 	server, app := project+"_server_1", project+"_app_1"
 	serverBefore := e.waitCounter(server, 10)
-	for deadline := time.Now().Add(20 * time.Second); e.peerState(app).PeerCalls < 3; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(patience(20 * time.Second)); e.peerState(app).PeerCalls < 3; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the app never reached the server")
 		}
@@ -116,7 +116,7 @@ volumes:
 	// The app's connection to the server came back closed; it reconnects
 	// and goes on talking to the same server.
 	var after peerState
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(patience(20 * time.Second)); ; time.Sleep(200 * time.Millisecond) {
 		if after = e.peerState(app); after.PeerCalls > appBefore.PeerCalls+3 {
 			break
 		}

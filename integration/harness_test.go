@@ -159,6 +159,26 @@ func importImage(ctx context.Context, app, ref string) error {
 	return err
 }
 
+// slow is true where everything takes many times longer: the VM test runs
+// the suite in a guest under software emulation (CKPT_TEST_SLOW=1).
+var slow = os.Getenv("CKPT_TEST_SLOW") == "1"
+
+// patience scales a wait for the machine the suite runs on.
+func patience(d time.Duration) time.Duration {
+	if slow {
+		return 10 * d
+	}
+	return d
+}
+
+// bigMB is the memory of containers whose save must take a while.
+func bigMB() int {
+	if slow {
+		return 32 // under emulation, a small save already takes seconds
+	}
+	return 256
+}
+
 // need skips t when the suite cannot run, or fails it when skips are
 // disallowed.
 func need(t *testing.T) {
@@ -270,7 +290,7 @@ type appState struct {
 func (e *env) waitState(name string) appState {
 	e.t.Helper()
 	var last error
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(patience(20 * time.Second)); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		body, code, err := httpDo("GET", e.url(name)+"/state")
 		if err != nil || code != 200 {
 			last = fmt.Errorf("status %d, %v", code, err)
@@ -301,7 +321,7 @@ func httpDo(method, url string) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	cl := &http.Client{Timeout: patience(5 * time.Second), Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := cl.Do(req)
 	if err != nil {
 		return "", 0, err
@@ -327,7 +347,7 @@ func (e *env) inspect(name string) *container.InspectResponse {
 // waitCounter waits until the app's counter passes n.
 func (e *env) waitCounter(name string, n int64) appState {
 	e.t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(patience(20 * time.Second)); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if s := e.waitState(name); s.Counter > n {
 			return s
 		}

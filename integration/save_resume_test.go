@@ -195,7 +195,7 @@ func TestSaveWithOpenConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 4096)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(patience(5 * time.Second)))
 	if n, err := conn.Read(buf); err != nil || !strings.Contains(string(buf[:n]), before.ID) {
 		t.Fatalf("first request: %v %q", err, buf[:n])
 	}
@@ -204,7 +204,7 @@ func TestSaveWithOpenConnection(t *testing.T) {
 	e.mustCkpt("resume", name)
 
 	// The old connection is closed: a read ends instead of waiting.
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(patience(10 * time.Second)))
 	conn.Write([]byte("GET /state HTTP/1.1\r\nHost: x\r\n\r\n"))
 	n, err := conn.Read(buf)
 	if err == nil && n > 0 {

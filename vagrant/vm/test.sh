@@ -164,7 +164,7 @@ echo "vm-test: power cycle: passed"
 if [ "${CKPT_VM_SUITE:-1}" = 1 ]; then
 	g docker rm -f vmapp >/dev/null
 	say "the integration suite inside the guest ($(g criu --version | head -n1), cgroup $(g docker info -f '{{.CgroupVersion}}'))"
-	if ! g 'cd /vagrant && CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 CKPT_TEST_BIN_DIR=/vagrant/bin CKPT_TEST_REPO=/vagrant ./integration.test -test.v -test.count=1 -test.timeout 45m' >"$work/suite.log" 2>&1; then
+	if ! g 'cd /vagrant && CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 CKPT_TEST_SLOW=1 CKPT_TEST_BIN_DIR=/vagrant/bin CKPT_TEST_REPO=/vagrant ./integration.test -test.v -test.count=1 -test.timeout 45m' >"$work/suite.log" 2>&1; then
 		grep -E '^(=== RUN|--- |\s+\S+_test.go:[0-9]+:)' "$work/suite.log" | tail -n 80 >&2
 		fail "the integration suite failed inside the guest"
 	fi
