@@ -15,7 +15,7 @@ for f in "${files[@]}"; do
 		ckpt import "$f"
 	fi
 	made=$(ckpt inspect --json "$container" | python3 -c 'import json,sys; h=json.load(sys.stdin)["host"]; print(h["kernel"], h["criuVersion"])')
-	here="$kernel $(criu --version | sed -n 's/^Version: *//p' | awk -F. '{printf "%d", $1*10000+$2*100+$3}')"
+	here="$kernel $(criu --version | sed -n 's/^Version: *//p')"
 	if [ "$made" != "$here" ]; then
 		echo "ckpt: $container was saved on kernel/CRIU $made, this guest has $here: not resumed (remove $f to start fresh)" >&2
 		continue

@@ -159,12 +159,17 @@ g journalctl --no-pager -o cat -b 0 -u ckpt-boot | grep -E 'vmapp|boot hook' >&2
 echo "vm-test: power cycle: passed"
 
 # The guest is the project's second platform (kernel 6.1, cgroup v2, real
-# systemd, Debian's CRIU 3.17): the core integration suite runs in it too,
-# compiled on the host.
+# systemd, Debian's CRIU 3.17): the core of the integration suite runs in it
+# too, compiled on the host. Under emulation every checkpoint takes seconds,
+# so the tests of large or many containers stay on the host;
+# CKPT_VM_SUITE_RUN=. runs them all (about 40 minutes).
+core='^(TestSaveResumeSameContainer|TestResumeAfterRemove|TestRestartPolicyHeldAcrossEngineRestart|TestEngineRestartBetweenSaveAndResume|TestSaveWithOpenConnection|TestUnknownContainer|TestCorruptManifest|TestFlippedByteInMemoryImage|TestRestoreFailureFallback|TestNonRootWorkload|TestSaveLeaveRunning)$'
+suite_run=${CKPT_VM_SUITE_RUN:-$core}
 if [ "${CKPT_VM_SUITE:-1}" = 1 ]; then
 	g docker rm -f vmapp >/dev/null
 	say "the integration suite inside the guest ($(g criu --version | head -n1), cgroup $(g docker info -f '{{.CgroupVersion}}'))"
-	if ! g 'cd /vagrant && CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 CKPT_TEST_SLOW=1 CKPT_TEST_BIN_DIR=/vagrant/bin CKPT_TEST_REPO=/vagrant ./integration.test -test.v -test.count=1 -test.timeout 45m' >"$work/suite.log" 2>&1; then
+	remote="cd /vagrant && CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 CKPT_TEST_SLOW=1 CKPT_TEST_BIN_DIR=/vagrant/bin CKPT_TEST_REPO=/vagrant ./integration.test -test.v -test.count=1 -test.timeout 45m -test.run $(printf %q "$suite_run")"
+	if ! g "$remote" >"$work/suite.log" 2>&1; then
 		grep -E '^(=== RUN|--- |\s+\S+_test.go:[0-9]+:)' "$work/suite.log" | tail -n 80 >&2
 		fail "the integration suite failed inside the guest"
 	fi
