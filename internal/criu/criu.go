@@ -48,15 +48,26 @@ func leadingDigits(s string) string {
 	return s[:i]
 }
 
-// MinVersion returns the oldest CRIU (as major*10000+minor*100+patch) that
-// works on kernel release: Linux 6.16 restricted SO_PASSCRED/SO_PASSSEC and
-// only CRIU 4.2 copes (criu issues 2705, 2718); 3.11 is the oldest that reads
-// runc's configuration file.
-func MinVersion(release string) int {
-	if kernelAtLeast(release, 6, 16) {
-		return 40200
+// Requirement returns the oldest CRIU (as major*10000+minor*100+patch) that
+// works on kernel release, and why: Linux 6.16 restricted
+// SO_PASSCRED/SO_PASSSEC and only CRIU 4.2 copes with it (criu issues 2705,
+// 2718); Linux 6.13 changed the vDSO layout, which CRIU before 4.1 fails on
+// with "Unexpected rt vDSO area bounds" (criu issue 2532); 3.11 is the oldest
+// CRIU that reads runc's configuration file.
+func Requirement(release string) (int, string) {
+	switch {
+	case kernelAtLeast(release, 6, 16):
+		return 40200, "Linux 6.16 restricted SO_PASSCRED/SO_PASSSEC on sockets, criu issues 2705 and 2718; 6.13 changed the vDSO layout"
+	case kernelAtLeast(release, 6, 13):
+		return 40100, "Linux 6.13 changed the vDSO layout (vvar_vclock; criu issue 2532)"
 	}
-	return 31100
+	return 31100, "3.11 is the oldest CRIU that reads runc's configuration file"
+}
+
+// MinVersion is the version Requirement returns.
+func MinVersion(release string) int {
+	v, _ := Requirement(release)
+	return v
 }
 
 // FormatVersion turns 40201 into "4.2.1".

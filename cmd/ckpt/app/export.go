@@ -1,0 +1,292 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/transfer"
+	"github.com/ckpt-dev/ckpt/internal/units"
+)
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write a checkpoint to one archive file, to move it to another host",
+		ArgsUsage: "CONTAINER[:NAME]",
+		Description: `Writes checkpoint NAME of CONTAINER (by default its newest complete one) as
+one archive, for ckpt import on another host. Every file is checked against
+the checkpoint's manifest on the way. The archive is compressed with zstd
+unless --compress says otherwise, and encrypted with age to each --recipient,
+or with the passphrase in --passphrase-file. Checkpoints hold the memory of
+the container's processes, and so their keys, passwords and tokens: encrypt
+every archive that leaves the host.
+
+-o FILE writes FILE (mode 0600) only when the export is complete: nothing
+is left behind on error or interruption. -o - writes to standard output.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the archive to `FILE`, or - for standard output"},
+			&cli.StringFlag{Name: "compress", Value: string(transfer.Zstd), Usage: "compress with `ALGORITHM`: zstd, gzip or none"},
+			&cli.GenericFlag{Name: "recipient", Aliases: []string{"r"}, Value: &repeated{},
+				Usage: "encrypt to `RECIPIENT`: an age recipient (age1...), an SSH public key (ssh-ed25519 or ssh-rsa), or a file of them; repeatable"},
+			&cli.StringFlag{Name: "passphrase-file", Usage: "encrypt with the passphrase on the first line of `FILE`"},
+			&cli.BoolFlag{Name: "force", Usage: "replace the -o file if it exists"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := flagsFirst(c); err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return usagef("export takes one CONTAINER[:NAME]")
+			}
+			container, name, _ := strings.Cut(c.Args().First(), ":")
+			if !store.ValidName(container) {
+				return usagef("invalid container name %q", container)
+			}
+			if name != "" && !store.ValidName(name) {
+				return usagef("invalid checkpoint name %q", name)
+			}
+			output := c.String("output")
+			if output == "" {
+				return usagef("export needs -o FILE, or -o - for standard output")
+			}
+			comp, err := transfer.ParseCompression(c.String("compress"))
+			if err != nil {
+				return usagef("--compress takes zstd, gzip or none, not %q", c.String("compress"))
+			}
+			recipients := *c.Generic("recipient").(*repeated)
+			passFile := c.String("passphrase-file")
+			if len(recipients) > 0 && passFile != "" {
+				return usagef("--recipient and --passphrase-file do not go together: give one of them")
+			}
+			if output == "-" && isTerminal(c.App.Writer) {
+				return usagef("standard output is a terminal: redirect it, or give -o FILE")
+			}
+
+			opts := transfer.ExportOptions{Compression: comp}
+			if opts.Recipients, err = transfer.ParseRecipients(recipients); err != nil {
+				return err
+			}
+			if passFile != "" {
+				if opts.Passphrase, err = readPassphrase(passFile); err != nil {
+					return err
+				}
+			}
+			if output != "-" && !c.Bool("force") {
+				if _, err := os.Lstat(output); err == nil {
+					return exists(output)
+				}
+			}
+			st, err := store.Open(c.String("store"))
+			if err != nil {
+				return err
+			}
+			var ck *store.Checkpoint
+			if name == "" {
+				ck, err = st.Latest(container)
+			} else {
+				ck, err = st.Load(container, name)
+			}
+			if err != nil {
+				return err
+			}
+
+			start := time.Now()
+			var stats transfer.Stats
+			write := func(w io.Writer) (err error) {
+				stats, err = transfer.Export(c.Context, w, ck, opts)
+				return err
+			}
+			cw := &countingWriter{w: c.App.Writer}
+			where := "standard output"
+			if output == "-" {
+				err = write(cw)
+			} else {
+				where = output
+				err = writeFileAtomic(output, c.Bool("force"), func(f *os.File) error {
+					cw.w = f
+					return write(cw)
+				})
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.ErrWriter, "exported %s:%s to %s: %d files, %s -> %s (%s) in %s\n",
+				ck.Container, ck.Name, where, stats.Files, units.Bytes(stats.Bytes), units.Bytes(cw.n),
+				describeExport(opts), units.Duration(time.Since(start)))
+			return nil
+		},
+	}
+}
+
+// describeExport says how an archive was written: "zstd", "gzip, encrypted
+// with a passphrase", ...
+func describeExport(o transfer.ExportOptions) string {
+	s := string(o.Compression)
+	if o.Compression == transfer.None {
+		s = "uncompressed"
+	}
+	switch n := len(o.Recipients); {
+	case o.Passphrase != "":
+		s += ", encrypted with a passphrase"
+	case n == 1:
+		s += ", encrypted to 1 recipient"
+	case n > 1:
+		s += fmt.Sprintf(", encrypted to %d recipients", n)
+	}
+	return s
+}
+
+func exists(path string) error {
+	return hint.New(path+" already exists", "give another -o FILE, or --force to replace it")
+}
+
+// writeFileAtomic writes path through write: into a temporary file
+// (path.tmp-RANDOM, mode 0600) in the same directory, flushed to disk and
+// renamed to path when write succeeds, removed otherwise. Without force, an
+// existing path is never replaced.
+func writeFileAtomic(path string, force bool, write func(*os.File) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = write(tmp); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = rename(tmp.Name(), path, force); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// rename renames oldpath to newpath; without replace, it fails when
+// newpath exists, atomically where the file system can.
+func rename(oldpath, newpath string, replace bool) error {
+	if replace {
+		return os.Rename(oldpath, newpath)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	switch {
+	case errors.Is(err, unix.EEXIST):
+		return exists(newpath)
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
+		// The file system cannot rename without replacing.
+		if _, err := os.Lstat(newpath); err == nil {
+			return exists(newpath)
+		}
+		return os.Rename(oldpath, newpath)
+	case err != nil:
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
+// readPassphrase returns the first line of the file at path, without its
+// line ending.
+func readPassphrase(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", hint.New("passphrase file "+path+": its first line is empty", "write the passphrase on the first line of the file")
+	}
+	return line, nil
+}
+
+// repeated is a flag that can be given many times. Unlike cli's slice
+// flags, it does not split values at commas, which SSH key comments may
+// hold.
+type repeated []string
+
+// serializedRepeated starts what Serialize returns.
+const serializedRepeated = "repeated:"
+
+func (r *repeated) Set(v string) error {
+	// The command line library copies a flag's value to its aliases with
+	// Set(Serialize()).
+	if s, ok := strings.CutPrefix(v, serializedRepeated); ok {
+		var all []string
+		if err := json.Unmarshal([]byte(s), &all); err == nil {
+			*r = all
+			return nil
+		}
+	}
+	*r = append(*r, v)
+	return nil
+}
+
+func (r *repeated) String() string { return "" }
+
+func (r *repeated) Serialize() string {
+	b, _ := json.Marshal([]string(*r))
+	return serializedRepeated + string(b)
+}
+
+// flagsFirst turns flags given after the arguments, which the command line
+// library takes for arguments, into a clear usage error.
+func flagsFirst(c *cli.Context) error {
+	for _, a := range c.Args().Tail() {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			return usagef("flag %s comes after the arguments; give flags first: ckpt %s [flags] %s",
+				a, c.Command.Name, c.Command.ArgsUsage)
+		}
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// countingWriter counts what goes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,90 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/transfer"
+	"github.com/ckpt-dev/ckpt/internal/units"
+)
+
+func importCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "add a checkpoint from an archive written by ckpt export",
+		ArgsUsage: "FILE",
+		Description: `Reads an archive written by ckpt export (FILE, or - for standard input) and
+adds the checkpoint it holds to the store, under the same container and
+checkpoint names. Nothing is added unless every file matches the checkpoint's
+manifest; an archive that is damaged, truncated, or holds anything but the
+checkpoint's files is refused. An encrypted archive needs --identity (the
+private key of one of the export's recipients: an age identity file or an
+SSH private key) or --passphrase-file.
+
+Resume the checkpoint with ckpt resume: if the container does not exist on
+this host, it is recreated from the saved configuration.`,
+		Flags: []cli.Flag{
+			&cli.GenericFlag{Name: "identity", Aliases: []string{"i"}, Value: &repeated{},
+				Usage: "decrypt with the private key in `FILE`: an age identity file or an SSH private key; repeatable"},
+			&cli.StringFlag{Name: "passphrase-file", Usage: "decrypt with the passphrase on the first line of `FILE`"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := flagsFirst(c); err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return usagef("import takes one FILE, or - for standard input")
+			}
+			path := c.Args().First()
+			var in io.Reader = c.App.Reader
+			if in == nil {
+				in = os.Stdin
+			}
+			if path == "-" && isTerminal(in) {
+				return usagef("standard input is a terminal: redirect it, or give a FILE")
+			}
+
+			var opts transfer.ImportOptions
+			for _, f := range *c.Generic("identity").(*repeated) {
+				ids, err := transfer.ReadIdentities(f)
+				if err != nil {
+					return err
+				}
+				opts.Identities = append(opts.Identities, ids...)
+			}
+			if f := c.String("passphrase-file"); f != "" {
+				var err error
+				if opts.Passphrase, err = readPassphrase(f); err != nil {
+					return err
+				}
+			}
+			if path != "-" {
+				f, err := os.Open(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			st, err := store.Open(c.String("store"))
+			if err != nil {
+				return err
+			}
+			ck, stats, err := transfer.Import(c.Context, in, st, opts)
+			if err != nil {
+				return err
+			}
+			resume := "ckpt resume " + ck.Container
+			if latest, err := st.Latest(ck.Container); err != nil || latest.Name != ck.Name {
+				resume = fmt.Sprintf("ckpt resume --from %s %s", ck.Name, ck.Container)
+			}
+			fmt.Fprintf(c.App.Writer, "imported %s:%s (%d files, %s); resume it with: %s\n",
+				ck.Container, ck.Name, stats.Files, units.Bytes(stats.Bytes), resume)
+			return nil
+		},
+	}
+}
