@@ -118,7 +118,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return exitOK
 	}
-	err := New(stdout, stderr).RunContext(ctx, args)
+	app := New(stdout, stderr)
+	err := app.RunContext(ctx, flagsBeforeArgs(app, args))
 	return report(stderr, err)
 }
 

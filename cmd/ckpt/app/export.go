@@ -257,13 +257,13 @@ func (r *repeated) Serialize() string {
 	return serializedRepeated + string(b)
 }
 
-// flagsFirst turns flags given after the arguments, which the command line
-// library takes for arguments, into a clear usage error.
+// flagsFirst refuses what looks like a flag among the arguments. Main moves
+// the command's own flags in front of its arguments (flagsBeforeArgs), so
+// such an argument is a flag the command does not have.
 func flagsFirst(c *cli.Context) error {
-	for _, a := range c.Args().Tail() {
+	for _, a := range c.Args().Slice() {
 		if strings.HasPrefix(a, "-") && a != "-" {
-			return usagef("flag %s comes after the arguments; give flags first: ckpt %s [flags] %s",
-				a, c.Command.Name, c.Command.ArgsUsage)
+			return usagef("flag provided but not defined: %s", a)
 		}
 	}
 	return nil
