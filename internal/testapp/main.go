@@ -17,7 +17,8 @@
 //	POST /rm?path=P        remove P
 //
 // APP_ALLOC_MB=N makes it fill N MiB of memory with random bytes at start
-// (benchmarks). APP_PEER=host:port makes it ask another testapp for its
+// (benchmarks); with APP_ALLOC_KIND=mixed, half of it is repeated text
+// records instead. APP_PEER=host:port makes it ask another testapp for its
 // state every 200 ms over one kept-alive connection, reconnecting when it
 // drops; /state then also says the peer's id and how many calls succeeded
 // and failed.
@@ -67,7 +68,16 @@ func main() {
 	fmt.Fprintf(s.held, "held by %s\n", s.id)
 	if mb, _ := strconv.Atoi(os.Getenv("APP_ALLOC_MB")); mb > 0 {
 		s.ballast = make([]byte, mb<<20)
-		if _, err := rand.Read(s.ballast); err != nil {
+		random := s.ballast
+		if os.Getenv("APP_ALLOC_KIND") == "mixed" {
+			// Half random, half repeated records: more like a real heap.
+			half := len(s.ballast) / 2
+			random = s.ballast[:half]
+			for i := half; i < len(s.ballast); {
+				i += copy(s.ballast[i:], fmt.Sprintf(`{"user":%d,"name":"user-%d","active":true},`, i, i%977))
+			}
+		}
+		if _, err := rand.Read(random); err != nil {
 			log.Fatal(err)
 		}
 	}
