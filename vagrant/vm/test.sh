@@ -158,6 +158,33 @@ say "the shutdown hook finished at $hook_line, before the engine began to stop a
 g journalctl --no-pager -o cat -b 0 -u ckpt-boot | grep -E 'vmapp|boot hook' >&2 || true
 echo "vm-test: power cycle: passed"
 
+# vagrant destroy, then vagrant up on the same box: the destroy trigger's
+# script exports every checkpoint to the synced folder; the new guest is
+# provisioned from scratch, and the up trigger's script imports and resumes
+# them.
+say "destroy: guest-export.sh saves and exports to the synced folder"
+before=$(state) || fail "the app does not answer before destroy"
+id_before=$(field id <<<"$before")
+g 'bash /vagrant/vagrant/guest-export.sh /vagrant/.ckpt-exports' >&2 || fail "guest-export.sh failed"
+g 'tar -C /vagrant -c .ckpt-exports' | tar -C "$work/src" -x   # the synced folder, back on the host
+ls -la "$work/src/.ckpt-exports" >&2
+g systemctl poweroff || true
+for _ in $(seq 1 300); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
+wait "$qemu_pid" 2>/dev/null || true
+qemu_pid=
+rm -f "$work/disk.qcow2"
+qemu-img create -q -f qcow2 -b "$cache/disk.img" -F raw "$work/disk.qcow2"
+say "up: a new guest from the same box"
+boot
+tar -C "$work/src" -c . | g 'mkdir -p /vagrant && tar -C /vagrant -x'
+g 'CKPT_SRC=/vagrant bash /vagrant/vagrant/provision.sh' >"$work/provision2.log" 2>&1 || { cat "$work/provision2.log" >&2; fail "provisioning the new guest failed"; }
+g docker load <"$work/image.tar" >/dev/null
+g 'bash /vagrant/vagrant/guest-import.sh /vagrant/.ckpt-exports' >&2 || fail "guest-import.sh failed"
+after=$(state) || fail "the app did not come back in the new guest"
+say "after destroy and up: $after"
+[ "$(field id <<<"$after")" = "$id_before" ] || fail "memory lost across destroy/up: id $id_before before, $(field id <<<"$after") after"
+echo "vm-test: destroy and up: passed"
+
 # The guest is the project's second platform (kernel 6.1, cgroup v2, real
 # systemd, Debian's CRIU 3.17): the core of the integration suite runs in it
 # too, compiled on the host. Under emulation every checkpoint takes seconds,
@@ -181,7 +208,7 @@ g systemctl poweroff || true
 for _ in $(seq 1 120); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
 say "total $(($(date +%s) - t_start)) s"
 if [ "${CKPT_VM_SUITE:-1}" = 1 ]; then
-	echo "vm-test: 2 passed, 0 failed"
+	echo "vm-test: 3 passed, 0 failed"
 else
-	echo "vm-test: 1 passed, 0 failed"
+	echo "vm-test: 2 passed, 0 failed"
 fi
