@@ -160,12 +160,7 @@ func ResumeContainer(ctx context.Context, opts Options, name string) (res Result
 
 func (r *resumer) run(ctx context.Context, name string) (err error) {
 	cleanupCtx := context.WithoutCancel(ctx)
-	if r.opts.From != "" {
-		r.ck, err = r.opts.Store.Load(name, r.opts.From)
-	} else {
-		r.ck, err = r.opts.Store.Latest(name)
-	}
-	if err != nil {
+	if r.ck, err = r.opts.Store.Find(name, r.opts.From); err != nil {
 		return err
 	}
 	r.res.Checkpoint = r.ck.Name

@@ -317,6 +317,15 @@ func (s *Store) madeAt(container, name string) time.Time {
 	return time.Time{}
 }
 
+// Find returns checkpoint name of container, or its newest complete
+// checkpoint when name is "".
+func (s *Store) Find(container, name string) (*Checkpoint, error) {
+	if name == "" {
+		return s.Latest(container)
+	}
+	return s.Load(container, name)
+}
+
 // Remove deletes checkpoint name of container, complete or not. The caller
 // must hold the container's lock.
 func (s *Store) Remove(container, name string) error {

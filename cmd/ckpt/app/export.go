@@ -91,12 +91,7 @@ is left behind on error or interruption. -o - writes to standard output.`,
 			if err != nil {
 				return err
 			}
-			var ck *store.Checkpoint
-			if name == "" {
-				ck, err = st.Latest(container)
-			} else {
-				ck, err = st.Load(container, name)
-			}
+			ck, err := st.Find(container, name)
 			if err != nil {
 				return err
 			}

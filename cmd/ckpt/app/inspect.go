@@ -49,12 +49,7 @@ reads the checkpoint only; the files' checksums are checked by resume.`,
 			if err != nil {
 				return err
 			}
-			var ck *store.Checkpoint
-			if name == "" {
-				ck, err = st.Latest(container)
-			} else {
-				ck, err = st.Load(container, name)
-			}
+			ck, err := st.Find(container, name)
 			if err != nil {
 				return err
 			}

@@ -6,11 +6,26 @@ import (
 	"io"
 	"sync"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/ckpt-dev/ckpt/internal/hint"
 
 	"github.com/ckpt-dev/ckpt/internal/progress"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
+
+// reporter is the progress reporter the --json and --quiet flags ask for;
+// js is set with --json, for the result lines.
+func reporter(c *cli.Context) (r progress.Reporter, js *jsonWriter) {
+	switch {
+	case c.Bool("json"):
+		js = newJSONWriter(c.App.Writer)
+		return js, js
+	case c.Bool("quiet"):
+		return nil, nil
+	}
+	return textProgress(c.App.ErrWriter), nil
+}
 
 // textProgress prints one line per finished phase.
 func textProgress(w io.Writer) progress.Reporter {

@@ -50,13 +50,7 @@ container starts normally on the restored data and ckpt says so; with
 				From: c.String("from"), NoFallback: c.Bool("no-fallback"),
 			}
 			var js *jsonWriter
-			switch {
-			case c.Bool("json"):
-				js = newJSONWriter(c.App.Writer)
-				opts.Progress = js
-			case !c.Bool("quiet"):
-				opts.Progress = textProgress(c.App.ErrWriter)
-			}
+			opts.Progress, js = reporter(c)
 			results, err := restore.Resume(c.Context, opts)
 			if len(results) == 0 {
 				return err

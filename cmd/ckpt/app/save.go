@@ -58,13 +58,7 @@ until ckpt resume, so the engine does not restart a saved container.`,
 				LeaveRunning: c.Bool("leave-running"), Name: c.String("name"),
 			}
 			var js *jsonWriter
-			switch {
-			case c.Bool("json"):
-				js = newJSONWriter(c.App.Writer)
-				opts.Progress = js
-			case !c.Bool("quiet"):
-				opts.Progress = textProgress(c.App.ErrWriter)
-			}
+			opts.Progress, js = reporter(c)
 			results, err := checkpoint.Save(c.Context, opts)
 			if len(results) == 0 {
 				return err
