@@ -94,7 +94,7 @@ docker save ckpt-vm-testapp:latest >"$work/image.tar"
 docker rmi ckpt-vm-testapp:latest >/dev/null
 mkdir -p "$work/src/scripts" "$work/src/vagrant"
 cp scripts/setup.sh scripts/engine.sh "$work/src/scripts/"
-cp vagrant/provision.sh vagrant/policy.yaml "$work/src/vagrant/"
+cp vagrant/*.sh vagrant/policy.yaml "$work/src/vagrant/"
 
 say "booting the guest (TCG)"
 t_boot=$(date +%s)
