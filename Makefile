@@ -35,7 +35,7 @@ vm-test: setup
 # vagrant validate, with Debian's vagrant and vagrant-libvirt.
 vagrant-validate:
 	@command -v vagrant >/dev/null && vagrant plugin list 2>/dev/null | grep -q libvirt || \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant vagrant-libvirt >/dev/null
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant vagrant-libvirt >/dev/null; }
 	cd vagrant && VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
 
 # Unit tests only: no engine needed.

@@ -20,7 +20,7 @@ if [ -f "$cache/disk.img" ] && [ "$(cat "$cache/stamp" 2>/dev/null)" = "$stamp" 
 fi
 [ "$(id -u)" = 0 ] || { say "run as root"; exit 1; }
 for tool in debootstrap mkfs.ext4; do
-	command -v "$tool" >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap e2fsprogs >/dev/null; break; }
+	command -v "$tool" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap e2fsprogs >/dev/null; break; }
 done
 
 mkdir -p "$cache"
