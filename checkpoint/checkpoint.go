@@ -426,22 +426,7 @@ func (s *saver) done(phase string, bytes int64) {
 // is stopped: the estimate is the memory the container uses plus its volumes
 // and writable layer.
 func (s *saver) checkSpace(ctx context.Context, upper string) error {
-	var need int64
-	if stats, err := s.eng.ContainerStatsOneShot(ctx, s.c.ID); err == nil {
-		var v container.StatsResponse
-		if derr := decodeJSON(stats.Body, &v); derr == nil {
-			// What CRIU dumps is anonymous memory, not the page cache: take
-			// out inactive file pages, as docker stats does.
-			cache := v.MemoryStats.Stats["total_inactive_file"] // cgroup v1
-			if c, ok := v.MemoryStats.Stats["inactive_file"]; ok && cache == 0 {
-				cache = c // cgroup v2
-			}
-			if cache < v.MemoryStats.Usage {
-				need += int64(v.MemoryStats.Usage - cache)
-			}
-		}
-		stats.Body.Close()
-	}
+	need := s.eng.DumpMemory(ctx, s.c.ID)
 	roots := []string{upper}
 	for _, mnt := range s.c.Mounts {
 		if mnt.Type == "volume" && mnt.Driver == "local" {
@@ -460,12 +445,16 @@ func (s *saver) checkSpace(ctx context.Context, upper string) error {
 		return err
 	}
 	free := int64(fs.Bavail) * int64(fs.Bsize)
-	if need+need/20+16<<20 > free {
+	if !Fits(need, free) {
 		return hint.New(fmt.Sprintf("not enough space in %s to save %s: about %s needed, %s free", s.opts.Store.Root, s.name, units.Bytes(need), units.Bytes(free)),
 			"free space there (ckpt rm removes old checkpoints) or use another --store; nothing was changed")
 	}
 	return nil
 }
+
+// Fits reports whether a save estimated to need need bytes fits in free
+// bytes, with a margin of 5% and 16 MiB for what the estimate misses.
+func Fits(need, free int64) bool { return need+need/20+16<<20 <= free }
 
 // diskFull gives a full-disk error a message and a hint.
 func diskFull(err error, root string) error {

@@ -6,10 +6,8 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -22,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sys/unix"
 
+	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/archive"
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/engine"
@@ -450,8 +449,7 @@ func checkSpace(ctx context.Context, o Options, eng *engine.Engine) Result {
 	if largest.unknownVolume {
 		detail += "; some of its volumes could not be measured"
 	}
-	// save refuses when need + 5% + 16 MiB does not fit.
-	if total+total/20+16<<20 > free {
+	if !checkpoint.Fits(total, free) { // exactly when save would refuse
 		r.Status, r.Finding = Warn, freeText+"; "+detail
 		r.Fix = "free space there (ckpt rm and ckpt prune remove old checkpoints) or use another --store"
 		return r
@@ -468,21 +466,7 @@ func measure(ctx context.Context, eng *engine.Engine, c container.Summary) need 
 	} else if len(n.name) > 12 {
 		n.name = n.name[:12]
 	}
-	if stats, err := eng.ContainerStatsOneShot(ctx, c.ID); err == nil {
-		var v container.StatsResponse
-		if json.NewDecoder(io.LimitReader(stats.Body, 16<<20)).Decode(&v) == nil {
-			// What CRIU dumps is anonymous memory, not the page cache: take
-			// out inactive file pages, as save and docker stats do.
-			cache := v.MemoryStats.Stats["total_inactive_file"] // cgroup v1
-			if ci, ok := v.MemoryStats.Stats["inactive_file"]; ok && cache == 0 {
-				cache = ci // cgroup v2
-			}
-			if cache < v.MemoryStats.Usage {
-				n.memory = int64(v.MemoryStats.Usage - cache)
-			}
-		}
-		stats.Body.Close()
-	}
+	n.memory = eng.DumpMemory(ctx, c.ID)
 	insp, err := eng.ContainerInspect(ctx, c.ID)
 	if err != nil {
 		n.unknownVolume = true

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -237,4 +238,28 @@ func (e *Engine) Running(ctx context.Context, opts container.ListOptions) ([]con
 		}
 	}
 	return out, nil
+}
+
+// DumpMemory estimates how much memory CRIU will dump for container id:
+// what the container uses minus its inactive page cache (file pages, which
+// CRIU does not dump), as docker stats counts it. It is 0 when the engine
+// cannot say.
+func (e *Engine) DumpMemory(ctx context.Context, id string) int64 {
+	stats, err := e.ContainerStatsOneShot(ctx, id)
+	if err != nil {
+		return 0
+	}
+	defer stats.Body.Close()
+	var v container.StatsResponse
+	if err := json.NewDecoder(io.LimitReader(stats.Body, 16<<20)).Decode(&v); err != nil {
+		return 0
+	}
+	cache := v.MemoryStats.Stats["total_inactive_file"] // cgroup v1
+	if c, ok := v.MemoryStats.Stats["inactive_file"]; ok && cache == 0 {
+		cache = c // cgroup v2
+	}
+	if cache >= v.MemoryStats.Usage {
+		return 0
+	}
+	return int64(v.MemoryStats.Usage - cache)
 }
