@@ -81,10 +81,7 @@ func (o *Options) defaults() {
 		o.Store = "/var/lib/ckpt"
 	}
 	if o.TempDirs == nil {
-		o.TempDirs = []string{"/tmp"}
-		if t := os.Getenv("TMPDIR"); t != "" && filepath.Clean(t) != "/tmp" {
-			o.TempDirs = append(o.TempDirs, t)
-		}
+		o.TempDirs = engine.LeakDirs()
 	}
 	if o.RuncConf == "" {
 		o.RuncConf = criu.RuncConf
@@ -501,7 +498,7 @@ func checkLeftovers(dirs []string) Result {
 	var found, patterns []string
 	var total int64
 	for _, d := range dirs {
-		pattern := filepath.Join(d, "ctrd-checkpoint*")
+		pattern := filepath.Join(d, engine.LeakPattern)
 		patterns = append(patterns, pattern)
 		matches, _ := filepath.Glob(pattern)
 		for _, m := range matches {

@@ -19,13 +19,9 @@ func RemoveLeakedCopy(images string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	dirs := []string{"/tmp"}
-	if t := os.Getenv("TMPDIR"); t != "" && t != "/tmp" {
-		dirs = append(dirs, t)
-	}
 	var freed int64
-	for _, d := range dirs {
-		cands, _ := filepath.Glob(filepath.Join(d, "ctrd-checkpoint*"))
+	for _, d := range LeakDirs() {
+		cands, _ := filepath.Glob(filepath.Join(d, LeakPattern))
 		for _, c := range cands {
 			if !sameImages(images, want, c) {
 				continue
@@ -41,6 +37,19 @@ func RemoveLeakedCopy(images string) (int64, error) {
 		}
 	}
 	return freed, nil
+}
+
+// LeakPattern names containerd's leftover copies inside LeakDirs.
+const LeakPattern = "ctrd-checkpoint*"
+
+// LeakDirs are where containerd leaves them: its temporary directory, /tmp
+// or $TMPDIR.
+func LeakDirs() []string {
+	dirs := []string{"/tmp"}
+	if t := os.Getenv("TMPDIR"); t != "" && filepath.Clean(t) != "/tmp" {
+		dirs = append(dirs, t)
+	}
+	return dirs
 }
 
 type fileInfo struct {
