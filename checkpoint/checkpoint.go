@@ -194,13 +194,13 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 	// The engine restarts a checkpointed container with restart policy
 	// always or unless-stopped at once, and again when it starts: hold the
 	// policy off until resume puts it back.
-	if !s.m.LeftRunning && s.m.RestartPolicy.Name != "" && s.m.RestartPolicy.Name != string(container.RestartPolicyDisabled) {
-		if _, err := s.eng.ContainerUpdate(ctx, s.c.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
+	if !s.m.LeftRunning && s.m.RestartPolicy.Restarts() {
+		if err := s.eng.SetRestartPolicy(ctx, s.c.ID, format.RestartPolicy{Name: string(container.RestartPolicyDisabled)}); err != nil {
 			return nil, "", fmt.Errorf("cannot hold the restart policy off: %w", err)
 		}
 		defer func() {
 			if err != nil {
-				s.eng.ContainerUpdate(cleanupCtx, s.c.ID, container.UpdateConfig{RestartPolicy: toEngine(s.m.RestartPolicy)})
+				s.eng.SetRestartPolicy(cleanupCtx, s.c.ID, s.m.RestartPolicy)
 			}
 		}()
 	}
@@ -467,7 +467,3 @@ func diskFull(err error, root string) error {
 
 // composeProject is the label compose puts on a project's containers.
 const composeProject = "com.docker.compose.project"
-
-func toEngine(p format.RestartPolicy) container.RestartPolicy {
-	return container.RestartPolicy{Name: container.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}
-}

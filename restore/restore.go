@@ -246,8 +246,8 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 	if err := r.start(cleanupCtx, c.ID, memErr); err != nil {
 		return err
 	}
-	if p := m.RestartPolicy; p.Name != "" && p.Name != string(container.RestartPolicyDisabled) {
-		if _, uerr := r.eng.ContainerUpdate(cleanupCtx, c.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}}); uerr != nil {
+	if p := m.RestartPolicy; p.Restarts() {
+		if uerr := r.eng.SetRestartPolicy(cleanupCtx, c.ID, p); uerr != nil {
 			r.res.Notes = append(r.res.Notes, fmt.Sprintf("could not put restart policy %s back: %v", p.Name, uerr))
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 
+	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 )
 
@@ -89,6 +90,13 @@ func (e *Engine) Inspect(ctx context.Context, name string) (*container.InspectRe
 		err = hint.New("no such container: "+name, "docker ps -a lists containers, ckpt ls lists saved ones")
 	}
 	return c, err
+}
+
+// SetRestartPolicy sets container id's restart policy.
+func (e *Engine) SetRestartPolicy(ctx context.Context, id string, p format.RestartPolicy) error {
+	_, err := e.ContainerUpdate(ctx, id, container.UpdateConfig{RestartPolicy: container.RestartPolicy{
+		Name: container.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}})
+	return err
 }
 
 // Name returns the container's name without the engine's leading slash.

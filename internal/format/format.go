@@ -113,6 +113,10 @@ type RestartPolicy struct {
 	MaximumRetryCount int    `json:"maximumRetryCount,omitempty"`
 }
 
+// Restarts reports whether the engine would restart a container with this
+// policy by itself (anything but none and "no").
+func (p RestartPolicy) Restarts() bool { return p.Name != "" && p.Name != "no" }
+
 // Host describes where a checkpoint was made.
 type Host struct {
 	Hostname      string `json:"hostname"`
