@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -22,6 +23,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/inspect"
 	"github.com/ckpt-dev/ckpt/internal/progress"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
@@ -265,7 +267,17 @@ func (r *resumer) start(ctx context.Context, id string, memErr error) error {
 		return nil
 	}
 	if memErr == nil {
-		log, err := r.eng.StartFromCheckpoint(ctx, id, r.ck.Path(format.ImagesDir))
+		var log []byte
+		startFrom := func() (err error) {
+			log, err = r.eng.StartFromCheckpoint(ctx, id, r.ck.Path(format.ImagesDir))
+			return err
+		}
+		var err error
+		if extra := r.criuOptions(id); len(extra) > 0 {
+			err = criu.WithRestoreOptions(criu.RuncConf, extra, startFrom)
+		} else {
+			err = startFrom()
+		}
 		if err == nil {
 			r.res.MemoryRestored = true
 			return nil
@@ -281,6 +293,54 @@ func (r *resumer) start(ctx context.Context, id string, memErr error) error {
 	r.res.Fallback = memErr
 	r.rep.Report(progress.Event{Container: r.res.Container, Phase: "start", Warning: true, Message: "memory was NOT restored; started normally on the restored data"})
 	return nil
+}
+
+// criuOptions returns the CRIU options the restore of checkpoint r.ck into
+// container id needs beyond runc.conf's usual block.
+//
+// On cgroup v2 runc gives CRIU no cgroup root, so CRIU puts the processes of
+// a recreated container back into the cgroup of the container that was saved
+// (system.slice/docker-<old id>.scope), which the engine does not know: the
+// next checkpoint then fails ("freezer not supported: ... cgroup.freeze: no
+// such file or directory") and limits do not apply. A cgroup-root naming the
+// new container's cgroup, the saved path with the old id replaced by the new
+// one, puts them where runc made it. cgroup v1 needs nothing: runc passes a
+// root per controller there.
+func (r *resumer) criuOptions(id string) []string {
+	old := r.ck.Manifest.Container.ID
+	if !r.res.Recreated || old == "" || old == id || r.eng.Info.CgroupVersion != "2" {
+		return nil
+	}
+	paths, err := inspect.CgroupPaths(r.ck.Dir)
+	if err != nil {
+		r.res.Notes = append(r.res.Notes, "cannot read the checkpoint's cgroups ("+err.Error()+"): the processes keep the saved container's cgroup")
+		return nil
+	}
+	if root := cgroupRoot(paths, old, id); root != "" {
+		return []string{"cgroup-root " + root}
+	}
+	return nil
+}
+
+// cgroupRoot returns the cgroup of container newID that corresponds to
+// container oldID's in paths (CRIU's, without a leading "/"): the shortest
+// path with a component naming oldID, cut after that component, with oldID
+// replaced by newID. It returns "" when no path names oldID.
+func cgroupRoot(paths []string, oldID, newID string) string {
+	best := ""
+	for _, p := range paths {
+		parts := strings.Split(strings.Trim(p, "/"), "/")
+		for i, part := range parts {
+			if strings.Contains(part, oldID) {
+				root := "/" + strings.Join(parts[:i+1], "/")
+				if best == "" || len(root) < len(best) {
+					best = root
+				}
+				break
+			}
+		}
+	}
+	return strings.ReplaceAll(best, oldID, newID)
 }
 
 // recreate creates the container anew from its saved configuration and

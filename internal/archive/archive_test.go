@@ -78,11 +78,42 @@ func buildPlainTree(t *testing.T, root string) {
 	for name, mode := range modes {
 		must(t, os.Chmod(filepath.Join(root, name), mode))
 	}
+	// The root is a data directory as a database server leaves it: its
+	// own owner, mode 0750, and an ACL giving one more user access.
+	must(t, os.Chown(root, 999, 998))
+	must(t, os.Chmod(root, 0o750))
+	must(t, unix.Lsetxattr(root, "system.posix_acl_access", posixACL(0o7, 0o5, 0o5, 0, 1234, 0o5), 0))
+	must(t, unix.Lsetxattr(root, "system.posix_acl_default", posixACL(0o7, 0o0, 0o0, 0, 1234, 0o5), 0))
 	// Times last, deepest first, so that nothing changes them afterwards.
 	for _, name := range []string{"a/b/c/big", "a/b/c", "a/b", "a/hard2", "a", "empty",
-		"link", "fifo", "null", "suid", "xattr", "odd"} {
+		"link", "fifo", "null", "suid", "xattr", "odd", "."} {
 		setTime(t, filepath.Join(root, name), fixedTime)
 	}
+}
+
+// posixACL encodes an access ACL as the kernel stores it in the
+// system.posix_acl_* xattrs: owner, group and others' permissions, a mask,
+// and one named user with its permissions.
+func posixACL(owner, group, other, _ uint16, user uint32, userPerm uint16) []byte {
+	const (
+		userObj  = 0x01
+		namedUsr = 0x02
+		groupObj = 0x04
+		mask     = 0x10
+		others   = 0x20
+		undefID  = 0xffffffff
+	)
+	b := []byte{2, 0, 0, 0} // version 2, little endian
+	add := func(tag, perm uint16, id uint32) {
+		b = append(b, byte(tag), byte(tag>>8), byte(perm), byte(perm>>8),
+			byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+	}
+	add(userObj, owner, undefID)
+	add(namedUsr, userPerm, user)
+	add(groupObj, group, undefID)
+	add(mask, 0o7, undefID)
+	add(others, other, undefID)
+	return b
 }
 
 type fileInfo struct {
@@ -97,12 +128,13 @@ type fileInfo struct {
 	ino      uint64
 }
 
-// snapshot describes every path under root, keyed by relative name.
+// snapshot describes every path under root, root itself as ".", keyed by
+// relative name.
 func snapshot(t *testing.T, root string) map[string]fileInfo {
 	t.Helper()
 	files := make(map[string]fileInfo)
 	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil || p == root {
+		if err != nil {
 			return err
 		}
 		var st unix.Stat_t
@@ -159,8 +191,8 @@ func TestRoundTripPlain(t *testing.T) {
 	if want := int64(3<<20 + len("hello") + len("#!/bin/sh\n") + len("x") + len("odd")); w.Bytes != want {
 		t.Errorf("Bytes = %d, want %d", w.Bytes, want)
 	}
-	if w.Entries != 13 {
-		t.Errorf("Entries = %d, want 13", w.Entries)
+	if w.Entries != 14 {
+		t.Errorf("Entries = %d, want 14", w.Entries)
 	}
 
 	before, after := snapshot(t, src), snapshot(t, dst)
@@ -248,7 +280,7 @@ func TestOverlay(t *testing.T) {
 		}
 	}
 	// Walk order: the whiteout sits where "name" sorts.
-	want := []string{"dir/", "dir/.wh..wh..opq", "dir/new", "keep", ".wh.name"}
+	want := []string{"./", "dir/", "dir/.wh..wh..opq", "dir/new", "keep", ".wh.name"}
 	if !slices.Equal(names, want) {
 		t.Errorf("entries %q, want %q", names, want)
 	}
@@ -256,8 +288,8 @@ func TestOverlay(t *testing.T) {
 	dst := t.TempDir()
 	x, err := Extract(context.Background(), bytes.NewReader(buf.Bytes()), dst, Overlay)
 	must(t, err)
-	if x.Deleted != 1 || x.Entries != 5 {
-		t.Errorf("Extract stats %+v, want Deleted 1, Entries 5", x)
+	if x.Deleted != 1 || x.Entries != 6 {
+		t.Errorf("Extract stats %+v, want Deleted 1, Entries 6", x)
 	}
 	assertWhiteout(t, filepath.Join(dst, "name"))
 	v, err := getXattr(filepath.Join(dst, "dir"), opaqueXattr)
@@ -364,7 +396,7 @@ func TestExtractRejects(t *testing.T) {
 		{"parent", []*tar.Header{{Name: "../evil", Typeflag: tar.TypeReg, Size: 3}}, "../evil", ""},
 		{"absolute", []*tar.Header{{Name: "/abs", Typeflag: tar.TypeReg, Size: 3}}, "/abs", ""},
 		{"dotdot inside", []*tar.Header{{Name: "a/../../b", Typeflag: tar.TypeReg, Size: 3}}, "a/../../b", ""},
-		{"dot", []*tar.Header{{Name: "./", Typeflag: tar.TypeDir}}, "./", ""},
+		{"dot not a directory", []*tar.Header{{Name: ".", Typeflag: tar.TypeReg}}, ".", ""},
 		{"through symlink", []*tar.Header{
 			{Name: "link", Typeflag: tar.TypeSymlink, Linkname: "/"},
 			{Name: "link/x", Typeflag: tar.TypeReg, Size: 3},

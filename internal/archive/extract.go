@@ -21,7 +21,9 @@ import (
 // Existing entries at the same path are replaced (a directory is kept and
 // merged if the entry is a directory).
 //
-// Entries that would land outside dst are rejected before anything is
+// A directory entry "./" stands for dst itself: its owner, mode, extended
+// attributes and times are given to dst. Entries that would land outside dst
+// are rejected before anything is
 // written for them: absolute names, names with a ".." element, and names
 // whose parent inside dst is a symbolic link. Owner, mode, extended
 // attributes and mtimes are restored; directory mtimes are set last. In
@@ -74,6 +76,12 @@ func (x *extractor) path(name string) string {
 
 // entry extracts one tar entry.
 func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
+	if isRoot(hdr.Name) {
+		if hdr.Typeflag != tar.TypeDir {
+			return errors.New("the root entry is not a directory")
+		}
+		return x.setMetadata(".", x.dst, hdr)
+	}
 	name, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
@@ -200,13 +208,15 @@ func (x *extractor) whiteout(hdr *tar.Header, name string) error {
 	return nil
 }
 
-// setMetadata restores owner, xattrs, mode and times of a new entry. Mode and
-// times of directories are only recorded here, and set by fixDirs.
+// setMetadata restores owner, xattrs, mode and times of a new entry. Mode,
+// times and the default ACL of directories are only recorded here, and set by
+// fixDirs: a default ACL set now would be inherited by every entry extracted
+// into the directory afterwards.
 func (x *extractor) setMetadata(name, target string, hdr *tar.Header) error {
 	if err := os.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
 		return err
 	}
-	if err := setXattrs(target, hdr); err != nil {
+	if err := setXattrs(target, hdr, func(name string) bool { return name != defaultACL }); err != nil {
 		return err
 	}
 	switch hdr.Typeflag {
@@ -231,8 +241,14 @@ func (x *extractor) fixDirs() error {
 	for name := range x.fix {
 		names = append(names, name)
 	}
+	depth := func(name string) int {
+		if name == "." { // dst itself, after everything in it
+			return -1
+		}
+		return strings.Count(name, "/")
+	}
 	sort.Slice(names, func(i, j int) bool {
-		di, dj := strings.Count(names[i], "/"), strings.Count(names[j], "/")
+		di, dj := depth(names[i]), depth(names[j])
 		if di != dj {
 			return di > dj
 		}
@@ -240,6 +256,9 @@ func (x *extractor) fixDirs() error {
 	})
 	for _, name := range names {
 		hdr, target := x.fix[name], x.path(name)
+		if err := setXattrs(target, hdr, func(name string) bool { return name == defaultACL }); err != nil {
+			return fmt.Errorf("archive: entry %q: %w", hdr.Name, err)
+		}
 		if err := unix.Chmod(target, uint32(hdr.Mode&0o7777)); err != nil {
 			return fmt.Errorf("archive: entry %q: %w", hdr.Name, &os.PathError{Op: "chmod", Path: target, Err: err})
 		}
@@ -304,6 +323,12 @@ func (x *extractor) remove(name string) error {
 	return os.RemoveAll(target)
 }
 
+// isRoot reports whether a tar entry name stands for the archived tree's
+// root ("./", as Write names it, or ".").
+func isRoot(name string) bool {
+	return name == "./" || name == "."
+}
+
 // cleanName checks a tar entry name and returns it cleaned.
 func cleanName(name string) (string, error) {
 	if strings.HasPrefix(name, "/") {
@@ -321,12 +346,17 @@ func cleanName(name string) (string, error) {
 	return clean, nil
 }
 
-// setXattrs restores the extended attributes recorded in hdr, except those of
-// overlayfs itself. Unsupported user.* attributes are skipped.
-func setXattrs(target string, hdr *tar.Header) error {
+// defaultACL is the xattr holding a directory's default ACL, which new
+// entries in the directory inherit.
+const defaultACL = "system.posix_acl_default"
+
+// setXattrs restores the extended attributes recorded in hdr that want
+// accepts, except those of overlayfs itself. Unsupported user.* attributes
+// are skipped.
+func setXattrs(target string, hdr *tar.Header, want func(name string) bool) error {
 	var names []string
 	for k := range hdr.PAXRecords {
-		if name, ok := strings.CutPrefix(k, paxXattr); ok && !isOverlayXattr(name) {
+		if name, ok := strings.CutPrefix(k, paxXattr); ok && !isOverlayXattr(name) && want(name) {
 			names = append(names, name)
 		}
 	}

@@ -19,7 +19,11 @@ import (
 // reads every file once and never holds a whole file in memory. It checks ctx
 // between entries and returns ctx.Err() when cancelled.
 //
-// Entries are named relative to root with "/" separators, directories with a
+// The first entry is "./", root itself, so that the tree's top directory
+// keeps its mode, owner, extended attributes (ACLs included) and times: a
+// volume's root is a database's data directory, and servers such as
+// PostgreSQL and MariaDB refuse or mistrust one whose mode changed. Other
+// entries are named relative to root with "/" separators, directories with a
 // trailing "/", in lexical order, so the same tree always gives the same
 // bytes. Mode, numeric owner, mtime (to the nanosecond) and extended
 // attributes are kept; overlayfs' own xattrs are not. Hard links become link
@@ -41,9 +45,6 @@ func Write(ctx context.Context, w io.Writer, root string, kind Kind) (Stats, err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
-		}
-		if p == root {
-			return nil
 		}
 		return wr.add(p)
 	})
@@ -70,7 +71,7 @@ func (wr *writer) add(p string) error {
 	if err != nil {
 		return err
 	}
-	name := filepath.ToSlash(rel)
+	name := filepath.ToSlash(rel) // "." for root
 
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
@@ -88,6 +89,9 @@ func (wr *writer) add(p string) error {
 		Format:  tar.FormatPAX,
 	}
 	typ := st.Mode & unix.S_IFMT
+	if name == "." && typ != unix.S_IFDIR {
+		return fmt.Errorf("archive: %s is not a directory", p)
+	}
 
 	switch {
 	case typ == unix.S_IFSOCK:

@@ -108,22 +108,30 @@ func Check() (int, error) {
 var logPath = regexp.MustCompile(`(?:path= ?|log file: ?)(/[^\s:]+\.log)`)
 
 // known failures and what to do about them, matched against CRIU's log.
+// A known failure with explain set gets its hint from the log (and the
+// processes it names) instead.
 var known = []struct {
 	pattern *regexp.Regexp
 	hint    string
+	explain func(log []byte) string
 }{
-	{regexp.MustCompile(`Can't get rlimit|Can't get .*rlimit.*Operation not permitted`),
-		"CRIU lacks CAP_SYS_RESOURCE here, so it cannot read the limits of processes running as another user; this happens in sandboxes that drop that capability: run the container's processes as root here, or use a normal host or VM"},
-	{regexp.MustCompile(`Connected TCP socket, consider using --tcp-established`),
-		"established TCP connections need tcp-established in /etc/criu/runc.conf; ckpt adds it, so check that the file is readable and that the engine uses it"},
-	{regexp.MustCompile(`Unsupported proto 262`),
-		"the process uses Multipath TCP, which CRIU cannot checkpoint; Go programs: set GODEBUG=multipathtcp=0"},
-	{regexp.MustCompile(`Unexpected rt vDSO area bounds`),
-		"this CRIU does not understand this kernel's vDSO: install CRIU >= 4.2"},
-	{regexp.MustCompile(`Can't get 1:16 opt|SO_PASSCRED`),
-		"kernel >= 6.16 needs CRIU >= 4.2 for sockets"},
-	{regexp.MustCompile(`File .* has bad size|has bad mode|can't open .* No such file`),
-		"a file the process had open changed or is missing in the container's file system"},
+	{pattern: regexp.MustCompile(`External socket is used`), explain: explainExternal},
+	{pattern: regexp.MustCompile(`Can't get rlimit|Can't get .*rlimit.*Operation not permitted`),
+		hint: "CRIU lacks CAP_SYS_RESOURCE here, so it cannot read the limits of processes running as another user; this happens in sandboxes that drop that capability: run the container's processes as root here, or use a normal host or VM"},
+	{pattern: regexp.MustCompile(`anon_inode:\[io_uring\]`),
+		hint: "a process uses io_uring, which CRIU cannot checkpoint: MariaDB and MySQL need innodb_use_native_aio=0, PostgreSQL 18 io_method=worker (or sync); other programs: turn their io_uring backend off"},
+	{pattern: regexp.MustCompile(`Connected TCP socket, consider using --tcp-established`),
+		hint: "established TCP connections need tcp-established in /etc/criu/runc.conf; ckpt adds it, so check that the file is readable and that the engine uses it"},
+	{pattern: regexp.MustCompile(`Unsupported proto 262`),
+		hint: "the process uses Multipath TCP, which CRIU cannot checkpoint; Go programs: set GODEBUG=multipathtcp=0"},
+	{pattern: regexp.MustCompile(`Unexpected rt vDSO area bounds`),
+		hint: "this CRIU does not understand this kernel's vDSO: install CRIU >= 4.2"},
+	{pattern: regexp.MustCompile(`Can't get 1:16 opt|SO_PASSCRED`),
+		hint: "kernel >= 6.16 needs CRIU >= 4.2 for sockets"},
+	{pattern: regexp.MustCompile(`File .* has bad mode`),
+		hint: "a file or directory the process had open (its working directory, a database's data directory) has another mode than at the save; checkpoints of ckpt before format 2 did not keep the mode of a volume's root: chmod it back (the mode CRIU expects is in the log line) and resume again"},
+	{pattern: regexp.MustCompile(`File .* has bad size|can't open .* No such file`),
+		hint: "a file the process had open changed or is missing in the container's file system"},
 }
 
 // Explain turns an engine error from a checkpoint or restore into one that
@@ -160,7 +168,11 @@ func Explain(err error, captured []byte) error {
 	h := "see the whole log: " + path
 	for _, k := range known {
 		if k.pattern.MatchString(strings.Join(lines, "\n")) {
-			h = k.hint + "; log: " + path
+			text := k.hint
+			if k.explain != nil {
+				text = k.explain(captured)
+			}
+			h = text + "; log: " + path
 			break
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -75,9 +76,10 @@ func TestFormatVersion(t *testing.T) {
 }
 
 // block is ckpt's block as it must appear in runc.conf.
-const block = "# BEGIN ckpt: established TCP connections are checkpointed and come back closed\n" +
+const block = "# BEGIN ckpt: established TCP connections are checkpointed and come back closed; file locks are kept\n" +
 	"tcp-established\n" +
 	"tcp-close\n" +
+	"file-locks\n" +
 	"# END ckpt\n"
 
 func TestWithBlock(t *testing.T) {
@@ -107,7 +109,7 @@ func TestWithBlock(t *testing.T) {
 		// alone and no user line is lost.
 		{"END line run into content",
 			"x\n" + strings.TrimSuffix(block, "\n") + "after\n",
-			"x\ntcp-established\ntcp-close\n# END ckptafter\n" + block},
+			"x\ntcp-established\ntcp-close\nfile-locks\n# END ckptafter\n" + block},
 		{"BEGIN without END keeps the user's lines",
 			"a\n# BEGIN ckpt: old\nuser-option\n",
 			"a\nuser-option\n" + block},
@@ -412,4 +414,59 @@ func TestExplainKnownHints(t *testing.T) {
 			t.Errorf("%s: hint %q lacks %q", tc.line, h, tc.hint)
 		}
 	}
+}
+
+func TestWithRestoreOptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runc.conf")
+	must(t, os.WriteFile(path, []byte("log-file /x.log\n"), 0o644))
+	extra := "cgroup-root /system.slice/docker-new.scope"
+	read := func() string {
+		b, err := os.ReadFile(path)
+		must(t, err)
+		return string(b)
+	}
+	for _, fnErr := range []error{nil, errors.New("restore failed")} {
+		var during string
+		err := WithRestoreOptions(path, []string{extra}, func() error {
+			during = read()
+			return fnErr
+		})
+		if err != fnErr {
+			t.Errorf("WithRestoreOptions returned %v, want %v", err, fnErr)
+		}
+		if want := "log-file /x.log\n" + strings.Replace(block, "# END ckpt\n", extra+"\n# END ckpt\n", 1); during != want {
+			t.Errorf("during the restore the file holds %q, want %q", during, want)
+		}
+		if after := read(); after != "log-file /x.log\n"+block {
+			t.Errorf("after the restore (fn error %v) the file holds %q", fnErr, after)
+		}
+	}
+
+	// A crash between the two writes leaves the line; the next save or
+	// resume drops it.
+	must(t, os.WriteFile(path, []byte(withBlock("", extra)), 0o644))
+	changed, err := EnsureRuncConf(path)
+	if err != nil || !changed || read() != block {
+		t.Errorf("EnsureRuncConf after a crash: changed %v, err %v, file %q", changed, err, read())
+	}
+
+	// Two restores at once: each sees only its own line.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := fmt.Sprintf("cgroup-root /c%d", i)
+			err := WithRestoreOptions(path, []string{mine}, func() error {
+				if got := read(); strings.Count(got, "cgroup-root") != 1 || !strings.Contains(got, mine) {
+					return fmt.Errorf("restore %d sees %q", i, got)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // RuncConf is the CRIU configuration file runc passes to CRIU for every
@@ -15,28 +17,85 @@ const RuncConf = "/etc/criu/runc.conf"
 const (
 	blockBegin = "# BEGIN ckpt"
 	blockEnd   = "# END ckpt"
-	blockWhy   = ": established TCP connections are checkpointed and come back closed"
+	blockWhy   = ": established TCP connections are checkpointed and come back closed; file locks are kept"
 )
 
 // runcOptions are what ckpt needs: tcp-established lets CRIU dump a process
 // with connected TCP sockets (a web app holding a database connection),
-// tcp-close restores them closed, so clients reconnect.
-var runcOptions = []string{"tcp-established", "tcp-close"}
+// tcp-close restores them closed, so clients reconnect; file-locks dumps and
+// restores the POSIX, OFD and flock locks the processes hold (MariaDB's
+// InnoDB locks its data files; without it CRIU refuses: "Some file locks are
+// hold by dumping tasks"). Locks are safe to restore because a container is
+// dumped whole: every holder comes back with its lock.
+var runcOptions = []string{"tcp-established", "tcp-close", "file-locks"}
+
+// RuncOptions lists the CRIU options ckpt keeps in runc.conf, for messages.
+func RuncOptions() string { return strings.Join(runcOptions, ", ") }
 
 // EnsureRuncConf makes sure path holds ckpt's options, in a marked block that
 // is added or replaced without touching the rest of the file. It reports
-// whether it changed the file. The write is atomic.
+// whether it changed the file. The write is atomic. Lines a restore added for
+// itself (WithRestoreOptions) and left behind by a crash are dropped; a
+// restore in progress is waited for.
 func EnsureRuncConf(path string) (bool, error) {
+	unlock, err := lockConf(path)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	return writeBlock(path, nil)
+}
+
+// WithRestoreOptions runs fn, a restore, with extra CRIU options (lines
+// such as "cgroup-root /system.slice/docker-<id>.scope") in ckpt's block of
+// runc.conf, and puts the block back as EnsureRuncConf leaves it afterwards,
+// whatever fn returned. The engine's API cannot pass CRIU options for one
+// restore; runc reads this file for every one, so a host-wide lock keeps two
+// ckpt restores from seeing each other's lines.
+func WithRestoreOptions(path string, extra []string, fn func() error) error {
+	unlock, err := lockConf(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := writeBlock(path, extra); err != nil {
+		return err
+	}
+	ferr := fn()
+	if _, err := writeBlock(path, nil); err != nil && ferr == nil {
+		return err
+	}
+	return ferr
+}
+
+// lockConf takes the host-wide lock on runc.conf's block: an flock of the
+// directory holding it, so that no lock file is left beside the user's.
+func lockConf(path string) (unlock func(), err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot configure CRIU for runc: %w", err)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot configure CRIU for runc: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cannot lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// writeBlock puts ckpt's block, with extra lines, into path; the caller
+// holds the lock.
+func writeBlock(path string, extra []string) (bool, error) {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return false, err
 	}
-	updated := withBlock(string(old))
+	updated := withBlock(string(old), extra...)
 	if updated == string(old) {
 		return false, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return false, fmt.Errorf("cannot configure CRIU for runc: %w", err)
 	}
 	tmp := path + ".ckpt-tmp"
 	if err := os.WriteFile(tmp, []byte(updated), 0o644); err != nil {
@@ -49,13 +108,15 @@ func EnsureRuncConf(path string) (bool, error) {
 	return true, nil
 }
 
-// withBlock returns conf with ckpt's block in place: an existing block (from
-// its BEGIN line to its END line) is replaced where it stands; otherwise the
-// block is appended. A BEGIN line without an END line is dropped alone, so
-// that no line of the user's is ever lost.
-func withBlock(conf string) string {
+// withBlock returns conf with ckpt's block, holding extra after ckpt's
+// options, in place: an existing block (from its BEGIN line to its END line)
+// is replaced where it stands; otherwise the block is appended. A BEGIN line
+// without an END line is dropped alone, so that no line of the user's is
+// ever lost.
+func withBlock(conf string, extra ...string) string {
 	block := []string{blockBegin + blockWhy}
 	block = append(block, runcOptions...)
+	block = append(block, extra...)
 	block = append(block, blockEnd)
 	lines := strings.Split(strings.TrimSuffix(conf, "\n"), "\n")
 	if conf == "" {

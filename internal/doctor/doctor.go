@@ -328,7 +328,7 @@ func checkCgroup(o Options, eng *engine.Engine) Result {
 }
 
 // checkRuncConf checks that runc's CRIU configuration holds ckpt's block
-// (tcp-established, tcp-close): the same test save makes before it
+// (criu.RuncOptions): the same test save makes before it
 // rewrites the file, made on a copy.
 func checkRuncConf(path string) Result {
 	r := Result{Check: "runc.conf"}
@@ -349,10 +349,10 @@ func checkRuncConf(path string) Result {
 	case err != nil:
 		r.Status, r.Finding = Warn, "cannot check "+path+": "+err.Error()
 	case changed:
-		r.Status, r.Finding = Warn, path+" lacks ckpt's block (tcp-established, tcp-close), or holds an older one"
+		r.Status, r.Finding = Warn, path+" lacks ckpt's block ("+criu.RuncOptions()+"), or holds an older one"
 		r.Fix = "nothing to do: ckpt adds it on the next save"
 	default:
-		r.Status, r.Finding = OK, path+" holds ckpt's block (tcp-established, tcp-close)"
+		r.Status, r.Finding = OK, path+" holds ckpt's block ("+criu.RuncOptions()+")"
 	}
 	return r
 }

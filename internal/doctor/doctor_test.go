@@ -285,8 +285,8 @@ func TestRuncConf(t *testing.T) {
 	if string(before) != "log-file /tmp/x.log\n" {
 		t.Errorf("doctor changed the file: %q", before)
 	}
-	os.WriteFile(conf, []byte("log-file /tmp/x.log\n# BEGIN ckpt: established TCP connections are checkpointed and come back closed\ntcp-established\ntcp-close\n# END ckpt\n"), 0o644)
-	if r := checkRuncConf(conf); r.Status != OK || r.Finding != conf+" holds ckpt's block (tcp-established, tcp-close)" {
+	os.WriteFile(conf, []byte("log-file /tmp/x.log\n# BEGIN ckpt: established TCP connections are checkpointed and come back closed; file locks are kept\ntcp-established\ntcp-close\nfile-locks\n# END ckpt\n"), 0o644)
+	if r := checkRuncConf(conf); r.Status != OK || r.Finding != conf+" holds ckpt's block (tcp-established, tcp-close, file-locks)" {
 		t.Errorf("with the block: %+v", r)
 	}
 }

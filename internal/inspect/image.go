@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
@@ -170,4 +171,25 @@ func decodeOne[T proto.Message](dir, name, magic string) (T, error) {
 		return zero, imgErr(name, "holds %d entries, want 1", len(es))
 	}
 	return es[0], nil
+}
+
+// CgroupPaths returns the cgroup paths of the checkpoint's processes as
+// CRIU recorded them in cgroup.img (host paths without a leading "/", such
+// as "system.slice/docker-<id>.scope"), each once, in the image's order.
+func CgroupPaths(dir string) ([]string, error) {
+	cg, err := decodeOne[*cgroup.CgroupEntry](dir, "cgroup.img", "CGROUP")
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	seen := map[string]bool{}
+	for _, set := range cg.GetSets() {
+		for _, m := range set.GetCtls() {
+			if p := m.GetPath(); !seen[p] {
+				seen[p] = true
+				paths = append(paths, p)
+			}
+		}
+	}
+	return paths, nil
 }

@@ -21,7 +21,8 @@
 // records instead. APP_PEER=host:port makes it ask another testapp for its
 // state every 200 ms over one kept-alive connection, reconnecting when it
 // drops; /state then also says the peer's id and how many calls succeeded
-// and failed.
+// and failed. APP_CWD=DIR makes it work in DIR, as a database server does in
+// its data directory (CRIU then checks DIR's mode on restore).
 //
 //go:debug multipathtcp=0
 package main
@@ -60,6 +61,11 @@ func main() {
 		log.Fatal(err)
 	}
 	s := &state{id: hex.EncodeToString(b)}
+	if dir := os.Getenv("APP_CWD"); dir != "" {
+		if err := os.Chdir(dir); err != nil {
+			log.Fatal(err)
+		}
+	}
 	var err error
 	s.held, err = os.OpenFile("/tmp/held.txt", os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
