@@ -7,7 +7,7 @@ import "time"
 
 // Version is the store format this build writes. A manifest with a higher
 // version is refused.
-const Version = 1
+const Version = 2
 
 // Store layout: <store>/containers/<container name>/...
 const (

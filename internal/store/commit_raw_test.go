@@ -92,8 +92,8 @@ func TestCommitRawRefuses(t *testing.T) {
 		{"not JSON", func(*testing.T) []byte { return []byte("{") }, "manifest.json: unexpected end of JSON input"},
 		{"other name", func(t *testing.T) []byte { return rawManifest(t, "cp2", files) }, `manifest.json names checkpoint "cp2", not "cp1"`},
 		{"newer", func(t *testing.T) []byte {
-			return bytes.Replace(rawManifest(t, "cp1", files), []byte(`"formatVersion":1`), []byte(`"formatVersion":2`), 1)
-		}, "format version 2"},
+			return bytes.Replace(rawManifest(t, "cp1", files), []byte(`"formatVersion":2`), []byte(`"formatVersion":3`), 1)
+		}, "format version 3"},
 		{"missing file", func(t *testing.T) []byte {
 			return rawManifest(t, "cp1", map[string]string{"a": "one", "b/c": "two", "d": "three"})
 		}, "manifest.json lists d, which was not written"},

@@ -1010,7 +1010,7 @@ func TestLoadNewerFormat(t *testing.T) {
 	ck := save(t, s, "web", "cp1", time.Now(), map[string]string{"a": "x"})
 	writeManifest(t, ck.Dir, format.Manifest{FormatVersion: 99, Name: "cp1", Files: ck.Manifest.Files})
 	_, err := s.Load("web", "cp1")
-	if err == nil || err.Error() != "checkpoint web:cp1 has format version 99; this ckpt reads 1 to 1" {
+	if err == nil || err.Error() != "checkpoint web:cp1 has format version 99; this ckpt reads 1 to 2" {
 		t.Fatalf("Load: %v", err)
 	}
 	if h := hint.Of(err); h != "resume it with a newer ckpt" {

@@ -209,11 +209,11 @@ func TestImportRefusesMalicious(t *testing.T) {
 		{"newer header", with(func(h *header, _ map[string]any, files []tarEntry) []tarEntry {
 			h.FormatVersion = format.Version + 1
 			return files
-		}), ErrNewer, "the archive was written by a newer ckpt: format version 2; this ckpt reads 1 to 1"},
+		}), ErrNewer, "the archive was written by a newer ckpt: format version 3; this ckpt reads 1 to 2"},
 		{"newer manifest", with(func(_ *header, m map[string]any, files []tarEntry) []tarEntry {
 			m["formatVersion"] = format.Version + 1
 			return files
-		}), ErrNewer, "the archive was written by a newer ckpt: its manifest has format version 2"},
+		}), ErrNewer, "the archive was written by a newer ckpt: its manifest has format version 3"},
 		{"other kind", with(func(h *header, _ map[string]any, files []tarEntry) []tarEntry {
 			h.Kind = "other"
 			return files
