@@ -21,15 +21,18 @@ demo: setup build
 	scripts/demo.sh
 
 # The whole suite: unit tests and the integration tests against the real
-# engine and CRIU, the Vagrantfile's validation, and the VM power-cycle test.
+# engine and CRIU (with a real MariaDB, whose image is built from Debian's
+# packages and cached), the Vagrantfile's validation, and the VM power-cycle test.
 # A missing engine or CRIU fails the run, never skips it.
 test: setup check
+	integration/images/mariadb/build.sh
 	CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) vagrant-validate vm-test
 
 # Boots a real Debian guest under QEMU, powers it off and on, and checks
 # that a container came back with its memory and volume (vagrant/vm/test.sh).
 vm-test: setup
+	integration/images/mariadb/build.sh
 	vagrant/vm/test.sh
 
 # vagrant validate, with Debian's vagrant and vagrant-libvirt.

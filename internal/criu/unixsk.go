@@ -128,3 +128,33 @@ func explainExternal(log []byte) string {
 	}
 	return s + "; CRIU cannot dump one end of a connection without the other: end that session (or connect it over TCP, which ckpt checkpoints) and save again"
 }
+
+// IOURingUsers returns the processes in the pid namespace of process pid
+// (a container's init, as the host sees it) that hold an io_uring instance,
+// which CRIU cannot dump ("Unknown shit 600 (anon_inode:[io_uring])").
+func IOURingUsers(pid int) []Process {
+	ns, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "pid"))
+	if err != nil {
+		return nil
+	}
+	var users []Process
+	procs, _ := os.ReadDir(procRoot)
+	for _, d := range procs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if other, err := os.Readlink(filepath.Join(procRoot, d.Name(), "ns", "pid")); err != nil || other != ns {
+			continue
+		}
+		fdDir := filepath.Join(procRoot, d.Name(), "fd")
+		fds, _ := os.ReadDir(fdDir)
+		for _, fd := range fds {
+			if link, _ := os.Readlink(filepath.Join(fdDir, fd.Name())); link == "anon_inode:[io_uring]" {
+				users = append(users, Process{PID: p, Command: cmdline(p)})
+				break
+			}
+		}
+	}
+	return users
+}

@@ -45,7 +45,7 @@ const (
 // Result is the outcome of one check.
 type Result struct {
 	// Check names the check: engine, experimental, storage, criu,
-	// criu check, kernel, cgroup, runc.conf, space, leftovers.
+	// criu check, kernel, cgroup, runc.conf, space, io_uring, leftovers.
 	Check   string `json:"check"`
 	Status  Status `json:"status"`
 	Finding string `json:"finding"`
@@ -123,7 +123,7 @@ func Run(ctx context.Context, o Options) []Result {
 	out = append(out, checkExperimental(eng), checkStorage(eng))
 	version, criuPath, r := checkCRIU(o)
 	out = append(out, r, checkCRIURuns(ctx, o, criuPath), checkKernel(o.Kernel, version))
-	out = append(out, checkCgroup(o, eng), checkRuncConf(o.RuncConf), checkSpace(ctx, o, eng), checkLeftovers(o.TempDirs))
+	out = append(out, checkCgroup(o, eng), checkRuncConf(o.RuncConf), checkSpace(ctx, o, eng), checkIOURing(ctx, o, eng), checkLeftovers(o.TempDirs))
 	for i := range out {
 		out[i].Finding, out[i].Fix = oneLine(out[i].Finding), oneLine(out[i].Fix)
 	}
@@ -404,6 +404,38 @@ type need struct {
 // running container takes: its memory less the inactive page cache (what
 // CRIU dumps), its volumes and its writable layer, with save's margin. A
 // store that does not exist yet is measured at its nearest existing parent.
+// checkIOURing names the running containers with processes that use
+// io_uring, which CRIU cannot checkpoint: databases (MariaDB, MySQL,
+// PostgreSQL 18) turn it on by themselves when the kernel has it.
+func checkIOURing(ctx context.Context, o Options, eng *engine.Engine) Result {
+	r := Result{Check: "io_uring"}
+	if eng == nil {
+		r.Status, r.Finding = Skip, unreachable
+		return r
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	running, err := eng.Running(ctx, container.ListOptions{})
+	if err != nil {
+		r.Status, r.Finding = Warn, "cannot list the running containers: "+err.Error()
+		return r
+	}
+	var found []string
+	for _, c := range running {
+		for _, p := range criu.IOURingUsers(c.State.Pid) {
+			found = append(found, engine.Name(&c)+": "+p.String())
+		}
+	}
+	if len(found) == 0 {
+		r.Status, r.Finding = OK, fmt.Sprintf("no process of the %d running containers uses io_uring", len(running))
+		return r
+	}
+	r.Status = Warn
+	r.Finding = "io_uring, which CRIU cannot checkpoint, is used by " + strings.Join(found, "; ") + ": a hot save of these containers fails"
+	r.Fix = "turn the program's io_uring off and restart the container: MariaDB and MySQL --innodb-use-native-aio=0, PostgreSQL 18 io_method=worker"
+	return r
+}
+
 func checkSpace(ctx context.Context, o Options, eng *engine.Engine) Result {
 	r := Result{Check: "space"}
 	dir := nearestExisting(o.Store)

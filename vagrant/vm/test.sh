@@ -191,10 +191,12 @@ echo "vm-test: destroy and up: passed"
 # too, compiled on the host. Under emulation every checkpoint takes seconds,
 # so the tests of large or many containers stay on the host;
 # CKPT_VM_SUITE_RUN=. runs them all (about 40 minutes).
-core='^(TestSaveResumeSameContainer|TestResumeAfterRemove|TestRestartPolicyHeldAcrossEngineRestart|TestEngineRestartBetweenSaveAndResume|TestSaveWithOpenConnection|TestUnknownContainer|TestCorruptManifest|TestFlippedByteInMemoryImage|TestRestoreFailureFallback|TestNonRootWorkload|TestSaveLeaveRunning)$'
+core='^(TestVolumeRootKept|TestSaveResumeCycles|TestMariaDB|TestSaveResumeSameContainer|TestResumeAfterRemove|TestRestartPolicyHeldAcrossEngineRestart|TestEngineRestartBetweenSaveAndResume|TestSaveWithOpenConnection|TestUnknownContainer|TestCorruptManifest|TestFlippedByteInMemoryImage|TestRestoreFailureFallback|TestNonRootWorkload|TestSaveLeaveRunning)$'
 suite_run=${CKPT_VM_SUITE_RUN:-$core}
 if [ "${CKPT_VM_SUITE:-1}" = 1 ]; then
 	g docker rm -f vmapp >/dev/null
+	say "loading the MariaDB test image into the guest"
+	docker save ckpt-test-mariadb:latest | g docker load >/dev/null || fail "cannot load the MariaDB test image"
 	say "the integration suite inside the guest ($(g criu --version | head -n1), cgroup $(g docker info -f '{{.CgroupVersion}}'))"
 	remote="cd /vagrant && CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 CKPT_TEST_SLOW=1 CKPT_TEST_BIN_DIR=/vagrant/bin CKPT_TEST_REPO=/vagrant ./integration.test -test.v -test.count=1 -test.timeout 45m -test.run $(printf %q "$suite_run")"
 	if ! g "$remote" >"$work/suite.log" 2>&1; then
@@ -202,6 +204,7 @@ if [ "${CKPT_VM_SUITE:-1}" = 1 ]; then
 		fail "the integration suite failed inside the guest"
 	fi
 	grep -E '^--- ' "$work/suite.log" >&2
+	grep -E 'database_test.go:[0-9]+: (cycle|mysqld)' "$work/suite.log" >&2 || true
 	say "the integration suite passed inside the guest: $(grep -c '^--- PASS' "$work/suite.log") tests"
 fi
 
