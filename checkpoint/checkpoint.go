@@ -164,7 +164,11 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 			return nil, "", err
 		}
 		if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
-			return nil, "", hint.Wrap(err, "run ckpt as root: it keeps tcp-established and tcp-close in "+criu.RuncConf)
+			return nil, "", hint.Wrap(err, "run ckpt as root: it keeps "+criu.RuncOptions()+" in "+criu.RuncConf)
+		}
+		if berr := s.eng.RestoreBroken(); berr != nil {
+			s.rep.Report(progress.Event{Container: s.name, Phase: "check", Warning: true,
+				Message: "this checkpoint cannot be resumed with memory on this engine: " + berr.Error() + "; " + hint.Of(berr)})
 		}
 	}
 	upper, err := engine.UpperDir(s.c)

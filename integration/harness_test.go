@@ -344,6 +344,18 @@ func (e *env) inspect(name string) *container.InspectResponse {
 	return &c
 }
 
+// waitRestarted waits until the engine has restarted container name at
+// least n times by its restart policy and it runs again.
+func (e *env) waitRestarted(name string, n int) {
+	e.t.Helper()
+	for deadline := time.Now().Add(patience(30 * time.Second)); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c := e.inspect(name); c != nil && c.RestartCount >= n && c.State.Running {
+			return
+		}
+	}
+	e.t.Fatalf("%s: the engine did not restart it %d times", name, n)
+}
+
 // waitCounter waits until the app's counter passes n.
 func (e *env) waitCounter(name string, n int64) appState {
 	e.t.Helper()

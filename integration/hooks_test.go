@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
@@ -123,13 +122,15 @@ rules:
 	wantLine(t, r.stdout, "shutdown hook: 0 hot, 0 cold, 1 skipped, 0 failed in ")
 
 	restartEngine(t)
-	time.Sleep(2 * time.Second)
+	// restart=always: the engine restarts what ckpt left alone. Once it has,
+	// it would have restarted the saved containers too, had ckpt not held
+	// their policies.
+	e.waitState(skip)
 	for _, n := range []string{dep, app, cold} {
 		if c := e.inspect(n); c.State.Running {
 			t.Fatalf("%s runs after the engine restart: the engine restarted a saved container", n)
 		}
 	}
-	e.waitState(skip) // restart=always: the engine restarts what ckpt left alone
 
 	r = e.mustCkpt("hook", "run", "boot", "--policy", pol)
 	wantLine(t, r.stdout, dep+": resumed hot in ")
@@ -198,6 +199,7 @@ func TestHookColdFallback(t *testing.T) {
 	removeContainer(t, name)
 	r = e.mustCkpt("hook", "run", "boot", "--policy", pol)
 	wantLine(t, r.stdout, name+": resumed cold in ")
+	e.waitState(name) // a cold start: wait until the app listens
 	if got, _ := e.call(name, "GET", "/read?path=/data/history.log"); !strings.HasPrefix(got, history) {
 		t.Errorf("volume data lost")
 	}

@@ -141,16 +141,23 @@ func TestRestartPolicyHeldAcrossEngineRestart(t *testing.T) {
 	e := newEnv(t)
 	name := e.name("app")
 	e.startApp(name, appOpts{restart: container.RestartPolicyUnlessStopped})
+	// A control with the same policy, killed as a checkpoint kills: once the
+	// engine has restarted it, it would have restarted the saved one too.
+	control := e.name("control")
+	e.startApp(control, appOpts{restart: container.RestartPolicyUnlessStopped})
 	before := e.waitCounter(name, 5)
 
 	e.mustCkpt("save", name)
-	time.Sleep(2 * time.Second) // the engine restarts such containers at once when the policy is on
+	if err := docker.ContainerKill(context.Background(), control, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRestarted(control, 1)
 	c := e.inspect(name)
 	if c.State.Running || c.HostConfig.RestartPolicy.Name != container.RestartPolicyDisabled {
 		t.Fatalf("after save: running=%v policy=%q", c.State.Running, c.HostConfig.RestartPolicy.Name)
 	}
 	restartEngine(t)
-	time.Sleep(2 * time.Second)
+	e.waitState(control) // the engine started the control again
 	if c := e.inspect(name); c.State.Running {
 		t.Fatal("the engine restarted the saved container")
 	}

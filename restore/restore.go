@@ -198,6 +198,8 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 		// data only: nothing for CRIU to do
 	} else if err := criu.Compatible(criu.Facts{Kernel: m.Host.Kernel, Arch: m.Host.Arch, CPUFlags: m.Host.CPUFlags}, criu.HostFacts()); err != nil {
 		memErr = err
+	} else if err := r.eng.RestoreBroken(); err != nil {
+		memErr = err
 	} else if _, err := criu.Check(); err != nil {
 		memErr = err
 	} else if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {

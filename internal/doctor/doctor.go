@@ -44,7 +44,7 @@ const (
 
 // Result is the outcome of one check.
 type Result struct {
-	// Check names the check: engine, experimental, storage, criu,
+	// Check names the check: engine, experimental, restore, storage, criu,
 	// criu check, kernel, cgroup, runc.conf, space, io_uring, leftovers.
 	Check   string `json:"check"`
 	Status  Status `json:"status"`
@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) []Result {
 	if eng != nil {
 		defer eng.Close()
 	}
-	out = append(out, checkExperimental(eng), checkStorage(eng))
+	out = append(out, checkExperimental(eng), checkRestore(eng), checkStorage(eng))
 	version, criuPath, r := checkCRIU(o)
 	out = append(out, r, checkCRIURuns(ctx, o, criuPath), checkKernel(o.Kernel, version))
 	out = append(out, checkCgroup(o, eng), checkRuncConf(o.RuncConf), checkSpace(ctx, o, eng), checkIOURing(ctx, o, eng), checkLeftovers(o.TempDirs))
@@ -160,6 +160,22 @@ func checkExperimental(eng *engine.Engine) Result {
 	default:
 		r.Status, r.Finding = OK, "experimental features on (the engine's checkpoint API)"
 	}
+	return r
+}
+
+// checkRestore names the engine bug that makes every restore fail on
+// Docker 26.0.0 and 28.0 and later.
+func checkRestore(eng *engine.Engine) Result {
+	r := Result{Check: "restore"}
+	if eng == nil {
+		r.Status, r.Finding = Skip, unreachable
+		return r
+	}
+	if err := eng.RestoreBroken(); err != nil {
+		r.Status, r.Finding, r.Fix = Warn, err.Error()+"; saves work, and ckpt resume starts containers without their memory", hint.Of(err)
+		return r
+	}
+	r.Status, r.Finding = OK, "Docker "+eng.Info.ServerVersion+" starts containers from checkpoints"
 	return r
 }
 

@@ -57,7 +57,7 @@ func byCheck(t *testing.T, rs []Result) map[string]Result {
 	for _, r := range rs {
 		m[r.Check] = r
 	}
-	want := []string{"engine", "experimental", "storage", "criu", "criu check", "kernel", "cgroup", "runc.conf", "space", "leftovers"}
+	want := []string{"engine", "experimental", "restore", "storage", "criu", "criu check", "kernel", "cgroup", "runc.conf", "space", "io_uring", "leftovers"}
 	if len(rs) != len(want) {
 		t.Fatalf("%d results, want %d: %+v", len(rs), len(want), rs)
 	}
@@ -361,5 +361,31 @@ func TestRealHost(t *testing.T) {
 		if r.Status != OK && r.Status != Warn {
 			t.Errorf("%s: %s: %s (fix: %s)", r.Check, r.Status, r.Finding, r.Fix)
 		}
+	}
+}
+
+// Docker 28 and later cannot restore: doctor names the bug and what ckpt
+// does; Docker 20.10 can.
+func TestRestoreBug(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		status  Status
+		finding string
+	}{
+		{"20.10.24", OK, "Docker 20.10.24 starts containers from checkpoints"},
+		{"28.5.2", Warn, "Docker 28.5.2 cannot start a container from a checkpoint: since moby 28.0"},
+	} {
+		o := options(t)
+		fakeCRIU(t, "exit 1\n")
+		info := info20(true, "overlay2")
+		info["ServerVersion"] = tc.version
+		f := &fakeEngine{info: info}
+		f.start(t)
+		m := byCheck(t, Run(context.Background(), o))
+		fix := ""
+		if tc.status != OK {
+			fix = "checkpoints taken here resume with memory on Docker 26.0.1 to 27.5.x or older"
+		}
+		expect(t, m, "restore", tc.status, tc.finding, fix)
 	}
 }

@@ -241,7 +241,7 @@ func (e *Engine) Running(ctx context.Context, opts container.ListOptions) ([]con
 		if err != nil {
 			return nil, err
 		}
-		if ins != nil && ins.State.Running {
+		if ins != nil && ins.State != nil && ins.State.Running {
 			out = append(out, *ins)
 		}
 	}

@@ -71,7 +71,7 @@ func TestDoctorWithoutExperimental(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout)
 	}
-	if code != exitError || len(rs) != 11 {
+	if code != exitError || len(rs) != 12 {
 		t.Fatalf("--json: exit %d, %d results", code, len(rs))
 	}
 	if r := rs[1]; r.Check != "experimental" || r.Status != doctor.Fail || r.Fix != `add {"experimental": true} to /etc/docker/daemon.json and restart dockerd` {
