@@ -45,6 +45,13 @@ func TestComposeProject(t *testing.T) {
 		t.Fatal("docker-compose is not installed (scripts/setup.sh installs it)")
 	}
 	project := strings.ReplaceAll(e.name("shop"), "-", "")
+	// Compose v1 (Debian bookworm) names containers project_service_1 and
+	// colours its output unless --no-ansi; v2 (trixie and later) names them
+	// project-service-1 and takes --ansi never.
+	sep, noColour := "_", []string{"--no-ansi"}
+	if out, err := exec.Command("docker-compose", "version", "--short").Output(); err == nil && !strings.HasPrefix(strings.TrimPrefix(strings.TrimSpace(string(out)), "v"), "1.") {
+		sep, noColour = "-", []string{"--ansi", "never"}
+	}
 	dir := t.TempDir()
 	compose := fmt.Sprintf(`version: "3.7"
 services:
@@ -58,16 +65,16 @@ services:
     environment: ["APP_PEER=server:8080"]
     depends_on: [server]
     labels:
-      io.ckpt.after: %[2]s_server_1
+      io.ckpt.after: %[2]s%[3]sserver%[3]s1
 volumes:
   data: {}
-`, testImage, project)
+`, testImage, project, sep)
 	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(compose), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dc := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command("docker-compose", append([]string{"-p", project, "--no-ansi"}, args...)...)
+		cmd := exec.Command("docker-compose", append(append([]string{"-p", project}, noColour...), args...)...)
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
 		t.Logf("docker-compose %s:\n%s", strings.Join(args, " "), out)
@@ -82,7 +89,7 @@ volumes:
 		cmd.Run()
 	})
 	dc("up", "-d")
-	server, app := project+"_server_1", project+"_app_1"
+	server, app := project+sep+"server"+sep+"1", project+sep+"app"+sep+"1"
 	serverBefore := e.waitCounter(server, 10)
 	for deadline := time.Now().Add(patience(20 * time.Second)); e.peerState(app).PeerCalls < 3; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -408,6 +408,10 @@ func TestExplainKnownHints(t *testing.T) {
 		{"Error (criu/vdso.c:4): vdso: Unexpected rt vDSO area bounds", "vDSO"},
 		{"Error (criu/sockets.c:5): Can't get 1:16 opt for socket 3", "kernel >= 6.16"},
 		{"Error (criu/files-reg.c:6): File /app/data has bad size 10 (expect 20)", "changed or is missing"},
+		{"Error (criu/files-reg.c:2203): File var/lib/postgresql/15/main has bad mode 040755 (expect 040700)", "chmod it back"},
+		{"Error (criu/proc_parse.c:502): Unknown shit 600 (anon_inode:[io_uring])", "innodb_use_native_aio=0"},
+		{"Error (criu/pagemap-cache.c:54): pagemap-cache: pmc_init: Can't allocate 17179803648 bytes", "innodb_buffer_pool_size_max"},
+		{"Error (criu/file-lock.c:110): Some file locks are hold by dumping tasks! You can try --file-locks to dump them.", "file-locks"},
 	} {
 		got := Explain(errors.New("x path= /nonexistent/criu-dump.log: unknown"), []byte("a\n"+tc.line+"\n"))
 		if h := hint.Of(got); !strings.Contains(h, tc.hint) {

@@ -28,7 +28,8 @@ fi
 
 mariadbd --user="$user" --datadir="$datadir" --socket="$sock" --port=3306 \
 	--bind-address=0.0.0.0 --skip-name-resolve --innodb-buffer-pool-size=32M \
-	--innodb-log-file-size=16M --innodb-use-native-aio=0 --performance-schema=OFF \
+	--innodb-buffer-pool-size-max=64M --innodb-log-file-size=16M \
+	--innodb-use-native-aio=0 --performance-schema=OFF \
 	--max-connections=64 &
 server=$!
 trap 'kill -TERM "$server"; wait "$server"; exit 0' TERM INT
