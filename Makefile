@@ -4,7 +4,7 @@ BIN     := bin/ckpt
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ckpt-dev/ckpt/cmd/ckpt/app.Version=$(VERSION)
 
-.PHONY: all build setup demo test unit check bench docs vm-test vagrant-validate clean
+.PHONY: all build setup demo test unit check bench docs vm-test vagrant-validate engine-matrix clean
 
 all: build
 
@@ -27,7 +27,19 @@ demo: setup build
 test: setup check
 	integration/images/mariadb/build.sh
 	CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -timeout 30m ./...
-	$(MAKE) vagrant-validate vm-test
+	$(MAKE) engine-matrix vagrant-validate vm-test
+
+# The integration suite against other Docker engines (Debian's docker.io of
+# other suites, each in its own mount namespace on this kernel); see
+# scripts/engines.sh and docs/engines.md.
+ENGINES ?= trixie
+engine-matrix: setup
+	@for e in $(ENGINES); do \
+		echo "engine-matrix: $$e"; \
+		scripts/engines.sh build $$e && scripts/engines.sh test $$e; rc=$$?; \
+		scripts/engines.sh stop $$e; \
+		[ $$rc = 0 ] || { echo "engine-matrix: $$e failed"; exit 1; }; \
+	done
 
 # Boots a real Debian guest under QEMU, powers it off and on, and checks
 # that a container came back with its memory and volume (vagrant/vm/test.sh).

@@ -10,15 +10,16 @@
 #
 # Each engine is Debian's docker.io of one suite, debootstrapped into
 # CKPT_ENGINES_CACHE/NAME (default /var/cache/ckpt-engines) and rebuilt when
-# its row of the table or the host's CRIU changes. dockerd runs on this host's kernel inside `unshare -m`
-# after a pivot_root into that root (a chroot is not enough: containerd
-# cannot find its mounts, and CRIU fails with "The root task has another root
-# than mntns"), with its own bridge and no iptables; its socket is
-# ROOT/run/docker.sock, and ports it publishes on 127.0.0.1 answer from the
-# host. ckpt and the tests run inside the same mount namespace, because ckpt
-# reads the engine's root directory. The suites' CRIU (4.1.1 in trixie) cannot
-# dump sockets on kernels from 6.16, so the host's CRIU (scripts/setup.sh) is
-# copied in and used instead.
+# its row of the table or the host's CRIU changes. dockerd runs on this host's
+# kernel inside `unshare -m -n`: a mount namespace with a pivot_root into
+# that root (a chroot is not enough: containerd cannot find its mounts, and
+# CRIU fails with "The root task has another root than mntns"), and a network
+# namespace of its own, so that its bridge, iptables rules and published
+# ports never meet the host engine's (Docker 28 deletes a docker0 it does not
+# use). ckpt and the tests run inside both namespaces (exec, test): ckpt reads
+# the engine's root directory, and the tests reach containers through ports
+# published on that namespace's 127.0.0.1. The suites' CRIU when it is new
+# enough for this kernel, else the host's (scripts/setup.sh).
 #
 # Adding an engine is one line of the table: name, Debian suite, packages.
 set -euo pipefail
@@ -38,11 +39,6 @@ die() { say "error: $*"; exit 1; }
 
 row() { awk -v n="$1" '$1 == n { print $2, $3 }' <<<"$table"; }
 root_of() { echo "$cache/$1/root"; }
-bridge_of() { echo "ckptbr-$1"; }
-# subnet_of NAME: the engine's own addresses, 10.(200+n).0.0/16 for the n-th
-# row of the table, apart from the host engine's pools: its bridge has the
-# first /24, its networks the others.
-subnet_of() { echo "10.$((200 + $(awk -v n="$1" 'NF { i++ } $1 == n { print i; exit }' <<<"$table"))).0.0/16"; }
 pid_of() { cat "$(root_of "$1")/run/docker.pid" 2>/dev/null; }
 
 build() {
@@ -62,9 +58,14 @@ build() {
 	say "debootstrap $suite into $root (about a minute)"
 	debootstrap --variant=minbase --include="$pkgs" "$suite" "$root" "$mirror" >"$cache/$name/debootstrap.log" 2>&1 ||
 		{ tail -n 30 "$cache/$name/debootstrap.log" >&2; die "debootstrap $suite failed"; }
-	# The host's CRIU, ahead of the suite's on PATH (runc finds criu on PATH).
-	install -D -m 0755 "$(command -v criu)" "$root/usr/local/sbin/criu"
-	[ ! -e "$root/usr/sbin/criu" ] || mv "$root/usr/sbin/criu" "$root/usr/sbin/criu.debian"
+	# The suite's CRIU when it is new enough for this kernel's sockets (sid's
+	# 4.2.1), else the host's in its place (runc finds criu on PATH).
+	v=$(chroot "$root" /usr/sbin/criu --version 2>/dev/null | sed -n 's/^Version: *//p')
+	if [ "$(printf '%s\n4.2\n' "$v" | sort -V | head -n1)" != 4.2 ]; then
+		say "$name: its CRIU ${v:-?} cannot dump sockets on kernels >= 6.16; using the host's"
+		install -D -m 0755 "$(command -v criu)" "$root/usr/local/sbin/criu"
+		mv "$root/usr/sbin/criu" "$root/usr/sbin/criu.debian"
+	fi
 	cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 	chroot "$root" apt-get clean
 	echo "$stamp" >"$cache/$name/stamp"
@@ -77,41 +78,31 @@ in_ns() {
 	local name=$1 pid
 	shift
 	pid=$(pid_of "$name") && kill -0 "$pid" 2>/dev/null || die "engine $name is not running (engines.sh start $name)"
-	env -u DOCKER_HOST nsenter -t "$pid" -m -- "$@"
+	env -u DOCKER_HOST nsenter -t "$pid" -m -n -- "$@"
 }
 
 start() {
-	local name=$1 root br n
+	local name=$1 root
 	root=$(root_of "$name")
 	[ -d "$root" ] || build "$name"
 	if pid=$(pid_of "$name") && kill -0 "$pid" 2>/dev/null; then
 		return 0
 	fi
-	br=$(bridge_of "$name")
-	net=$(subnet_of "$name")
-	if ! ip link show "$br" >/dev/null 2>&1; then
-		ip link add "$br" type bridge
-		ip addr add "${net%.0.0/16}.0.1/24" dev "$br"
-		ip link set "$br" up
-	fi
-	# This engine runs without iptables, in the host's network namespace, where
-	# the host engine's FORWARD policy drops bridged traffic it does not know:
-	# let the engine's own networks talk among themselves.
-	iptables -C FORWARD -s "$net" -d "$net" -j ACCEPT 2>/dev/null || iptables -I FORWARD -s "$net" -d "$net" -j ACCEPT
 	mkdir -p "$root/etc/docker"
-	printf '{"experimental": true, "bridge": "%s", "iptables": false, "ip6tables": false, "default-address-pools": [{"base": "%s", "size": 24}]}\n' \
-		"$br" "$net" >"$root/etc/docker/daemon.json"
+	echo '{"experimental": true}' >"$root/etc/docker/daemon.json"
 	rm -f "$root/run/docker.pid"
 	mkdir -p "$root/var/log"
 	say "starting $name's dockerd (log: $root/var/log/ckpt-dockerd.log)"
 	mkdir -p "$root/opt/ckpt"
 	cp "$repo/scripts/engine.sh" "$root/opt/ckpt/engine.sh"
-	unshare -m --propagation private sh -c '
+	unshare -m -n --propagation private sh -c '
 		set -e
 		root=$1
+		ip link set lo up
 		mount --bind "$root" "$root"
 		mount -t proc proc "$root/proc"
-		mount --rbind /sys "$root/sys"
+		mount -t sysfs sysfs "$root/sys"   # this network namespace'"'"'s devices
+		mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
 		mount --rbind /dev "$root/dev"
 		cd "$root"
 		mkdir -p .oldroot
@@ -129,8 +120,6 @@ stop() {
 	# Containers first, so nothing of theirs outlives the engine.
 	in_ns "$name" sh -c 'ids=$(docker ps -aq); [ -z "$ids" ] || docker rm -f $ids >/dev/null' || true
 	in_ns "$name" /opt/ckpt/engine.sh stop
-	ip link del "$(bridge_of "$name")" 2>/dev/null || true
-	iptables -D FORWARD -s "$(subnet_of "$name")" -d "$(subnet_of "$name")" -j ACCEPT 2>/dev/null || true
 }
 
 # test NAME [REGEXP]: build the suite and its binaries static, put them into
@@ -151,7 +140,7 @@ suite() {
 	say "$name: the integration suite (Docker $(in_ns "$name" docker version --format '{{.Server.Version}}'))"
 	in_ns "$name" env CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 CKPT_TEST_BIN_DIR=/opt/ckpt/bin \
 		CKPT_TEST_REPO=/opt/ckpt CKPT_DOCKERD_LOG=/var/log/ckpt-dockerd.log PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		sh -c 'cd /opt/ckpt && ./integration.test -test.count=1 -test.timeout 30m -test.v -test.run "$1"' sh "$run"
+		sh -c 'cd /opt/ckpt && ./integration.test -test.count=1 -test.timeout 30m ${CKPT_ENGINES_VERBOSE:+-test.v} -test.run "$1"' sh "$run"
 }
 
 case "${1:-}" in

@@ -37,6 +37,10 @@ const (
 	// NetworksFile holds the engine's inspect documents of the user-defined
 	// networks the container was attached to (a JSON array).
 	NetworksFile = "networks.json"
+	// HolderFile is the engine's inspect document of the network holder
+	// container whose network namespace the saved container shared, when it
+	// did (Container.NetNS is NetNSHolder).
+	HolderFile = "holder.json"
 	// ImagesDir holds the CRIU images written by the engine.
 	ImagesDir = "criu"
 	// VolumesDir holds one tar archive per named volume: <volume name>.tar.
@@ -105,7 +109,17 @@ type Container struct {
 	ImageID string `json:"imageId"`
 	// Project is the compose project the container belongs to, if any.
 	Project string `json:"project,omitempty"`
+	// NetNS says how the network namespace was saved: empty when CRIU
+	// dumped it with the processes (the engine attaches the network anew on
+	// restore), NetNSHolder when it was left out as external, so that the
+	// processes can only come back inside a network holder container's
+	// namespace (engines that cannot restore otherwise, docs/engines.md).
+	NetNS string `json:"netns,omitempty"`
 }
+
+// NetNSHolder is Container.NetNS of a checkpoint that resumes inside a
+// network holder container.
+const NetNSHolder = "holder"
 
 // RestartPolicy mirrors the engine's restart policy.
 type RestartPolicy struct {
