@@ -112,6 +112,9 @@ type saver struct {
 	pending *store.Pending
 	m       *format.Manifest
 	phase   time.Time
+	// holder is the network holder whose namespace the container shares,
+	// if it does.
+	holder *container.InspectResponse
 }
 
 // SaveContainer saves one container (a name or an id); opts.Containers and
@@ -166,10 +169,6 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 		if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
 			return nil, "", hint.Wrap(err, "run ckpt as root: it keeps "+criu.RuncOptions()+" in "+criu.RuncConf)
 		}
-		if berr := s.eng.RestoreBroken(); berr != nil {
-			s.rep.Report(progress.Event{Container: s.name, Phase: "check", Warning: true,
-				Message: "this checkpoint cannot be resumed with memory on this engine: " + berr.Error() + "; " + hint.Of(berr)})
-		}
 	}
 	upper, err := engine.UpperDir(s.c)
 	if err != nil {
@@ -191,6 +190,12 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 		}
 	}()
 	s.m = s.manifest(start, criuVersion)
+	var runcOpts []string
+	if s.hot() {
+		if runcOpts, err = s.netns(ctx); err != nil {
+			return nil, "", err
+		}
+	}
 	if err := s.writeConfig(ctx); err != nil {
 		return nil, "", err
 	}
@@ -223,11 +228,19 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 		// The engine writes the images straight into the pending checkpoint.
 		// The call is not cancelled midway: the engine would go on regardless.
 		s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
-		cerr := s.eng.CheckpointCreate(cleanupCtx, s.c.ID, checkpoint.CreateOptions{
-			CheckpointID:  format.ImagesDir,
-			CheckpointDir: s.pending.Dir(),
-			Exit:          !s.m.LeftRunning,
-		})
+		create := func() error {
+			return s.eng.CheckpointCreate(cleanupCtx, s.c.ID, checkpoint.CreateOptions{
+				CheckpointID:  format.ImagesDir,
+				CheckpointDir: s.pending.Dir(),
+				Exit:          !s.m.LeftRunning,
+			})
+		}
+		var cerr error
+		if len(runcOpts) > 0 {
+			cerr = criu.WithRuncOptions(criu.RuncConf, runcOpts, create)
+		} else {
+			cerr = create()
+		}
 		if cerr != nil {
 			return nil, "", fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(cerr, nil))
 		}
@@ -332,13 +345,58 @@ func (s *saver) manifest(start time.Time, criuVersion int) *format.Manifest {
 
 // writeConfig records the container's and its user-defined networks'
 // configuration, for resume to recreate them.
+// netns decides how the container's network namespace is saved, and returns
+// the CRIU options that takes.
+//
+// A container that shares the namespace of its network holder (a resume on
+// an engine that cannot restore, docs/engines.md) has it saved as external
+// by runc itself, and resumes inside the holder again. On such an engine
+// (Docker 26.0.0, 28 and later) a container with a namespace of its own has
+// it marked external too ("external net[<inode>]:extRootNetNS"), so that its
+// processes can resume inside a holder: the only way back with memory there.
+// Elsewhere CRIU saves the namespace with the processes, as the engine
+// expects.
+func (s *saver) netns(ctx context.Context) ([]string, error) {
+	mode := s.c.HostConfig.NetworkMode
+	if other, ok := strings.CutPrefix(string(mode), "container:"); ok {
+		h, err := s.eng.Lookup(ctx, other)
+		if err != nil {
+			return nil, err
+		}
+		if h != nil && h.Config != nil && h.Config.Labels[engine.HolderLabel] != "" {
+			s.holder = h
+			s.m.Container.NetNS = format.NetNSHolder
+		}
+		return nil, nil
+	}
+	if mode.IsHost() || s.eng.RestoreBroken() == nil {
+		return nil, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", s.c.State.Pid), &st); err != nil {
+		return nil, fmt.Errorf("cannot find the network namespace of %s: %w", s.name, err)
+	}
+	s.m.Container.NetNS = format.NetNSHolder
+	s.rep.Report(progress.Event{Container: s.name, Phase: "check",
+		Message: "Docker " + s.eng.Info.ServerVersion + " cannot restore a container in its own network namespace: saving it to resume inside a network holder (docs/engines.md)"})
+	return []string{fmt.Sprintf("external net[%d]:extRootNetNS", st.Ino)}, nil
+}
+
 func (s *saver) writeConfig(ctx context.Context) error {
 	if err := s.pending.WriteJSON(format.ContainerFile, s.c); err != nil {
 		return err
 	}
+	// The networks are the holder's when the container shares its namespace.
+	netSrc := s.c
+	if s.holder != nil {
+		if err := s.pending.WriteJSON(format.HolderFile, s.holder); err != nil {
+			return err
+		}
+		netSrc = s.holder
+	}
 	nets := []network.Inspect{}
-	if s.c.NetworkSettings != nil {
-		for name := range s.c.NetworkSettings.Networks {
+	if netSrc.NetworkSettings != nil {
+		for name := range netSrc.NetworkSettings.Networks {
 			if builtinNetwork(name) {
 				continue
 			}

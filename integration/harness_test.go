@@ -272,6 +272,13 @@ func (e *env) url(name string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// A container resumed inside its network holder (engines that cannot
+	// restore otherwise, docs/engines.md) has its ports there.
+	if holder, ok := strings.CutPrefix(string(c.HostConfig.NetworkMode), "container:"); ok {
+		if c, err = docker.ContainerInspect(context.Background(), holder); err != nil {
+			e.t.Fatal(err)
+		}
+	}
 	b := c.NetworkSettings.Ports["8080/tcp"]
 	if len(b) == 0 {
 		e.t.Fatalf("%s publishes no port (state %s)", name, c.State.Status)

@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -136,6 +138,9 @@ type resumer struct {
 	res  *Result
 	// undo removes what this resume created, newest first.
 	undo []func(context.Context)
+	// useHolder is true when the processes resume inside the container's
+	// network holder.
+	useHolder bool
 }
 
 // ResumeContainer resumes one container by name; opts.Containers and
@@ -198,7 +203,7 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 		// data only: nothing for CRIU to do
 	} else if err := criu.Compatible(criu.Facts{Kernel: m.Host.Kernel, Arch: m.Host.Arch, CPUFlags: m.Host.CPUFlags}, criu.HostFacts()); err != nil {
 		memErr = err
-	} else if err := r.eng.RestoreBroken(); err != nil {
+	} else if err := r.eng.RestoreBroken(); err != nil && m.Container.NetNS != format.NetNSHolder {
 		memErr = err
 	} else if _, err := criu.Check(); err != nil {
 		memErr = err
@@ -220,10 +225,27 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 			}
 		}
 	}()
+	// A checkpoint whose network namespace was saved as external resumes
+	// inside the container's network holder: a container with a namespace
+	// of its own is recreated to share the holder's (docs/engines.md).
+	r.useHolder = m.Container.NetNS == format.NetNSHolder && memErr == nil
+	replace := false
+	if r.useHolder && c != nil {
+		h, err := r.eng.Lookup(ctx, engine.HolderName(name))
+		if err != nil {
+			return err
+		}
+		hid := ""
+		if h != nil {
+			hid = h.ID
+		}
+		replace = !engine.InHolder(c, engine.HolderName(name), hid)
+	}
+
 	// Order matters for a recreated container: fail on a missing image before
 	// creating anything; networks and volumes exist before the container.
 	var image string
-	if c == nil {
+	if c == nil || replace {
 		if image, err = r.image(ctx); err != nil {
 			return err
 		}
@@ -236,11 +258,24 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 			return err
 		}
 	}
+	if replace {
+		// Stopped, and saved whole in the checkpoint: its writable layer
+		// comes back with the new container, its volumes stay.
+		if err := r.eng.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil {
+			return fmt.Errorf("cannot replace %s by a container inside its network holder: %w", name, err)
+		}
+		r.res.Notes = append(r.res.Notes, "recreated inside its network holder "+engine.HolderName(name)+" (this engine cannot restore a container in its own network namespace)")
+		c = nil
+	}
 	if c == nil {
 		if c, err = r.recreate(ctx, image); err != nil {
 			return err
 		}
 		r.res.Recreated = true
+	} else if r.useHolder {
+		if _, err := r.ensureHolder(ctx); err != nil {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -276,7 +311,7 @@ func (r *resumer) start(ctx context.Context, id string, memErr error) error {
 		}
 		var err error
 		if extra := r.criuOptions(id); len(extra) > 0 {
-			err = criu.WithRestoreOptions(criu.RuncConf, extra, startFrom)
+			err = criu.WithRuncOptions(criu.RuncConf, extra, startFrom)
 		} else {
 			err = startFrom()
 		}
@@ -355,6 +390,20 @@ func (r *resumer) recreate(ctx context.Context, image string) (*container.Inspec
 	cfg.Image = image
 	hc := *r.cfg.HostConfig
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	primary, others := r.endpoints(r.cfg)
+	if r.useHolder {
+		holder, err := r.ensureHolder(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// The holder has the addresses, ports, host name and DNS settings;
+		// the engine refuses them beside a container: network mode.
+		hc.NetworkMode = container.NetworkMode("container:" + holder)
+		hc.PortBindings, hc.PublishAllPorts, hc.Links = nil, false, nil
+		hc.DNS, hc.DNSOptions, hc.DNSSearch, hc.ExtraHosts = nil, nil, nil, nil
+		cfg.Hostname, cfg.Domainname, cfg.ExposedPorts, cfg.MacAddress = "", "", nil, "" //nolint:staticcheck // MacAddress is deprecated but still sent by older engines
+		primary, others = nil, nil
+	}
 	hc.Mounts = append([]mount.Mount(nil), hc.Mounts...)
 	// Re-attach anonymous volumes by name; the engine would make new ones.
 	for _, v := range m.Volumes {
@@ -371,7 +420,6 @@ func (r *resumer) recreate(ctx context.Context, image string) (*container.Inspec
 			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: v.Destination})
 		}
 	}
-	primary, others := r.endpoints()
 	created, err := r.eng.ContainerCreate(ctx, &cfg, &hc, primary, nil, name)
 	if err != nil {
 		return nil, fmt.Errorf("cannot recreate container %s: %w", name, err)
@@ -400,6 +448,88 @@ func (r *resumer) recreate(ctx context.Context, image string) (*container.Inspec
 	return c, nil
 }
 
+// ensureHolder makes sure the container's network holder exists and runs,
+// and returns its name. A missing holder is created with the network the
+// saved container had (or, when it shared a holder already, that holder's):
+// its networks and aliases, published ports, host name and DNS settings,
+// and the container's name as an alias on user-defined networks, so that
+// other containers reach it by name as before. Its restart policy is
+// unless-stopped: it comes back with the engine, as the container's
+// addresses must.
+func (r *resumer) ensureHolder(ctx context.Context) (string, error) {
+	name := engine.HolderName(r.ck.Manifest.Container.Name)
+	h, err := r.eng.Lookup(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if h != nil {
+		if !h.State.Running {
+			if err := r.eng.ContainerStart(ctx, h.ID, container.StartOptions{}); err != nil {
+				return "", fmt.Errorf("cannot start the network holder %s: %w", name, err)
+			}
+		}
+		return name, nil
+	}
+	src := r.cfg
+	var saved container.InspectResponse
+	if err := r.ck.ReadJSON(format.HolderFile, &saved); err == nil && saved.Config != nil && saved.HostConfig != nil {
+		src = saved
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	img, err := r.eng.HolderImage(ctx)
+	if err != nil {
+		return "", err
+	}
+	cfg := &container.Config{
+		Image: img, Hostname: src.Config.Hostname, Domainname: src.Config.Domainname,
+		ExposedPorts: src.Config.ExposedPorts,
+		Labels:       map[string]string{engine.HolderLabel: r.ck.Manifest.Container.Name},
+	}
+	hc := &container.HostConfig{
+		NetworkMode: src.HostConfig.NetworkMode, PortBindings: src.HostConfig.PortBindings, PublishAllPorts: src.HostConfig.PublishAllPorts,
+		DNS: src.HostConfig.DNS, DNSOptions: src.HostConfig.DNSOptions, DNSSearch: src.HostConfig.DNSSearch, ExtraHosts: src.HostConfig.ExtraHosts,
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	}
+	primary, others := r.endpoints(src)
+	alias := func(net string, ep *network.EndpointSettings) {
+		if !builtinNetwork(net) && !slices.Contains(ep.Aliases, r.ck.Manifest.Container.Name) {
+			ep.Aliases = append(ep.Aliases, r.ck.Manifest.Container.Name)
+		}
+	}
+	if primary != nil {
+		for net, ep := range primary.EndpointsConfig {
+			alias(net, ep)
+		}
+	}
+	for net, ep := range others {
+		alias(net, ep)
+	}
+	created, err := r.eng.ContainerCreate(ctx, cfg, hc, primary, nil, name)
+	if err != nil {
+		return "", fmt.Errorf("cannot create the network holder %s: %w", name, err)
+	}
+	r.undo = append(r.undo, func(ctx context.Context) {
+		r.eng.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true})
+	})
+	for net, ep := range others {
+		if err := r.eng.NetworkConnect(ctx, net, created.ID, ep); err != nil {
+			return "", fmt.Errorf("cannot connect the network holder %s to network %s: %w", name, net, err)
+		}
+	}
+	if err := r.eng.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return "", fmt.Errorf("cannot start the network holder %s: %w", name, err)
+	}
+	r.res.Notes = append(r.res.Notes, "created the network holder "+name+": it has the container's addresses and published ports (docs/engines.md)")
+	return name, nil
+}
+
+// builtinNetwork reports whether net is one of the engine's own networks,
+// where aliases are not allowed.
+func builtinNetwork(net string) bool {
+	return net == "bridge" || net == "host" || net == "none" || net == "default"
+}
+
 // image returns the reference to create the container from: the saved
 // reference when it still names the saved image, else the saved image id.
 func (r *resumer) image(ctx context.Context) (string, error) {
@@ -417,25 +547,28 @@ func (r *resumer) image(ctx context.Context) (string, error) {
 		"load or pull it (docker load, docker pull "+ref+"), then resume again")
 }
 
-// endpoints splits the saved network attachments into the one the container
-// is created with and the ones it is connected to afterwards (engines before
-// API 1.44 take one network at creation).
-func (r *resumer) endpoints() (*network.NetworkingConfig, map[string]*network.EndpointSettings) {
-	if r.cfg.NetworkSettings == nil || len(r.cfg.NetworkSettings.Networks) == 0 {
+// endpoints splits the network attachments of src (the container, or its
+// holder) into the one it is created with and the ones it is connected to
+// afterwards (engines before API 1.44 take one network at creation).
+func (r *resumer) endpoints(src container.InspectResponse) (*network.NetworkingConfig, map[string]*network.EndpointSettings) {
+	if src.NetworkSettings == nil || len(src.NetworkSettings.Networks) == 0 {
 		return nil, nil
 	}
-	mode := string(r.cfg.HostConfig.NetworkMode)
-	shortID := r.ck.Manifest.Container.ID[:12]
+	mode := string(src.HostConfig.NetworkMode)
+	shortID := src.ID
+	if len(shortID) > 12 {
+		shortID = shortID[:12]
+	}
 	primary := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
 	others := map[string]*network.EndpointSettings{}
-	for name, saved := range r.cfg.NetworkSettings.Networks {
+	for name, saved := range src.NetworkSettings.Networks {
 		ep := &network.EndpointSettings{IPAMConfig: saved.IPAMConfig, Links: saved.Links, DriverOpts: saved.DriverOpts}
 		for _, a := range saved.Aliases {
 			if a != shortID {
 				ep.Aliases = append(ep.Aliases, a)
 			}
 		}
-		if name == mode || (mode == "default" && name == "bridge") || len(r.cfg.NetworkSettings.Networks) == 1 {
+		if name == mode || (mode == "default" && name == "bridge") || len(src.NetworkSettings.Networks) == 1 {
 			primary.EndpointsConfig[name] = ep
 		} else {
 			others[name] = ep

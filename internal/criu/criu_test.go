@@ -420,7 +420,7 @@ func TestExplainKnownHints(t *testing.T) {
 	}
 }
 
-func TestWithRestoreOptions(t *testing.T) {
+func TestWithRuncOptions(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runc.conf")
 	must(t, os.WriteFile(path, []byte("log-file /x.log\n"), 0o644))
 	extra := "cgroup-root /system.slice/docker-new.scope"
@@ -431,12 +431,12 @@ func TestWithRestoreOptions(t *testing.T) {
 	}
 	for _, fnErr := range []error{nil, errors.New("restore failed")} {
 		var during string
-		err := WithRestoreOptions(path, []string{extra}, func() error {
+		err := WithRuncOptions(path, []string{extra}, func() error {
 			during = read()
 			return fnErr
 		})
 		if err != fnErr {
-			t.Errorf("WithRestoreOptions returned %v, want %v", err, fnErr)
+			t.Errorf("WithRuncOptions returned %v, want %v", err, fnErr)
 		}
 		if want := "log-file /x.log\n" + strings.Replace(block, "# END ckpt\n", extra+"\n# END ckpt\n", 1); during != want {
 			t.Errorf("during the restore the file holds %q, want %q", during, want)
@@ -461,7 +461,7 @@ func TestWithRestoreOptions(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			mine := fmt.Sprintf("cgroup-root /c%d", i)
-			err := WithRestoreOptions(path, []string{mine}, func() error {
+			err := WithRuncOptions(path, []string{mine}, func() error {
 				if got := read(); strings.Count(got, "cgroup-root") != 1 || !strings.Contains(got, mine) {
 					return fmt.Errorf("restore %d sees %q", i, got)
 				}

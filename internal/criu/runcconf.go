@@ -35,7 +35,7 @@ func RuncOptions() string { return strings.Join(runcOptions, ", ") }
 // EnsureRuncConf makes sure path holds ckpt's options, in a marked block that
 // is added or replaced without touching the rest of the file. It reports
 // whether it changed the file. The write is atomic. Lines a restore added for
-// itself (WithRestoreOptions) and left behind by a crash are dropped; a
+// itself (WithRuncOptions) and left behind by a crash are dropped; a
 // restore in progress is waited for.
 func EnsureRuncConf(path string) (bool, error) {
 	unlock, err := lockConf(path)
@@ -46,13 +46,14 @@ func EnsureRuncConf(path string) (bool, error) {
 	return writeBlock(path, nil)
 }
 
-// WithRestoreOptions runs fn, a restore, with extra CRIU options (lines
-// such as "cgroup-root /system.slice/docker-<id>.scope") in ckpt's block of
-// runc.conf, and puts the block back as EnsureRuncConf leaves it afterwards,
-// whatever fn returned. The engine's API cannot pass CRIU options for one
+// WithRuncOptions runs fn, one checkpoint or restore, with extra CRIU
+// options (lines such as "cgroup-root /system.slice/docker-<id>.scope" or
+// "external net[4026532459]:extRootNetNS") in ckpt's block of runc.conf, and
+// puts the block back as EnsureRuncConf leaves it afterwards, whatever fn
+// returned. The engine's API cannot pass CRIU options for one checkpoint or
 // restore; runc reads this file for every one, so a host-wide lock keeps two
-// ckpt restores from seeing each other's lines.
-func WithRestoreOptions(path string, extra []string, fn func() error) error {
+// ckpt runs from seeing each other's lines.
+func WithRuncOptions(path string, extra []string, fn func() error) error {
 	unlock, err := lockConf(path)
 	if err != nil {
 		return err

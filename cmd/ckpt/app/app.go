@@ -78,6 +78,7 @@ reboot.`,
 			inspectCommand(),
 			doctorCommand(),
 			genDocsCommand(),
+			holderCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Main maps errors to exit codes
 		Action: func(c *cli.Context) error {
