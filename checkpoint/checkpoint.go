@@ -213,16 +213,38 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 			}
 		}()
 	}
-	if s.m.LeftRunning && !s.c.State.Paused {
+	// On an engine that cannot restore a container in its own network
+	// namespace, a save that fails after the checkpoint could not start the
+	// container again from it: there the container is paused and
+	// checkpointed left running, as with --leave-running, and killed only
+	// once the checkpoint is committed. A failed or interrupted save then
+	// only unpauses it.
+	killAfter := s.hot() && !s.m.LeftRunning && s.eng.RestoreBroken() != nil
+	pausedHere := false
+	if (s.m.LeftRunning || killAfter) && !s.c.State.Paused {
 		if err := s.eng.ContainerPause(ctx, s.c.ID); err != nil {
 			return nil, "", fmt.Errorf("cannot pause %s: %w", s.name, err)
 		}
-		defer func() {
-			if uerr := s.eng.ContainerUnpause(cleanupCtx, s.c.ID); uerr != nil && err == nil {
-				err = fmt.Errorf("the checkpoint is complete, but %s could not be unpaused: %w", s.name, uerr)
-			}
-		}()
+		pausedHere = true
 	}
+	defer func() {
+		if killAfter && err == nil {
+			// Killed while frozen: nothing runs after the checkpoint.
+			kerr := s.eng.ContainerKill(cleanupCtx, s.c.ID, "KILL")
+			if kerr == nil {
+				return
+			}
+			err = fmt.Errorf("the checkpoint is complete, but %s could not be stopped (it runs on): %w", s.name, kerr)
+		}
+		if !pausedHere {
+			return
+		}
+		if uerr := s.eng.ContainerUnpause(cleanupCtx, s.c.ID); uerr != nil && err == nil {
+			err = fmt.Errorf("the checkpoint is complete, but %s could not be unpaused: %w", s.name, uerr)
+		} else if killAfter && recovery == "" {
+			recovery = "kept running: it was only paused for the save (memory kept)"
+		}
+	}()
 
 	if s.hot() {
 		// The engine writes the images straight into the pending checkpoint.
@@ -232,7 +254,7 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 			return s.eng.CheckpointCreate(cleanupCtx, s.c.ID, checkpoint.CreateOptions{
 				CheckpointID:  format.ImagesDir,
 				CheckpointDir: s.pending.Dir(),
-				Exit:          !s.m.LeftRunning,
+				Exit:          !s.m.LeftRunning && !killAfter,
 			})
 		}
 		var cerr error
@@ -250,7 +272,7 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 			return nil, "", fmt.Errorf("cannot stop %s: %w", s.name, serr)
 		}
 	}
-	if !s.m.LeftRunning {
+	if !s.m.LeftRunning && !killAfter {
 		defer func() {
 			if err != nil {
 				recovery = s.recover(cleanupCtx)

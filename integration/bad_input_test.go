@@ -149,7 +149,7 @@ func TestInterruptedSave(t *testing.T) {
 	if err == nil {
 		t.Fatal("an interrupted save exited 0")
 	}
-	if !strings.Contains(out.String(), "ckpt: interrupt: cleaning up") || !strings.Contains(out.String(), "started again from its checkpoint") {
+	if !strings.Contains(out.String(), "ckpt: interrupt: cleaning up") || !strings.Contains(out.String(), "(memory kept)") {
 		t.Fatalf("output:\n%s", out.String())
 	}
 	e.assertContinues(name, before)
@@ -174,6 +174,17 @@ func TestRestoreFailureFallback(t *testing.T) {
 	}
 	f.WriteString("changed behind the process's back\n")
 	f.Close()
+	if holderEngine(t) {
+		// There the container is recreated inside its network holder, with
+		// the writable layer of the checkpoint: the change is gone, and the
+		// restore works.
+		r := e.mustCkpt("resume", "--no-fallback", name)
+		if !strings.Contains(r.stdout, "memory restored") {
+			t.Fatalf("resume printed %q", r.stdout)
+		}
+		e.assertContinues(name, before)
+		return
+	}
 
 	r := e.ckpt("resume", "--no-fallback", name)
 	if r.code != 1 || !strings.Contains(r.stderr, "ckpt: error: memory could not be restored, and --no-fallback was given") ||

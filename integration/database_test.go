@@ -17,6 +17,8 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
 	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/engine"
 )
 
 // A volume whose root is a data directory as database servers keep it (its
@@ -144,6 +146,7 @@ func TestMariaDB(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
+		docker.ContainerRemove(context.Background(), engine.HolderName(name), container.RemoveOptions{Force: true})
 		docker.VolumeRemove(context.Background(), vol, true)
 	})
 	if _, err := docker.ContainerCreate(ctx, cfg, hc, nil, nil, name); err != nil {
@@ -213,6 +216,11 @@ func (m *mariadb) port() string {
 	c, err := docker.ContainerInspect(context.Background(), m.name)
 	if err != nil {
 		m.e.t.Fatal(err)
+	}
+	if holder, ok := strings.CutPrefix(string(c.HostConfig.NetworkMode), "container:"); ok {
+		if c, err = docker.ContainerInspect(context.Background(), holder); err != nil {
+			m.e.t.Fatal(err)
+		}
 	}
 	b := c.NetworkSettings.Ports["3306/tcp"]
 	if len(b) == 0 {

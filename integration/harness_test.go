@@ -35,6 +35,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/ckpt-dev/ckpt/internal/criu"
+	"github.com/ckpt-dev/ckpt/internal/engine"
 )
 
 const testImage = "ckpt-testapp:integration"
@@ -157,6 +158,18 @@ func importImage(ctx context.Context, app, ref string) error {
 	defer rc.Close()
 	_, err = io.Copy(io.Discard, rc)
 	return err
+}
+
+// holderEngine reports whether the engine cannot restore a container in its
+// own network namespace (Docker 26.0.0, 28 and later): there ckpt resumes
+// containers inside a network holder, recreating them (docs/engines.md).
+func holderEngine(t *testing.T) bool {
+	t.Helper()
+	v, err := docker.ServerVersion(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine.RestoreBrokenIn(v.Version) != nil
 }
 
 // slow is true where everything takes many times longer: the VM test runs

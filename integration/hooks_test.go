@@ -10,6 +10,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/ckpt-dev/ckpt/internal/engine"
 )
 
 // startLabelled is startApp with labels and environment.
@@ -30,6 +32,7 @@ func (e *env) startLabelled(name string, o appOpts, labels map[string]string, en
 	}
 	e.t.Cleanup(func() {
 		docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
+		docker.ContainerRemove(context.Background(), engine.HolderName(name), container.RemoveOptions{Force: true})
 		if o.volume != "" {
 			docker.VolumeRemove(context.Background(), o.volume, true)
 		}

@@ -228,7 +228,8 @@ func copyFile(src, dst string) error {
 // Running lists the running containers that match opts' filters. The
 // engine's list can lag behind a container that has just stopped (one that
 // was checkpointed a moment ago); each container's inspect document does
-// not, so it decides.
+// not, so it decides. Network holders (HolderLabel) are left out: they are
+// part of the container they hold a namespace for.
 func (e *Engine) Running(ctx context.Context, opts container.ListOptions) ([]container.InspectResponse, error) {
 	opts.All = false
 	list, err := e.ContainerList(ctx, opts)
@@ -241,9 +242,15 @@ func (e *Engine) Running(ctx context.Context, opts container.ListOptions) ([]con
 		if err != nil {
 			return nil, err
 		}
-		if ins != nil && ins.State != nil && ins.State.Running {
-			out = append(out, *ins)
+		if ins == nil || ins.State == nil || !ins.State.Running {
+			continue
 		}
+		if ins.Config != nil {
+			if _, holder := ins.Config.Labels[HolderLabel]; holder {
+				continue // a network holder is part of another container
+			}
+		}
+		out = append(out, *ins)
 	}
 	return out, nil
 }

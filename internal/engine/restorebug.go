@@ -21,10 +21,11 @@ import (
 // fine; they restore with memory on an engine from 26.0.1 to 27.5.x, or
 // older.
 func (e *Engine) RestoreBroken() error {
-	return restoreBroken(e.Info.ServerVersion)
+	return RestoreBrokenIn(e.Info.ServerVersion)
 }
 
-func restoreBroken(version string) error {
+// RestoreBrokenIn is RestoreBroken for an engine of the given version.
+func RestoreBrokenIn(version string) error {
 	major, minor, patch, ok := parseVersion(version)
 	if !ok {
 		return nil

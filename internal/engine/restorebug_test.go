@@ -22,7 +22,7 @@ func TestRestoreBroken(t *testing.T) {
 		{"dev", false},
 		{"", false},
 	} {
-		err := restoreBroken(tc.version)
+		err := RestoreBrokenIn(tc.version)
 		if (err != nil) != tc.broken {
 			t.Errorf("%q: %v, want broken=%v", tc.version, err, tc.broken)
 		}
