@@ -32,7 +32,7 @@ test: setup check
 # The integration suite against other Docker engines (Debian's docker.io of
 # other suites, each in its own mount namespace on this kernel); see
 # scripts/engines.sh and docs/engines.md.
-ENGINES ?= trixie
+ENGINES ?= trixie sid
 engine-matrix: setup
 	@for e in $(ENGINES); do \
 		echo "engine-matrix: $$e"; \

@@ -172,7 +172,7 @@ func checkRestore(eng *engine.Engine) Result {
 		return r
 	}
 	if err := eng.RestoreBroken(); err != nil {
-		r.Status, r.Finding, r.Fix = Warn, err.Error()+"; saves work, and ckpt resume starts containers without their memory", hint.Of(err)
+		r.Status, r.Finding, r.Fix = Warn, err.Error()+"; ckpt saves containers here so that they resume inside a network holder (<name>-ckpt-net), which then has their addresses and published ports", hint.Of(err)
 		return r
 	}
 	r.Status, r.Finding = OK, "Docker "+eng.Info.ServerVersion+" starts containers from checkpoints"

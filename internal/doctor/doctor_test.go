@@ -384,7 +384,7 @@ func TestRestoreBug(t *testing.T) {
 		m := byCheck(t, Run(context.Background(), o))
 		fix := ""
 		if tc.status != OK {
-			fix = "checkpoints taken here resume with memory on Docker 26.0.1 to 27.5.x or older"
+			fix = "checkpoints ckpt takes here resume with memory inside a network holder container"
 		}
 		expect(t, m, "restore", tc.status, tc.finding, fix)
 	}
