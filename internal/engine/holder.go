@@ -29,7 +29,7 @@ func HolderName(name string) string { return name + "-ckpt-net" }
 // InHolder reports whether container c shares the network namespace of its
 // holder (its network mode is container:<holder name or id>).
 func InHolder(c *container.InspectResponse, holderName, holderID string) bool {
-	if c == nil || c.HostConfig == nil {
+	if c == nil || c.ContainerJSONBase == nil || c.HostConfig == nil {
 		return false
 	}
 	mode := string(c.HostConfig.NetworkMode)
