@@ -365,8 +365,6 @@ func (s *saver) manifest(start time.Time, criuVersion int) *format.Manifest {
 	}
 }
 
-// writeConfig records the container's and its user-defined networks'
-// configuration, for resume to recreate them.
 // netns decides how the container's network namespace is saved, and returns
 // the CRIU options that takes.
 //
@@ -404,6 +402,9 @@ func (s *saver) netns(ctx context.Context) ([]string, error) {
 	return []string{fmt.Sprintf("external net[%d]:extRootNetNS", st.Ino)}, nil
 }
 
+// writeConfig records the container's and its user-defined networks'
+// configuration (and its network holder's, when it shares one's namespace),
+// for resume to recreate them.
 func (s *saver) writeConfig(ctx context.Context) error {
 	if err := s.pending.WriteJSON(format.ContainerFile, s.c); err != nil {
 		return err
