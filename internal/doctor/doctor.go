@@ -416,10 +416,6 @@ type need struct {
 	unknownVolume bool
 }
 
-// checkSpace compares the store's free space with what saving the largest
-// running container takes: its memory less the inactive page cache (what
-// CRIU dumps), its volumes and its writable layer, with save's margin. A
-// store that does not exist yet is measured at its nearest existing parent.
 // checkIOURing names the running containers with processes that use
 // io_uring, which CRIU cannot checkpoint: databases (MariaDB, MySQL,
 // PostgreSQL 18) turn it on by themselves when the kernel has it.
@@ -452,6 +448,10 @@ func checkIOURing(ctx context.Context, o Options, eng *engine.Engine) Result {
 	return r
 }
 
+// checkSpace compares the store's free space with what saving the largest
+// running container takes: its memory less the inactive page cache (what
+// CRIU dumps), its volumes and its writable layer, with save's margin. A
+// store that does not exist yet is measured at its nearest existing parent.
 func checkSpace(ctx context.Context, o Options, eng *engine.Engine) Result {
 	r := Result{Check: "space"}
 	dir := nearestExisting(o.Store)
