@@ -73,33 +73,43 @@ func socketOwners(inodes []uint64) map[uint64]Process {
 		want[i] = true
 	}
 	owners := make(map[uint64]Process)
+	eachFD(nil, func(pid int, link string) bool {
+		s, ok := strings.CutPrefix(link, "socket:[")
+		if !ok {
+			return true
+		}
+		ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
+		if err != nil || !want[ino] {
+			return true
+		}
+		if _, done := owners[ino]; !done {
+			owners[ino] = Process{PID: pid, Command: cmdline(pid)}
+		}
+		return true
+	})
+	return owners
+}
+
+// eachFD calls fn with the target of every open file descriptor in procRoot,
+// process by process, skipping the processes keep rejects (nil keeps all).
+// fn returns false to skip the rest of that process's descriptors. Processes
+// and descriptors that vanish meanwhile are skipped.
+func eachFD(keep func(pid int) bool, fn func(pid int, link string) bool) {
 	procs, _ := os.ReadDir(procRoot)
 	for _, d := range procs {
 		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
+		if err != nil || (keep != nil && !keep(pid)) {
 			continue
 		}
 		fdDir := filepath.Join(procRoot, d.Name(), "fd")
 		fds, _ := os.ReadDir(fdDir)
 		for _, fd := range fds {
 			link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
-			if err != nil {
-				continue
-			}
-			s, ok := strings.CutPrefix(link, "socket:[")
-			if !ok {
-				continue
-			}
-			ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
-			if err != nil || !want[ino] {
-				continue
-			}
-			if _, done := owners[ino]; !done {
-				owners[ino] = Process{PID: pid, Command: cmdline(pid)}
+			if err == nil && !fn(pid, link) {
+				break
 			}
 		}
 	}
-	return owners
 }
 
 // cmdline returns a process's command line, shortened for a message.
@@ -138,23 +148,16 @@ func IOURingUsers(pid int) []Process {
 		return nil
 	}
 	var users []Process
-	procs, _ := os.ReadDir(procRoot)
-	for _, d := range procs {
-		p, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		if other, err := os.Readlink(filepath.Join(procRoot, d.Name(), "ns", "pid")); err != nil || other != ns {
-			continue
-		}
-		fdDir := filepath.Join(procRoot, d.Name(), "fd")
-		fds, _ := os.ReadDir(fdDir)
-		for _, fd := range fds {
-			if link, _ := os.Readlink(filepath.Join(fdDir, fd.Name())); link == "anon_inode:[io_uring]" {
-				users = append(users, Process{PID: p, Command: cmdline(p)})
-				break
-			}
-		}
+	sameNS := func(pid int) bool {
+		other, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "pid"))
+		return err == nil && other == ns
 	}
+	eachFD(sameNS, func(pid int, link string) bool {
+		if link != "anon_inode:[io_uring]" {
+			return true
+		}
+		users = append(users, Process{PID: pid, Command: cmdline(pid)})
+		return false
+	})
 	return users
 }
