@@ -378,8 +378,8 @@ func (s *saver) manifest(start time.Time, criuVersion int) *format.Manifest {
 // expects.
 func (s *saver) netns(ctx context.Context) ([]string, error) {
 	mode := s.c.HostConfig.NetworkMode
-	if other, ok := strings.CutPrefix(string(mode), "container:"); ok {
-		h, err := s.eng.Lookup(ctx, other)
+	if mode.IsContainer() {
+		h, err := s.eng.Lookup(ctx, mode.ConnectedContainer())
 		if err != nil {
 			return nil, err
 		}
@@ -420,7 +420,7 @@ func (s *saver) writeConfig(ctx context.Context) error {
 	nets := []network.Inspect{}
 	if netSrc.NetworkSettings != nil {
 		for name := range netSrc.NetworkSettings.Networks {
-			if builtinNetwork(name) {
+			if !container.NetworkMode(name).IsUserDefined() {
 				continue
 			}
 			n, err := s.eng.NetworkInspect(ctx, name, network.InspectOptions{})
@@ -432,10 +432,6 @@ func (s *saver) writeConfig(ctx context.Context) error {
 		}
 	}
 	return s.pending.WriteJSON(format.NetworksFile, nets)
-}
-
-func builtinNetwork(name string) bool {
-	return name == "bridge" || name == "host" || name == "none"
 }
 
 // captureMounts archives every named volume of the local driver and records

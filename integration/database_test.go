@@ -217,8 +217,8 @@ func (m *mariadb) port() string {
 	if err != nil {
 		m.e.t.Fatal(err)
 	}
-	if holder, ok := strings.CutPrefix(string(c.HostConfig.NetworkMode), "container:"); ok {
-		if c, err = docker.ContainerInspect(context.Background(), holder); err != nil {
+	if mode := c.HostConfig.NetworkMode; mode.IsContainer() {
+		if c, err = docker.ContainerInspect(context.Background(), mode.ConnectedContainer()); err != nil {
 			m.e.t.Fatal(err)
 		}
 	}

@@ -287,8 +287,8 @@ func (e *env) url(name string) string {
 	}
 	// A container resumed inside its network holder (engines that cannot
 	// restore otherwise, docs/engines.md) has its ports there.
-	if holder, ok := strings.CutPrefix(string(c.HostConfig.NetworkMode), "container:"); ok {
-		if c, err = docker.ContainerInspect(context.Background(), holder); err != nil {
+	if mode := c.HostConfig.NetworkMode; mode.IsContainer() {
+		if c, err = docker.ContainerInspect(context.Background(), mode.ConnectedContainer()); err != nil {
 			e.t.Fatal(err)
 		}
 	}

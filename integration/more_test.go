@@ -98,7 +98,7 @@ func TestResumeRecreatesNetworkAndAnonymousVolume(t *testing.T) {
 	if holderEngine(t) {
 		// The network holder has the container's networks and aliases,
 		// and the container's name as an alias too.
-		nets = e.inspect(string(c.HostConfig.NetworkMode)[len("container:"):]).NetworkSettings.Networks
+		nets = e.inspect(c.HostConfig.NetworkMode.ConnectedContainer()).NetworkSettings.Networks
 		if ep, ok := nets[netName]; !ok || !contains(ep.Aliases, name) {
 			t.Fatalf("the holder's networks after resume: %+v", nets)
 		}

@@ -493,7 +493,7 @@ func (r *resumer) ensureHolder(ctx context.Context) (string, error) {
 	}
 	primary, others := r.endpoints(src)
 	alias := func(net string, ep *network.EndpointSettings) {
-		if !builtinNetwork(net) && !slices.Contains(ep.Aliases, r.ck.Manifest.Container.Name) {
+		if container.NetworkMode(net).IsUserDefined() && !slices.Contains(ep.Aliases, r.ck.Manifest.Container.Name) {
 			ep.Aliases = append(ep.Aliases, r.ck.Manifest.Container.Name)
 		}
 	}
@@ -522,12 +522,6 @@ func (r *resumer) ensureHolder(ctx context.Context) (string, error) {
 	}
 	r.res.Notes = append(r.res.Notes, "created the network holder "+name+": it has the container's addresses and published ports (docs/engines.md)")
 	return name, nil
-}
-
-// builtinNetwork reports whether net is one of the engine's own networks,
-// where aliases are not allowed.
-func builtinNetwork(net string) bool {
-	return net == "bridge" || net == "host" || net == "none" || net == "default"
 }
 
 // image returns the reference to create the container from: the saved

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -32,9 +31,9 @@ func InHolder(c *container.InspectResponse, holderName, holderID string) bool {
 	if c == nil || c.ContainerJSONBase == nil || c.HostConfig == nil {
 		return false
 	}
-	mode := string(c.HostConfig.NetworkMode)
-	other, ok := strings.CutPrefix(mode, "container:")
-	return ok && (other == holderName || (holderID != "" && other == holderID))
+	mode := c.HostConfig.NetworkMode
+	other := mode.ConnectedContainer()
+	return mode.IsContainer() && (other == holderName || (holderID != "" && other == holderID))
 }
 
 // HolderImage returns the image network holders run, importing it when this
