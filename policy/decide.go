@@ -87,14 +87,21 @@ func (p *Policy) Decide(c Container) (Decision, error) {
 		}
 		d.Timeout = t
 	}
-	if v, ok := c.Labels[LabelAfter]; ok {
-		for _, n := range strings.Split(v, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				d.After = append(d.After, n)
-			}
+	d.After = append(d.After, After(c.Labels)...)
+	return d, nil
+}
+
+// After returns the containers the io.ckpt.after label of a container with
+// labels names: comma-separated, spaces trimmed, empty names and repeats
+// dropped.
+func After(labels map[string]string) []string {
+	var out []string
+	for _, n := range strings.Split(labels[LabelAfter], ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
 		}
 	}
-	return d, nil
+	return out
 }
 
 // ComposeDependencies returns the containers c depends on through compose's

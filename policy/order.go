@@ -67,3 +67,17 @@ func Order(nodes []Node) ([][]string, error) {
 	}
 	return levels, nil
 }
+
+// DependencyOrder returns the names of cs, dependencies first: compose's
+// depends_on (ComposeDependencies among cs) and io.ckpt.after (After).
+func DependencyOrder(cs []Container) ([]string, error) {
+	nodes := make([]Node, len(cs))
+	for i, c := range cs {
+		nodes[i] = Node{Name: c.Name, After: append(ComposeDependencies(c, cs), After(c.Labels)...)}
+	}
+	levels, err := Order(nodes)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(levels...), nil
+}

@@ -6,21 +6,24 @@ package policy
 
 import (
 	"time"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
 // DefaultFile is where the hooks look for the policy.
 const DefaultFile = "/etc/ckpt/policy.yaml"
 
-// Mode says what happens to a container at shutdown.
-type Mode string
+// Mode says what happens to a container at shutdown: the mode of the
+// checkpoint the hook takes, or Skip.
+type Mode = format.Mode
 
 // Modes.
 const (
 	// Hot saves memory and data (a normal ckpt save).
-	Hot Mode = "hot"
+	Hot = format.ModeHot
 	// Cold stops the container gracefully and saves its data only; at boot
 	// it starts fresh on that data.
-	Cold Mode = "cold"
+	Cold = format.ModeCold
 	// Skip leaves the container alone.
 	Skip Mode = "skip"
 )

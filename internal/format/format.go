@@ -68,7 +68,7 @@ type Manifest struct {
 	Created time.Time `json:"created"`
 	// Mode is "hot" (process memory and data) or "cold" (data only: the
 	// container was stopped gracefully, and there are no CRIU images).
-	Mode string `json:"mode"`
+	Mode Mode `json:"mode"`
 	// Container identifies what was saved.
 	Container Container `json:"container"`
 	// LeftRunning is true when the container kept running after the save.
@@ -203,14 +203,22 @@ type ShutdownRecordDoc struct {
 // SavedContainer is one container the shutdown hook saved.
 type SavedContainer struct {
 	Name       string `json:"name"`
-	Mode       string `json:"mode"`
+	Mode       Mode   `json:"mode"`
 	Checkpoint string `json:"checkpoint"`
 	// After lists the containers to resume before this one.
 	After []string `json:"after,omitempty"`
 }
 
+// Mode is what a checkpoint holds.
+type Mode string
+
 // Modes of a checkpoint.
 const (
-	ModeHot  = "hot"
-	ModeCold = "cold"
+	// ModeHot: process memory and data.
+	ModeHot Mode = "hot"
+	// ModeCold: data only; the container was stopped gracefully.
+	ModeCold Mode = "cold"
 )
+
+// PhaseTotal names the last timing of a manifest: the whole save.
+const PhaseTotal = "total"

@@ -24,7 +24,7 @@ type Report struct {
 	Container     string               `json:"container"`
 	Name          string               `json:"name"`
 	Created       time.Time            `json:"created"`
-	Mode          string               `json:"mode"`
+	Mode          format.Mode          `json:"mode"`
 	LeftRunning   bool                 `json:"leftRunning"`
 	SizeBytes     int64                `json:"sizeBytes"`
 	RestartPolicy format.RestartPolicy `json:"restartPolicy"`

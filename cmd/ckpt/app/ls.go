@@ -8,21 +8,22 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
 // lsEntry is one line of ckpt ls --json.
 type lsEntry struct {
-	Container   string     `json:"container"`
-	Name        string     `json:"name"`
-	State       string     `json:"state"`
-	Created     *time.Time `json:"created,omitempty"`
-	Mode        string     `json:"mode,omitempty"`
-	SizeBytes   int64      `json:"sizeBytes"`
-	MemoryBytes int64      `json:"memoryBytes"`
-	LeftRunning bool       `json:"leftRunning,omitempty"`
-	Error       string     `json:"error,omitempty"`
+	Container   string      `json:"container"`
+	Name        string      `json:"name"`
+	State       string      `json:"state"`
+	Created     *time.Time  `json:"created,omitempty"`
+	Mode        format.Mode `json:"mode,omitempty"`
+	SizeBytes   int64       `json:"sizeBytes"`
+	MemoryBytes int64       `json:"memoryBytes"`
+	LeftRunning bool        `json:"leftRunning,omitempty"`
+	Error       string      `json:"error,omitempty"`
 }
 
 func lsCommand() *cli.Command {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/progress"
 	"github.com/ckpt-dev/ckpt/internal/units"
@@ -55,14 +56,14 @@ type jsonLine struct {
 	OK         *bool  `json:"ok,omitempty"`
 	Checkpoint string `json:"checkpoint,omitempty"`
 	// Result details.
-	Mode           string   `json:"mode,omitempty"`
-	MemoryBytes    int64    `json:"memoryBytes,omitempty"`
-	MemoryRestored *bool    `json:"memoryRestored,omitempty"`
-	Recreated      bool     `json:"recreated,omitempty"`
-	Notes          []string `json:"notes,omitempty"`
-	Error          string   `json:"error,omitempty"`
-	Hint           string   `json:"hint,omitempty"`
-	Recovery       string   `json:"recovery,omitempty"`
+	Mode           format.Mode `json:"mode,omitempty"`
+	MemoryBytes    int64       `json:"memoryBytes,omitempty"`
+	MemoryRestored *bool       `json:"memoryRestored,omitempty"`
+	Recreated      bool        `json:"recreated,omitempty"`
+	Notes          []string    `json:"notes,omitempty"`
+	Error          string      `json:"error,omitempty"`
+	Hint           string      `json:"hint,omitempty"`
+	Recovery       string      `json:"recovery,omitempty"`
 }
 
 // jsonWriter writes JSON lines, one per call, safe for concurrent use.
