@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,8 @@ import (
 	"github.com/docker/docker/api/types/checkpoint"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/api/types/volume"
 	"golang.org/x/sys/unix"
 
 	"github.com/ckpt-dev/ckpt/internal/archive"
@@ -25,17 +26,48 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/steps"
 	"github.com/ckpt-dev/ckpt/internal/store"
-	"github.com/ckpt-dev/ckpt/internal/units"
+	"github.com/ckpt-dev/ckpt/policy"
 )
+
+// Engine is what a save needs of the container engine. internal/engine's
+// Docker adapter implements it, and internal/engine/fake for tests.
+type Engine interface {
+	engine.Looker
+	// Running lists the running containers that match opts' filters.
+	Running(ctx context.Context, opts container.ListOptions) ([]container.InspectResponse, error)
+	// System is the engine's system information.
+	System() system.Info
+	// ClientVersion is the API version spoken.
+	ClientVersion() string
+	// DumpMemory estimates the bytes CRIU dumps for container id (0 if
+	// unknown).
+	DumpMemory(ctx context.Context, id string) int64
+	SetRestartPolicy(ctx context.Context, id string, p format.RestartPolicy) error
+	ContainerPause(ctx context.Context, id string) error
+	ContainerUnpause(ctx context.Context, id string) error
+	ContainerKill(ctx context.Context, id, signal string) error
+	ContainerStop(ctx context.Context, id string, opts container.StopOptions) error
+	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
+	CheckpointCreate(ctx context.Context, id string, opts checkpoint.CreateOptions) error
+	// StartFromCheckpoint starts container id from the CRIU images in dir.
+	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
+	NetworkInspect(ctx context.Context, name string, opts network.InspectOptions) (network.Inspect, error)
+	VolumeInspect(ctx context.Context, name string) (volume.Volume, error)
+}
 
 // Options say what to save and how.
 type Options struct {
 	// Store receives the checkpoints.
 	Store *store.Store
 	// Engine runs the containers.
-	Engine *engine.Engine
+	Engine Engine
+	// Host is the machine's CRIU and file systems; the zero value is this
+	// host.
+	Host preflight.Host
 	// Containers names the containers to save, by name or id.
 	Containers []string
 	// All saves every running container; Containers must then be empty.
@@ -43,7 +75,7 @@ type Options struct {
 	// Mode is format.ModeHot (memory and data; the default when empty) or
 	// format.ModeCold (data only: the container is stopped gracefully and
 	// starts fresh on its data when resumed).
-	Mode string
+	Mode format.Mode
 	// LeaveRunning keeps the containers running: each is paused (frozen)
 	// while its state is captured, then unpaused.
 	LeaveRunning bool
@@ -60,10 +92,12 @@ type Result struct {
 	Container string
 	// Checkpoint is the checkpoint written, when the save succeeded.
 	Checkpoint *store.Checkpoint
+	// Took is how long the save took.
+	Took time.Duration
 	// Err is why the save failed.
 	Err error
 	// Recovery says how the container was brought back after a failed save
-	// that had already stopped it; empty when it was not stopped.
+	// that had already stopped or paused it; empty when it was not.
 	Recovery string
 }
 
@@ -105,16 +139,33 @@ func Save(ctx context.Context, opts Options) ([]Result, error) {
 // saver holds the state of one save.
 type saver struct {
 	opts    Options
-	eng     *engine.Engine
+	eng     Engine
+	host    preflight.Host
 	rep     progress.Reporter
+	start   time.Time
 	c       *container.InspectResponse
 	name    string
+	upper   string
 	pending *store.Pending
 	m       *format.Manifest
 	phase   time.Time
+	ck      *store.Checkpoint
 	// holder is the network holder whose namespace the container shares,
 	// if it does.
 	holder *container.InspectResponse
+	// criuVersion is the version of CRIU found by the preflight.
+	criuVersion int
+	// runcOpts are the CRIU options this checkpoint adds to runc.conf.
+	runcOpts []string
+	// killAfter is true when the container is checkpointed left running
+	// and killed once the checkpoint is committed (see pause).
+	killAfter bool
+	// paused is true while this save holds the container paused.
+	paused bool
+	// stopped is true once the save has stopped the container.
+	stopped bool
+	// recovery says how the container was brought back after a failure.
+	recovery string
 }
 
 // SaveContainer saves one container (a name or an id); opts.Containers and
@@ -122,8 +173,15 @@ type saver struct {
 func SaveContainer(ctx context.Context, opts Options, ref string) (res Result) {
 	res.Container = ref
 	start := time.Now()
-	s := &saver{opts: opts, eng: opts.Engine, rep: progress.Or(opts.Progress), phase: start}
-	c, err := s.eng.Inspect(ctx, ref)
+	if opts.Mode == "" {
+		opts.Mode = format.ModeHot
+	}
+	s := &saver{opts: opts, eng: opts.Engine, host: opts.Host, rep: progress.Or(opts.Progress), start: start, phase: start}
+	if err := preflight.Engine(s.eng.System()); err != nil {
+		res.Err = err
+		return res
+	}
+	c, err := engine.Find(ctx, s.eng, ref)
 	if err != nil {
 		res.Err = err
 		return res
@@ -137,228 +195,293 @@ func SaveContainer(ctx context.Context, opts Options, ref string) (res Result) {
 	}
 	defer lock.Unlock()
 	// Look again under the lock: another save may have just stopped it.
-	if s.c, err = s.eng.Inspect(ctx, c.ID); err != nil {
+	if s.c, err = engine.Find(ctx, s.eng, c.ID); err != nil {
 		res.Err = err
 		return res
 	}
-	if !s.c.State.Running {
-		res.Err = hint.New(fmt.Sprintf("container %s is not running (%s)", s.name, s.c.State.Status),
-			"ckpt save checkpoints running containers; start it first")
-		return res
+	res.Err = diskFull(s.run(ctx), opts.Store.Root)
+	res.Checkpoint, res.Recovery, res.Took = s.ck, s.recovery, time.Since(start)
+	if res.Err != nil {
+		res.Checkpoint = nil
 	}
-	if err := opts.Store.RemoveIncomplete(s.name); err != nil {
-		res.Err = err
-		return res
-	}
-	ck, recovery, err := s.run(ctx, start)
-	res.Checkpoint, res.Recovery, res.Err = ck, recovery, diskFull(err, opts.Store.Root)
 	return res
 }
 
-// run does the save under the container's lock. Whatever fails, the
-// container ends up as it was: running (restarted from the new checkpoint if
-// the save had already stopped it), unpaused, with its restart policy.
-func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint, recovery string, err error) {
-	// Cleanup must run even when ctx was cancelled by a signal.
-	cleanupCtx := context.WithoutCancel(ctx)
-	var criuVersion int
-	if s.hot() {
-		if criuVersion, err = criu.Check(); err != nil {
-			return nil, "", err
-		}
-		if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
-			return nil, "", hint.Wrap(err, "run ckpt as root: it keeps "+criu.RuncOptions()+" in "+criu.RuncConf)
-		}
-	}
-	upper, err := engine.UpperDir(s.c)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := s.checkSpace(ctx, upper); err != nil {
-		return nil, "", err
-	}
-	name := s.opts.Name
-	if name == "" {
-		name = s.opts.Store.NewName(s.name, start)
-	}
-	if s.pending, err = s.opts.Store.Begin(s.name, name); err != nil {
-		return nil, "", err
-	}
-	defer func() {
-		if err != nil {
-			s.pending.Abort()
-		}
-	}()
-	s.m = s.manifest(start, criuVersion)
-	var runcOpts []string
-	if s.hot() {
-		if runcOpts, err = s.netns(ctx); err != nil {
-			return nil, "", err
-		}
-	}
-	if err := s.writeConfig(ctx); err != nil {
-		return nil, "", err
-	}
-
-	// The engine restarts a checkpointed container with restart policy
-	// always or unless-stopped at once, and again when it starts: hold the
-	// policy off until resume puts it back.
-	if !s.m.LeftRunning && s.m.RestartPolicy.Restarts() {
-		if err := s.eng.SetRestartPolicy(ctx, s.c.ID, format.RestartPolicy{Name: string(container.RestartPolicyDisabled)}); err != nil {
-			return nil, "", fmt.Errorf("cannot hold the restart policy off: %w", err)
-		}
-		defer func() {
-			if err != nil {
-				s.eng.SetRestartPolicy(cleanupCtx, s.c.ID, s.m.RestartPolicy)
-			}
-		}()
-	}
-	// On an engine that cannot restore a container in its own network
-	// namespace, a save that fails after the checkpoint could not start the
-	// container again from it: there the container is paused and
-	// checkpointed left running, as with --leave-running, and killed only
-	// once the checkpoint is committed. A failed or interrupted save then
-	// only unpauses it.
-	killAfter := s.hot() && !s.m.LeftRunning && s.eng.RestoreBroken() != nil
-	pausedHere := false
-	if (s.m.LeftRunning || killAfter) && !s.c.State.Paused {
-		if err := s.eng.ContainerPause(ctx, s.c.ID); err != nil {
-			return nil, "", fmt.Errorf("cannot pause %s: %w", s.name, err)
-		}
-		pausedHere = true
-	}
-	defer func() {
-		if killAfter && err == nil {
-			// Killed while frozen: nothing runs after the checkpoint.
-			kerr := s.eng.ContainerKill(cleanupCtx, s.c.ID, "KILL")
-			if kerr == nil {
-				return
-			}
-			err = fmt.Errorf("the checkpoint is complete, but %s could not be stopped (it runs on): %w", s.name, kerr)
-		}
-		if !pausedHere {
-			return
-		}
-		if uerr := s.eng.ContainerUnpause(cleanupCtx, s.c.ID); uerr != nil && err == nil {
-			err = fmt.Errorf("the checkpoint is complete, but %s could not be unpaused: %w", s.name, uerr)
-		} else if killAfter && recovery == "" {
-			recovery = "kept running: it was only paused for the save (memory kept)"
-		}
-	}()
-
-	if s.hot() {
-		// The engine writes the images straight into the pending checkpoint.
-		// The call is not cancelled midway: the engine would go on regardless.
-		s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
-		create := func() error {
-			return s.eng.CheckpointCreate(cleanupCtx, s.c.ID, checkpoint.CreateOptions{
-				CheckpointID:  format.ImagesDir,
-				CheckpointDir: s.pending.Dir(),
-				Exit:          !s.m.LeftRunning && !killAfter,
-			})
-		}
-		var cerr error
-		if len(runcOpts) > 0 {
-			cerr = criu.WithRuncOptions(criu.RuncConf, runcOpts, create)
-		} else {
-			cerr = create()
-		}
-		if cerr != nil {
-			return nil, "", fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(cerr, nil))
-		}
-	} else {
-		s.rep.Report(progress.Event{Container: s.name, Phase: "stop"})
-		if serr := s.eng.ContainerStop(cleanupCtx, s.c.ID, container.StopOptions{}); serr != nil {
-			return nil, "", fmt.Errorf("cannot stop %s: %w", s.name, serr)
-		}
-	}
-	if !s.m.LeftRunning && !killAfter {
-		defer func() {
-			if err != nil {
-				recovery = s.recover(cleanupCtx)
-			}
-		}()
-	}
-	if s.hot() {
-		s.done("checkpoint", 0)
-		files, err := s.pending.Adopt(format.ImagesDir)
-		if err != nil {
-			return nil, "", err
-		}
-		for _, f := range files {
-			if base := f.Path[strings.LastIndexByte(f.Path, '/')+1:]; strings.HasPrefix(base, "pages-") {
-				s.m.MemoryBytes += f.Size
-			}
-		}
-		s.done("images", s.m.MemoryBytes)
-	} else {
-		s.done("stop", 0)
-	}
-
-	if err := s.captureMounts(ctx); err != nil {
-		return nil, "", err
-	}
-	stats, err := s.writeArchive(ctx, format.LayerFile, upper, archive.Overlay)
-	if err != nil {
-		return nil, "", fmt.Errorf("writable layer: %w", err)
-	}
-	s.m.Layer = format.Layer{Archive: format.LayerFile, Entries: stats.Entries, Bytes: stats.Bytes, Deleted: stats.Deleted}
-	s.done("layer", stats.Bytes)
-
-	if err := ctx.Err(); err != nil {
-		return nil, "", err
-	}
-	s.m.Timings = append(s.m.Timings, format.Timing{Phase: "total", Millis: time.Since(start).Milliseconds()})
-	if err := s.pending.Commit(s.m); err != nil {
-		return nil, "", err
-	}
-	return s.pending.Checkpoint(s.m), "", nil
+// run does the save under the container's lock, as a list of steps each
+// with its undo. Whatever fails, the container ends up as it was: running
+// (restarted from the new checkpoint if the save had already stopped it),
+// unpaused, with its restart policy, and no checkpoint is left that looks
+// whole.
+func (s *saver) run(ctx context.Context) error {
+	return steps.Run(ctx,
+		steps.Step{Name: "preflight", Do: s.preflight},
+		steps.Step{Name: "begin", Do: s.begin, Undo: s.abort},
+		steps.Step{Name: "configuration", Do: s.writeConfig},
+		steps.Step{Name: "restart policy", Do: s.holdRestartPolicy, Undo: s.putRestartPolicyBack},
+		steps.Step{Name: "pause", Do: s.pause, Undo: s.unpause},
+		steps.Step{Name: "checkpoint", Do: s.checkpoint, Undo: s.recover},
+		steps.Step{Name: "images", Do: s.adoptImages},
+		steps.Step{Name: "volumes", Do: s.captureMounts},
+		steps.Step{Name: "layer", Do: s.captureLayer},
+		steps.Step{Name: "commit", Do: s.commit},
+		steps.Step{Name: "finish", Do: s.finish},
+	)
 }
 
 // hot reports whether this save keeps memory.
 func (s *saver) hot() bool { return s.opts.Mode != format.ModeCold }
 
-// recover starts a container that a failed save had stopped: from the
-// checkpoint just taken when possible, normally otherwise.
-func (s *saver) recover(ctx context.Context) string {
-	if !s.hot() {
-		if err := s.eng.ContainerStart(ctx, s.c.ID, container.StartOptions{}); err != nil {
-			return fmt.Sprintf("could NOT be started again: %v (start it with docker start %s)", err, s.name)
+// preflight refuses, before anything is touched, a save that cannot work:
+// a container that is not running, a CRIU that cannot checkpoint here, too
+// little room in the store. It also decides how the network namespace is
+// saved.
+func (s *saver) preflight(ctx context.Context) (err error) {
+	if !s.c.State.Running {
+		return hint.New(fmt.Sprintf("container %s is not running (%s)", s.name, s.c.State.Status),
+			"ckpt save checkpoints running containers; start it first")
+	}
+	if s.hot() {
+		if s.criuVersion, err = s.host.Memory(); err != nil {
+			return err
 		}
-		return "started again (it had been stopped for a cold save; its data is untouched)"
 	}
-	if _, err := s.eng.StartFromCheckpoint(ctx, s.c.ID, s.pending.Path(format.ImagesDir)); err == nil {
-		return "started again from its checkpoint (memory kept)"
+	if s.upper, err = engine.UpperDir(s.c); err != nil {
+		return err
 	}
-	if err := s.eng.ContainerStart(ctx, s.c.ID, container.StartOptions{}); err != nil {
-		return fmt.Sprintf("could NOT be started again: %v (start it with docker start %s)", err, s.name)
+	var memory int64
+	if s.hot() {
+		memory = s.eng.DumpMemory(ctx, s.c.ID)
 	}
-	return "started again normally (memory lost: it could not be restored from the checkpoint)"
+	need, err := s.host.Need(s.c, s.upper, memory)
+	if err != nil {
+		return err
+	}
+	if err := s.host.Space(s.opts.Store.Root, s.name, need); err != nil {
+		return err
+	}
+	return s.opts.Store.RemoveIncomplete(s.name)
 }
 
-func (s *saver) manifest(start time.Time, criuVersion int) *format.Manifest {
-	host, _ := os.Hostname()
-	mode := format.ModeHot
-	if !s.hot() {
-		mode = format.ModeCold
+// begin starts the checkpoint in the store, under a temporary name.
+func (s *saver) begin(ctx context.Context) (err error) {
+	name := s.opts.Name
+	if name == "" {
+		name = s.opts.Store.NewName(s.name, s.start)
 	}
+	if s.pending, err = s.opts.Store.Begin(s.name, name); err != nil {
+		return err
+	}
+	s.m = s.manifest()
+	if s.hot() {
+		s.runcOpts, err = s.netns(ctx)
+	}
+	return err
+}
+
+// abort removes the unfinished checkpoint.
+func (s *saver) abort(context.Context) error {
+	if s.pending == nil || s.ck != nil {
+		return nil
+	}
+	return s.pending.Abort()
+}
+
+// holdRestartPolicy turns the restart policy off while the container is
+// checkpointed: the engine restarts a checkpointed container with restart
+// policy always or unless-stopped at once, and again when it starts.
+// Resume puts it back.
+func (s *saver) holdRestartPolicy(ctx context.Context) error {
+	if s.m.LeftRunning || !s.m.RestartPolicy.Restarts() {
+		return nil
+	}
+	if err := s.eng.SetRestartPolicy(ctx, s.c.ID, format.RestartPolicy{Name: string(container.RestartPolicyDisabled)}); err != nil {
+		return fmt.Errorf("cannot hold the restart policy off: %w", err)
+	}
+	return nil
+}
+
+func (s *saver) putRestartPolicyBack(ctx context.Context) error {
+	if s.m == nil || s.m.LeftRunning || !s.m.RestartPolicy.Restarts() {
+		return nil
+	}
+	return s.eng.SetRestartPolicy(ctx, s.c.ID, s.m.RestartPolicy)
+}
+
+// pause freezes the container for a save that leaves it running. On an
+// engine that cannot restore a container in its own network namespace, a
+// save that fails after the checkpoint could not start the container again
+// from it: there the container is paused and checkpointed left running, as
+// with --leave-running, and killed only once the checkpoint is committed.
+// A failed or interrupted save then only unpauses it.
+func (s *saver) pause(ctx context.Context) error {
+	s.killAfter = s.hot() && !s.m.LeftRunning && engine.RestoreBrokenIn(s.eng.System().ServerVersion) != nil
+	if !(s.m.LeftRunning || s.killAfter) || s.c.State.Paused {
+		return nil
+	}
+	if err := s.eng.ContainerPause(ctx, s.c.ID); err != nil {
+		return fmt.Errorf("cannot pause %s: %w", s.name, err)
+	}
+	s.paused = true
+	return nil
+}
+
+func (s *saver) unpause(ctx context.Context) error {
+	if !s.paused {
+		return nil
+	}
+	if err := s.eng.ContainerUnpause(ctx, s.c.ID); err != nil {
+		return fmt.Errorf("%s stays paused: %w", s.name, err)
+	}
+	s.paused = false
+	if s.killAfter {
+		s.recovery = "kept running: it was only paused for the save (memory kept)"
+	}
+	return nil
+}
+
+// checkpoint has the engine write the CRIU images straight into the
+// pending checkpoint (a hot save), or stops the container (a cold one).
+// Neither call is cancelled midway: the engine would go on regardless.
+func (s *saver) checkpoint(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	exit := !s.m.LeftRunning && !s.killAfter
+	if !s.hot() {
+		s.rep.Report(progress.Event{Container: s.name, Phase: "stop"})
+		s.stopped = true
+		if err := s.eng.ContainerStop(ctx, s.c.ID, container.StopOptions{}); err != nil {
+			return fmt.Errorf("cannot stop %s: %w", s.name, err)
+		}
+		s.done("stop", 0)
+		return nil
+	}
+	s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
+	s.stopped = exit
+	err := s.host.WithOptions(s.runcOpts, func() error {
+		return s.eng.CheckpointCreate(ctx, s.c.ID, checkpoint.CreateOptions{
+			CheckpointID:  format.ImagesDir,
+			CheckpointDir: s.pending.Dir(),
+			Exit:          exit,
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(err, nil))
+	}
+	s.done("checkpoint", 0)
+	return nil
+}
+
+// recover starts a container that a failed save had stopped: from the
+// checkpoint just taken when possible, normally otherwise. A container the
+// save did not stop, or that runs (the checkpoint call failed before it
+// stopped), is left alone.
+func (s *saver) recover(ctx context.Context) error {
+	if !s.stopped || s.ck != nil {
+		return nil
+	}
+	if c, err := s.eng.Lookup(ctx, s.c.ID); err == nil && c != nil && c.State.Running {
+		return nil
+	}
+	if s.hot() {
+		if _, err := s.eng.StartFromCheckpoint(ctx, s.c.ID, s.pending.Path(format.ImagesDir)); err == nil {
+			s.recovery = "started again from its checkpoint (memory kept)"
+			return nil
+		}
+	}
+	if err := s.eng.ContainerStart(ctx, s.c.ID, container.StartOptions{}); err != nil {
+		s.recovery = fmt.Sprintf("could NOT be started again: %v (start it with docker start %s)", err, s.name)
+		return fmt.Errorf("cannot start %s again: %w", s.name, err)
+	}
+	if s.hot() {
+		s.recovery = "started again normally (memory lost: it could not be restored from the checkpoint)"
+	} else {
+		s.recovery = "started again (it had been stopped for a cold save; its data is untouched)"
+	}
+	return nil
+}
+
+// adoptImages takes the images the engine wrote into the checkpoint's file
+// list, hashing them.
+func (s *saver) adoptImages(ctx context.Context) error {
+	if !s.hot() {
+		return nil
+	}
+	files, err := s.pending.Adopt(format.ImagesDir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if base := f.Path[strings.LastIndexByte(f.Path, '/')+1:]; strings.HasPrefix(base, "pages-") {
+			s.m.MemoryBytes += f.Size
+		}
+	}
+	s.done("images", s.m.MemoryBytes)
+	return nil
+}
+
+// captureLayer archives the writable layer.
+func (s *saver) captureLayer(ctx context.Context) error {
+	stats, err := s.writeArchive(ctx, format.LayerFile, s.upper, archive.Overlay)
+	if err != nil {
+		return fmt.Errorf("writable layer: %w", err)
+	}
+	s.m.Layer = format.Layer{Archive: format.LayerFile, Entries: stats.Entries, Bytes: stats.Bytes, Deleted: stats.Deleted}
+	s.done("layer", stats.Bytes)
+	return nil
+}
+
+// commit makes the checkpoint whole and durable under its final name.
+func (s *saver) commit(ctx context.Context) error {
+	s.m.Timings = append(s.m.Timings, format.Timing{Phase: format.PhaseTotal, Millis: time.Since(s.start).Milliseconds()})
+	if err := s.pending.Commit(s.m); err != nil {
+		return err
+	}
+	s.ck = s.pending.Checkpoint(s.m)
+	return nil
+}
+
+// finish lets the container go on after a save that leaves it running, and
+// kills one that was only paused so that it could be (killAfter): frozen,
+// nothing runs after the checkpoint. The checkpoint is complete either way.
+func (s *saver) finish(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	if s.killAfter {
+		if err := s.eng.ContainerKill(ctx, s.c.ID, "KILL"); err != nil {
+			return fmt.Errorf("the checkpoint is complete, but %s could not be stopped (it runs on): %w", s.name, err)
+		}
+		s.paused = false
+		return nil
+	}
+	if s.paused {
+		if err := s.eng.ContainerUnpause(ctx, s.c.ID); err != nil {
+			return fmt.Errorf("the checkpoint is complete, but %s could not be unpaused: %w", s.name, err)
+		}
+		s.paused = false
+	}
+	return nil
+}
+
+// manifest starts the manifest of this save.
+func (s *saver) manifest() *format.Manifest {
+	hostname, _ := os.Hostname()
+	facts := s.host.Facts()
+	info := s.eng.System()
 	rp := s.c.HostConfig.RestartPolicy
 	return &format.Manifest{
-		Created:       start.UTC(),
-		Mode:          mode,
-		Container:     format.Container{Name: s.name, ID: s.c.ID, Image: s.c.Config.Image, ImageID: s.c.Image, Project: s.c.Config.Labels[composeProject]},
+		Created:       s.start.UTC(),
+		Mode:          s.opts.Mode,
+		Container:     format.Container{Name: s.name, ID: s.c.ID, Image: s.c.Config.Image, ImageID: s.c.Image, Project: s.c.Config.Labels[policy.LabelProject]},
 		LeftRunning:   s.opts.LeaveRunning && s.hot(),
 		RestartPolicy: format.RestartPolicy{Name: string(rp.Name), MaximumRetryCount: rp.MaximumRetryCount},
 		Host: format.Host{
-			Hostname:      host,
-			CPUFlags:      criu.CPUFlags(),
-			Kernel:        criu.Kernel(),
-			Arch:          runtime.GOARCH,
-			EngineVersion: s.eng.Info.ServerVersion,
+			Hostname:      hostname,
+			CPUFlags:      facts.CPUFlags,
+			Kernel:        facts.Kernel,
+			Arch:          facts.Arch,
+			EngineVersion: info.ServerVersion,
 			APIVersion:    s.eng.ClientVersion(),
-			CRIUVersion:   criuVersion,
-			StorageDriver: s.eng.Info.Driver,
-			CgroupVersion: s.eng.Info.CgroupVersion,
+			CRIUVersion:   s.criuVersion,
+			StorageDriver: info.Driver,
+			CgroupVersion: info.CgroupVersion,
 		},
 		Binds:   []format.Bind{},
 		Volumes: []format.Volume{},
@@ -389,7 +512,8 @@ func (s *saver) netns(ctx context.Context) ([]string, error) {
 		}
 		return nil, nil
 	}
-	if mode.IsHost() || s.eng.RestoreBroken() == nil {
+	version := s.eng.System().ServerVersion
+	if mode.IsHost() || engine.RestoreBrokenIn(version) == nil {
 		return nil, nil
 	}
 	var st unix.Stat_t
@@ -398,7 +522,7 @@ func (s *saver) netns(ctx context.Context) ([]string, error) {
 	}
 	s.m.Container.NetNS = format.NetNSHolder
 	s.rep.Report(progress.Event{Container: s.name, Phase: "check",
-		Message: "Docker " + s.eng.Info.ServerVersion + " cannot restore a container in its own network namespace: saving it to resume inside a network holder (docs/engines.md)"})
+		Message: "Docker " + version + " cannot restore a container in its own network namespace: saving it to resume inside a network holder (docs/engines.md)"})
 	return []string{fmt.Sprintf("external net[%d]:extRootNetNS", st.Ino)}, nil
 }
 
@@ -449,7 +573,7 @@ func (s *saver) captureMounts(ctx context.Context) error {
 		case "bind":
 			s.m.Binds = append(s.m.Binds, format.Bind{Source: mnt.Source, Destination: mnt.Destination, ReadWrite: mnt.RW})
 		case "volume":
-			if mnt.Driver != "local" {
+			if !preflight.Captured(mnt) {
 				s.m.Skipped = append(s.m.Skipped, fmt.Sprintf("volume %s at %s: driver %s, contents not captured", mnt.Name, mnt.Destination, mnt.Driver))
 				continue
 			}
@@ -503,48 +627,11 @@ func (s *saver) done(phase string, bytes int64) {
 	s.rep.Report(progress.Event{Container: s.name, Phase: phase, Elapsed: d, Bytes: bytes})
 }
 
-// checkSpace refuses a save that cannot fit in the store, before anything
-// is stopped: the estimate is the memory the container uses plus its volumes
-// and writable layer.
-func (s *saver) checkSpace(ctx context.Context, upper string) error {
-	need := s.eng.DumpMemory(ctx, s.c.ID)
-	roots := []string{upper}
-	for _, mnt := range s.c.Mounts {
-		if mnt.Type == "volume" && mnt.Driver == "local" {
-			roots = append(roots, mnt.Source)
-		}
-	}
-	for _, r := range roots {
-		n, err := archive.Size(r)
-		if err != nil {
-			return err
-		}
-		need += n
-	}
-	var fs unix.Statfs_t
-	if err := unix.Statfs(s.opts.Store.Root, &fs); err != nil {
-		return err
-	}
-	free := int64(fs.Bavail) * int64(fs.Bsize)
-	if !Fits(need, free) {
-		return hint.New(fmt.Sprintf("not enough space in %s to save %s: about %s needed, %s free", s.opts.Store.Root, s.name, units.Bytes(need), units.Bytes(free)),
-			"free space there (ckpt rm removes old checkpoints) or use another --store; nothing was changed")
-	}
-	return nil
-}
-
-// Fits reports whether a save estimated to need need bytes fits in free
-// bytes, with a margin of 5% and 16 MiB for what the estimate misses.
-func Fits(need, free int64) bool { return need+need/20+16<<20 <= free }
-
 // diskFull gives a full-disk error a message and a hint.
 func diskFull(err error, root string) error {
 	if errors.Is(err, syscall.ENOSPC) {
 		return hint.Wrap(fmt.Errorf("the store's file system is full: %w", err),
-			"free space in "+root+" (ckpt rm removes old checkpoints) or use another --store; the partial checkpoint was removed")
+			"free space in "+root+" (ckpt rm and ckpt prune remove old checkpoints) or use another store; the partial checkpoint was removed")
 	}
 	return err
 }
-
-// composeProject is the label compose puts on a project's containers.
-const composeProject = "com.docker.compose.project"

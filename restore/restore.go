@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/volume"
 
 	"github.com/ckpt-dev/ckpt/internal/archive"
@@ -26,16 +27,47 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/inspect"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/steps"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
+
+// Engine is what a resume needs of the container engine. internal/engine's
+// Docker adapter implements it, and internal/engine/fake for tests.
+type Engine interface {
+	engine.Looker
+	// System is the engine's system information.
+	System() system.Info
+	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
+	// StartFromCheckpoint starts container id from the CRIU images in dir,
+	// returning CRIU's log when that fails and the log could be caught.
+	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
+	SetRestartPolicy(ctx context.Context, id string, p format.RestartPolicy) error
+	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
+	// Create creates container name and returns its id.
+	Create(ctx context.Context, name string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (string, error)
+	NetworkConnect(ctx context.Context, net, id string, ep *network.EndpointSettings) error
+	NetworkInspect(ctx context.Context, name string, opts network.InspectOptions) (network.Inspect, error)
+	NetworkCreate(ctx context.Context, name string, opts network.CreateOptions) (network.CreateResponse, error)
+	NetworkRemove(ctx context.Context, id string) error
+	VolumeInspect(ctx context.Context, name string) (volume.Volume, error)
+	VolumeCreate(ctx context.Context, opts volume.CreateOptions) (volume.Volume, error)
+	VolumeRemove(ctx context.Context, name string, force bool) error
+	// ImageID returns the id of the image ref names.
+	ImageID(ctx context.Context, ref string) (string, error)
+	// HolderImage returns the image network holders run.
+	HolderImage(ctx context.Context) (string, error)
+}
 
 // Options say what to resume and how.
 type Options struct {
 	// Store holds the checkpoints.
 	Store *store.Store
 	// Engine runs the containers.
-	Engine *engine.Engine
+	Engine Engine
+	// Host is the machine's CRIU; the zero value is this host.
+	Host preflight.Host
 	// Containers names the containers to resume.
 	Containers []string
 	// All resumes every container that has a checkpoint and is not running.
@@ -131,22 +163,37 @@ func resumable(ctx context.Context, opts Options) ([]string, error) {
 // resumer holds the state of one resume.
 type resumer struct {
 	opts Options
-	eng  *engine.Engine
+	eng  Engine
 	rep  progress.Reporter
+	name string
 	ck   *store.Checkpoint
 	cfg  container.InspectResponse
 	res  *Result
-	// undo removes what this resume created, newest first.
-	undo []func(context.Context)
+	// c is the container to start: the saved one, still there, or the
+	// one created anew.
+	c *container.InspectResponse
+	// memErr says why memory cannot be restored here; nil when it can.
+	memErr error
 	// useHolder is true when the processes resume inside the container's
 	// network holder.
 	useHolder bool
+	// replace is true when the existing container must be replaced by one
+	// inside its network holder.
+	replace bool
+	// image is what a recreated container is created from.
+	image string
+	// What this resume created, for its undo.
+	networks, volumes, containers []string
 }
 
 // ResumeContainer resumes one container by name; opts.Containers and
 // opts.All are ignored.
 func ResumeContainer(ctx context.Context, opts Options, name string) (res Result) {
 	res.Container = name
+	if err := preflight.Engine(opts.Engine.System()); err != nil {
+		res.Err = err
+		return res
+	}
 	if c, err := opts.Engine.Lookup(ctx, name); err != nil {
 		res.Err = err
 		return res
@@ -160,78 +207,90 @@ func ResumeContainer(ctx context.Context, opts Options, name string) (res Result
 		return res
 	}
 	defer lock.Unlock()
-	r := &resumer{opts: opts, eng: opts.Engine, rep: progress.Or(opts.Progress), res: &res}
-	res.Err = r.run(ctx, name)
+	r := &resumer{opts: opts, eng: opts.Engine, rep: progress.Or(opts.Progress), res: &res, name: name}
+	res.Err = r.run(ctx)
 	return res
 }
 
-func (r *resumer) run(ctx context.Context, name string) (err error) {
-	cleanupCtx := context.WithoutCancel(ctx)
-	if r.ck, err = r.opts.Store.Find(name, r.opts.From); err != nil {
+// run does the resume under the container's lock, as a list of steps each
+// with its undo: when one fails, what the resume created is removed again,
+// and the checkpoint is left as it was.
+func (r *resumer) run(ctx context.Context) error {
+	return steps.Run(ctx,
+		steps.Step{Name: "checkpoint", Do: r.find},
+		steps.Step{Name: "container", Do: r.existing},
+		steps.Step{Name: "preflight", Do: r.preflight},
+		steps.Step{Name: "image", Do: r.pickImage},
+		steps.Step{Name: "networks", Do: r.recreateNetworks, Undo: r.removeNetworks},
+		steps.Step{Name: "volumes", Do: r.ensureVolumes, Undo: r.removeVolumes},
+		steps.Step{Name: "replace", Do: r.replaceContainer},
+		steps.Step{Name: "recreate", Do: r.ensureContainer, Undo: r.removeContainers},
+		steps.Step{Name: "start", Do: r.start},
+		steps.Step{Name: "restart policy", Do: r.putRestartPolicyBack},
+	)
+}
+
+// find picks the checkpoint, verifies every byte of it and reads the saved
+// configuration.
+func (r *resumer) find(ctx context.Context) (err error) {
+	if r.ck, err = r.opts.Store.Find(r.name, r.opts.From); err != nil {
 		return err
 	}
 	r.res.Checkpoint = r.ck.Name
-	m := r.ck.Manifest
-	r.rep.Report(progress.Event{Container: name, Phase: "verify"})
+	r.res.Cold = r.ck.Manifest.Mode == format.ModeCold
+	r.rep.Report(progress.Event{Container: r.name, Phase: "verify"})
 	if err := r.ck.Verify(ctx); err != nil {
 		return err
 	}
-	r.rep.Report(progress.Event{Container: name, Phase: "verify", Message: "checksums match", Bytes: r.ck.Size()})
-	if err := r.ck.ReadJSON(format.ContainerFile, &r.cfg); err != nil {
+	r.rep.Report(progress.Event{Container: r.name, Phase: "verify", Message: "checksums match", Bytes: r.ck.Size()})
+	return r.ck.ReadJSON(format.ContainerFile, &r.cfg)
+}
+
+// existing looks at the container that has the saved one's name, if any:
+// a running one, or another container, is refused.
+func (r *resumer) existing(ctx context.Context) (err error) {
+	if r.c, err = r.eng.Lookup(ctx, r.name); err != nil || r.c == nil {
 		return err
 	}
+	if r.c.State.Running {
+		return hint.New(fmt.Sprintf("container %s is running", r.name),
+			"ckpt resume brings back a stopped container; to go back to the checkpoint, docker stop "+r.name+" first (its current state is lost)")
+	}
+	if id := r.ck.Manifest.Container.ID; r.c.ID != id {
+		return hint.New(fmt.Sprintf("container %s (id %.12s) is not the container that was saved (id %.12s)", r.name, r.c.ID, id),
+			"remove it (docker rm "+r.name+") and ckpt resume recreates the saved one")
+	}
+	return nil
+}
 
-	c, err := r.eng.Lookup(ctx, name)
-	if err != nil {
-		return err
-	}
-	if c != nil {
-		if c.State.Running {
-			return hint.New(fmt.Sprintf("container %s is running", name),
-				"ckpt resume brings back a stopped container; to go back to the checkpoint, docker stop "+name+" first (its current state is lost)")
+// preflight decides, before anything is touched, whether memory can be
+// restored here (and refuses when it cannot and NoFallback is set), and
+// whether the processes resume inside a network holder.
+func (r *resumer) preflight(ctx context.Context) error {
+	m := r.ck.Manifest
+	host := r.opts.Host
+	if !r.res.Cold {
+		if err := host.Compatible(criu.Facts{Kernel: m.Host.Kernel, Arch: m.Host.Arch, CPUFlags: m.Host.CPUFlags}); err != nil {
+			r.memErr = err
+		} else if err := engine.RestoreBrokenIn(r.eng.System().ServerVersion); err != nil && m.Container.NetNS != format.NetNSHolder {
+			r.memErr = err
+		} else if _, err := host.Memory(); err != nil {
+			r.memErr = err
 		}
-		if c.ID != m.Container.ID {
-			return hint.New(fmt.Sprintf("container %s (id %.12s) is not the container that was saved (id %.12s)", name, c.ID, m.Container.ID),
-				"remove it (docker rm "+name+") and ckpt resume recreates the saved one")
-		}
 	}
-
-	// Can CRIU restore here at all? If not, say so before touching anything.
-	var memErr error
-	r.res.Cold = m.Mode == format.ModeCold
-	if r.res.Cold {
-		// data only: nothing for CRIU to do
-	} else if err := criu.Compatible(criu.Facts{Kernel: m.Host.Kernel, Arch: m.Host.Arch, CPUFlags: m.Host.CPUFlags}, criu.HostFacts()); err != nil {
-		memErr = err
-	} else if err := r.eng.RestoreBroken(); err != nil && m.Container.NetNS != format.NetNSHolder {
-		memErr = err
-	} else if _, err := criu.Check(); err != nil {
-		memErr = err
-	} else if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
-		memErr = err
+	if r.memErr != nil && r.opts.NoFallback {
+		return &NoFallbackError{Err: r.memErr}
 	}
-	if memErr != nil && r.opts.NoFallback {
-		return fmt.Errorf("memory cannot be restored here, and --no-fallback was given: %w", memErr)
+	if r.memErr != nil {
+		r.rep.Report(progress.Event{Container: r.name, Phase: "check", Warning: true,
+			Message: "memory cannot be restored here (" + r.memErr.Error() + "); resuming its data only"})
 	}
-	if memErr != nil {
-		r.rep.Report(progress.Event{Container: name, Phase: "check", Warning: true,
-			Message: "memory cannot be restored here (" + memErr.Error() + "); resuming its data only"})
-	}
-
-	defer func() {
-		if err != nil {
-			for i := len(r.undo) - 1; i >= 0; i-- {
-				r.undo[i](cleanupCtx)
-			}
-		}
-	}()
 	// A checkpoint whose network namespace was saved as external resumes
 	// inside the container's network holder: a container with a namespace
 	// of its own is recreated to share the holder's (docs/engines.md).
-	r.useHolder = m.Container.NetNS == format.NetNSHolder && memErr == nil
-	replace := false
-	if r.useHolder && c != nil {
-		h, err := r.eng.Lookup(ctx, engine.HolderName(name))
+	r.useHolder = m.Container.NetNS == format.NetNSHolder && r.memErr == nil
+	if r.useHolder && r.c != nil {
+		h, err := r.eng.Lookup(ctx, engine.HolderName(r.name))
 		if err != nil {
 			return err
 		}
@@ -239,82 +298,125 @@ func (r *resumer) run(ctx context.Context, name string) (err error) {
 		if h != nil {
 			hid = h.ID
 		}
-		replace = !engine.InHolder(c, engine.HolderName(name), hid)
+		r.replace = !engine.InHolder(r.c, engine.HolderName(r.name), hid)
 	}
+	return nil
+}
 
-	// Order matters for a recreated container: fail on a missing image before
-	// creating anything; networks and volumes exist before the container.
-	var image string
-	if c == nil || replace {
-		if image, err = r.image(ctx); err != nil {
-			return err
-		}
-		if err := r.recreateNetworks(ctx); err != nil {
-			return err
-		}
+// NoFallbackError is the error of a resume that could not restore memory
+// and was told not to start the container on its data alone.
+type NoFallbackError struct {
+	// Err says why memory could not be restored.
+	Err error
+}
+
+func (e *NoFallbackError) Error() string {
+	return "memory cannot be restored, and a start on the saved data only was ruled out: " + e.Err.Error()
+}
+
+func (e *NoFallbackError) Unwrap() error { return e.Err }
+
+// recreating reports whether the container is created anew.
+func (r *resumer) recreating() bool { return r.c == nil || r.replace }
+
+// pickImage finds the image to recreate the container from, before
+// anything is created: a missing image fails the resume first.
+func (r *resumer) pickImage(ctx context.Context) (err error) {
+	if !r.recreating() {
+		return nil
 	}
-	for _, v := range m.Volumes {
+	r.image, err = r.imageRef(ctx)
+	return err
+}
+
+// ensureVolumes recreates or fills the saved volumes.
+func (r *resumer) ensureVolumes(ctx context.Context) error {
+	for _, v := range r.ck.Manifest.Volumes {
 		if err := r.ensureVolume(ctx, v); err != nil {
 			return err
-		}
-	}
-	if replace {
-		// Stopped, and saved whole in the checkpoint: its writable layer
-		// comes back with the new container, its volumes stay.
-		if err := r.eng.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil {
-			return fmt.Errorf("cannot replace %s by a container inside its network holder: %w", name, err)
-		}
-		r.res.Notes = append(r.res.Notes, "recreated inside its network holder "+engine.HolderName(name)+" (this engine cannot restore a container in its own network namespace)")
-		c = nil
-	}
-	if c == nil {
-		if c, err = r.recreate(ctx, image); err != nil {
-			return err
-		}
-		r.res.Recreated = true
-	} else if r.useHolder {
-		if _, err := r.ensureHolder(ctx); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-
-	r.rep.Report(progress.Event{Container: name, Phase: "start"})
-	if err := r.start(cleanupCtx, c.ID, memErr); err != nil {
-		return err
-	}
-	if p := m.RestartPolicy; p.Restarts() {
-		if uerr := r.eng.SetRestartPolicy(cleanupCtx, c.ID, p); uerr != nil {
-			r.res.Notes = append(r.res.Notes, fmt.Sprintf("could not put restart policy %s back: %v", p.Name, uerr))
 		}
 	}
 	return nil
 }
 
+// replaceContainer removes a stopped container that must come back inside
+// its network holder. It is saved whole in the checkpoint: its writable
+// layer comes back with the new container, its volumes stay.
+func (r *resumer) replaceContainer(ctx context.Context) error {
+	if !r.replace {
+		return nil
+	}
+	if err := r.eng.ContainerRemove(ctx, r.c.ID, container.RemoveOptions{}); err != nil {
+		return fmt.Errorf("cannot replace %s by a container inside its network holder: %w", r.name, err)
+	}
+	r.res.Notes = append(r.res.Notes, "recreated inside its network holder "+engine.HolderName(r.name)+" (this engine cannot restore a container in its own network namespace)")
+	r.c = nil
+	return nil
+}
+
+// ensureContainer recreates a missing container, or makes sure the network
+// holder of an existing one runs.
+func (r *resumer) ensureContainer(ctx context.Context) (err error) {
+	if r.c == nil {
+		if r.c, err = r.recreate(ctx); err != nil {
+			return err
+		}
+		r.res.Recreated = true
+		return nil
+	}
+	if r.useHolder {
+		_, err = r.ensureHolder(ctx)
+	}
+	return err
+}
+
+// removeNetworks, removeVolumes and removeContainers undo what the steps
+// that created them did, newest first.
+func (r *resumer) removeNetworks(ctx context.Context) error {
+	return undoAll(r.networks, func(id string) error { return r.eng.NetworkRemove(ctx, id) })
+}
+
+func (r *resumer) removeVolumes(ctx context.Context) error {
+	return undoAll(r.volumes, func(name string) error { return r.eng.VolumeRemove(ctx, name, true) })
+}
+
+func (r *resumer) removeContainers(ctx context.Context) error {
+	return undoAll(r.containers, func(id string) error {
+		return r.eng.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	})
+}
+
+// undoAll calls undo on every item, newest first, and joins the errors.
+func undoAll(items []string, undo func(string) error) error {
+	var errs []error
+	for i := len(items) - 1; i >= 0; i-- {
+		if err := undo(items[i]); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", items[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // start starts the container: from its checkpoint when memory can be
-// restored (memErr says why not), else normally on the restored data, unless
-// --no-fallback forbids it. A cold checkpoint simply starts.
-func (r *resumer) start(ctx context.Context, id string, memErr error) error {
+// restored, else normally on the restored data, unless NoFallback forbids
+// it. A cold checkpoint simply starts.
+func (r *resumer) start(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	id := r.c.ID
+	r.rep.Report(progress.Event{Container: r.name, Phase: "start"})
 	if r.res.Cold {
 		if err := r.eng.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-			return fmt.Errorf("cannot start %s: %w", r.res.Container, err)
+			return fmt.Errorf("cannot start %s: %w", r.name, err)
 		}
 		return nil
 	}
+	memErr := r.memErr
 	if memErr == nil {
 		var log []byte
-		startFrom := func() (err error) {
+		err := r.opts.Host.WithOptions(r.criuOptions(id), func() (err error) {
 			log, err = r.eng.StartFromCheckpoint(ctx, id, r.ck.Path(format.ImagesDir))
 			return err
-		}
-		var err error
-		if extra := r.criuOptions(id); len(extra) > 0 {
-			err = criu.WithRuncOptions(criu.RuncConf, extra, startFrom)
-		} else {
-			err = startFrom()
-		}
+		})
 		if err == nil {
 			r.res.MemoryRestored = true
 			return nil
@@ -322,13 +424,27 @@ func (r *resumer) start(ctx context.Context, id string, memErr error) error {
 		memErr = criu.Explain(err, log)
 	}
 	if r.opts.NoFallback {
-		return fmt.Errorf("memory could not be restored, and --no-fallback was given: %w", memErr)
+		return &NoFallbackError{Err: memErr}
 	}
 	if err := r.eng.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("memory could not be restored (%v), and a normal start failed too: %w", memErr, err)
 	}
 	r.res.Fallback = memErr
-	r.rep.Report(progress.Event{Container: r.res.Container, Phase: "start", Warning: true, Message: "memory was NOT restored; started normally on the restored data"})
+	r.rep.Report(progress.Event{Container: r.name, Phase: "start", Warning: true, Message: "memory was NOT restored; started normally on the restored data"})
+	return nil
+}
+
+// putRestartPolicyBack gives the container the restart policy the save
+// held off. The container runs by now: a failure is a note, not a failed
+// resume.
+func (r *resumer) putRestartPolicyBack(ctx context.Context) error {
+	p := r.ck.Manifest.RestartPolicy
+	if !p.Restarts() {
+		return nil
+	}
+	if err := r.eng.SetRestartPolicy(context.WithoutCancel(ctx), r.c.ID, p); err != nil {
+		r.res.Notes = append(r.res.Notes, fmt.Sprintf("could not put restart policy %s back: %v", p.Name, err))
+	}
 	return nil
 }
 
@@ -345,7 +461,7 @@ func (r *resumer) start(ctx context.Context, id string, memErr error) error {
 // root per controller there.
 func (r *resumer) criuOptions(id string) []string {
 	old := r.ck.Manifest.Container.ID
-	if !r.res.Recreated || old == "" || old == id || r.eng.Info.CgroupVersion != "2" {
+	if !r.res.Recreated || old == "" || old == id || r.eng.System().CgroupVersion != "2" {
 		return nil
 	}
 	paths, err := inspect.CgroupPaths(r.ck.Dir)
@@ -382,12 +498,12 @@ func cgroupRoot(paths []string, oldID, newID string) string {
 
 // recreate creates the container anew from its saved configuration and
 // image, and puts its writable layer back before it starts.
-func (r *resumer) recreate(ctx context.Context, image string) (*container.InspectResponse, error) {
+func (r *resumer) recreate(ctx context.Context) (*container.InspectResponse, error) {
 	m := r.ck.Manifest
 	name := m.Container.Name
 
 	cfg := *r.cfg.Config
-	cfg.Image = image
+	cfg.Image = r.image
 	hc := *r.cfg.HostConfig
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	primary, others := r.endpoints(r.cfg)
@@ -420,19 +536,17 @@ func (r *resumer) recreate(ctx context.Context, image string) (*container.Inspec
 			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: v.Destination})
 		}
 	}
-	created, err := r.eng.ContainerCreate(ctx, &cfg, &hc, primary, nil, name)
+	id, err := r.eng.Create(ctx, name, &cfg, &hc, primary)
 	if err != nil {
 		return nil, fmt.Errorf("cannot recreate container %s: %w", name, err)
 	}
-	r.undo = append(r.undo, func(ctx context.Context) {
-		r.eng.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true})
-	})
+	r.containers = append(r.containers, id)
 	for net, ep := range others {
-		if err := r.eng.NetworkConnect(ctx, net, created.ID, ep); err != nil {
+		if err := r.eng.NetworkConnect(ctx, net, id, ep); err != nil {
 			return nil, fmt.Errorf("cannot connect %s to network %s: %w", name, net, err)
 		}
 	}
-	c, err := r.eng.Inspect(ctx, created.ID)
+	c, err := engine.Find(ctx, r.eng, id)
 	if err != nil {
 		return nil, err
 	}
@@ -505,33 +619,31 @@ func (r *resumer) ensureHolder(ctx context.Context) (string, error) {
 	for net, ep := range others {
 		alias(net, ep)
 	}
-	created, err := r.eng.ContainerCreate(ctx, cfg, hc, primary, nil, name)
+	id, err := r.eng.Create(ctx, name, cfg, hc, primary)
 	if err != nil {
 		return "", fmt.Errorf("cannot create the network holder %s: %w", name, err)
 	}
-	r.undo = append(r.undo, func(ctx context.Context) {
-		r.eng.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true})
-	})
+	r.containers = append(r.containers, id)
 	for net, ep := range others {
-		if err := r.eng.NetworkConnect(ctx, net, created.ID, ep); err != nil {
+		if err := r.eng.NetworkConnect(ctx, net, id, ep); err != nil {
 			return "", fmt.Errorf("cannot connect the network holder %s to network %s: %w", name, net, err)
 		}
 	}
-	if err := r.eng.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	if err := r.eng.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return "", fmt.Errorf("cannot start the network holder %s: %w", name, err)
 	}
 	r.res.Notes = append(r.res.Notes, "created the network holder "+name+": it has the container's addresses and published ports (docs/engines.md)")
 	return name, nil
 }
 
-// image returns the reference to create the container from: the saved
+// imageRef returns the reference to create the container from: the saved
 // reference when it still names the saved image, else the saved image id.
-func (r *resumer) image(ctx context.Context) (string, error) {
+func (r *resumer) imageRef(ctx context.Context) (string, error) {
 	ref, id := r.ck.Manifest.Container.Image, r.ck.Manifest.Container.ImageID
-	if img, err := r.eng.ImageInspect(ctx, ref); err == nil && img.ID == id {
+	if got, err := r.eng.ImageID(ctx, ref); err == nil && got == id {
 		return ref, nil
 	}
-	if _, err := r.eng.ImageInspect(ctx, id); err == nil {
+	if _, err := r.eng.ImageID(ctx, id); err == nil {
 		r.res.Notes = append(r.res.Notes, fmt.Sprintf("image %s now names another image; using the saved one, %.19s", ref, id))
 		return id, nil
 	} else if !cerrdefs.IsNotFound(err) {
@@ -571,8 +683,12 @@ func (r *resumer) endpoints(src container.InspectResponse) (*network.NetworkingC
 	return primary, others
 }
 
-// recreateNetworks creates the saved user-defined networks that are missing.
+// recreateNetworks creates the saved user-defined networks that are
+// missing, for a container that is created anew.
 func (r *resumer) recreateNetworks(ctx context.Context) error {
+	if !r.recreating() {
+		return nil
+	}
 	var nets []network.Inspect
 	if err := r.ck.ReadJSON(format.NetworksFile, &nets); err != nil {
 		return err
@@ -591,7 +707,7 @@ func (r *resumer) recreateNetworks(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("cannot recreate network %s: %w", n.Name, err)
 		}
-		r.undo = append(r.undo, func(ctx context.Context) { r.eng.NetworkRemove(ctx, resp.ID) })
+		r.networks = append(r.networks, resp.ID)
 		r.res.Notes = append(r.res.Notes, "recreated network "+n.Name)
 	}
 	return nil
@@ -608,7 +724,7 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 		if err != nil {
 			return fmt.Errorf("cannot recreate volume %s: %w", v.Name, err)
 		}
-		r.undo = append(r.undo, func(ctx context.Context) { r.eng.VolumeRemove(ctx, v.Name, true) })
+		r.volumes = append(r.volumes, v.Name)
 	case err != nil:
 		return err
 	default:

@@ -20,11 +20,11 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sys/unix"
 
-	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/archive"
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
@@ -494,7 +494,7 @@ func checkSpace(ctx context.Context, o Options, eng *engine.Engine) Result {
 	if largest.unknownVolume {
 		detail += "; some of its volumes could not be measured"
 	}
-	if !checkpoint.Fits(total, free) { // exactly when save would refuse
+	if !preflight.Fits(total, free) { // exactly when save would refuse
 		r.Status, r.Finding = Warn, freeText+"; "+detail
 		r.Fix = "free space there (ckpt rm and ckpt prune remove old checkpoints) or use another --store"
 		return r

@@ -19,6 +19,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 
@@ -56,20 +57,8 @@ func Connect(ctx context.Context) (*Engine, error) {
 	return &Engine{Client: c, Info: info}, nil
 }
 
-// RequireCheckpoints returns an error when the engine cannot checkpoint:
-// experimental features off, or a storage driver whose writable layer ckpt
-// cannot read.
-func (e *Engine) RequireCheckpoints() error {
-	if !e.Info.ExperimentalBuild {
-		return hint.New("the Docker engine has experimental features off, and checkpoints need them",
-			`add {"experimental": true} to /etc/docker/daemon.json and restart dockerd`)
-	}
-	if e.Info.Driver != "overlay2" {
-		return hint.New(fmt.Sprintf("the Docker engine uses the %s storage driver; ckpt reads writable layers of overlay2 only", e.Info.Driver),
-			`set "storage-driver": "overlay2" in /etc/docker/daemon.json (existing containers and images stay with the old driver)`)
-	}
-	return nil
-}
+// System returns the engine's system information, read at connect time.
+func (e *Engine) System() system.Info { return e.Info }
 
 // Lookup inspects the container with the given name or id. It returns nil
 // and no error when there is no such container.
@@ -83,13 +72,33 @@ func (e *Engine) Lookup(ctx context.Context, name string) (*container.InspectRes
 	return &c, nil
 }
 
-// Inspect is Lookup for a container that must exist.
-func (e *Engine) Inspect(ctx context.Context, name string) (*container.InspectResponse, error) {
-	c, err := e.Lookup(ctx, name)
+// Looker finds containers by name or id.
+type Looker interface {
+	// Lookup returns the container named or identified by ref, or nil and no
+	// error when there is none.
+	Lookup(ctx context.Context, ref string) (*container.InspectResponse, error)
+}
+
+// Find is Lookup for a container that must exist.
+func Find(ctx context.Context, l Looker, ref string) (*container.InspectResponse, error) {
+	c, err := l.Lookup(ctx, ref)
 	if err == nil && c == nil {
-		err = hint.New("no such container: "+name, "docker ps -a lists containers, ckpt ls lists saved ones")
+		err = hint.New("no such container: "+ref, "docker ps -a lists containers, ckpt ls lists saved ones")
 	}
 	return c, err
+}
+
+// Create creates container name and returns its id.
+func (e *Engine) Create(ctx context.Context, name string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (string, error) {
+	created, err := e.ContainerCreate(ctx, cfg, hc, nc, nil, name)
+	return created.ID, err
+}
+
+// ImageID returns the id of the image ref names; an error for which
+// errdefs.IsNotFound holds when there is none.
+func (e *Engine) ImageID(ctx context.Context, ref string) (string, error) {
+	img, err := e.ImageInspect(ctx, ref)
+	return img.ID, err
 }
 
 // SetRestartPolicy sets container id's restart policy.

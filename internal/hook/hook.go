@@ -19,18 +19,29 @@ import (
 	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/units"
 	"github.com/ckpt-dev/ckpt/policy"
 	"github.com/ckpt-dev/ckpt/restore"
 )
 
+// Engine is what the hooks need of the container engine: what save and
+// resume need.
+type Engine interface {
+	checkpoint.Engine
+	restore.Engine
+}
+
 // Options are what both hooks need.
 type Options struct {
 	// Store holds the checkpoints and the shutdown record.
 	Store *store.Store
 	// Engine runs the containers.
-	Engine *engine.Engine
+	Engine Engine
+	// Host is the machine's CRIU and file systems; the zero value is this
+	// host.
+	Host preflight.Host
 	// Policy decides what happens to each container.
 	Policy *policy.Policy
 	// Out receives one line per container.
@@ -44,6 +55,18 @@ type Outcome struct {
 
 func (o Outcome) String() string {
 	return fmt.Sprintf("%d hot, %d cold, %d skipped, %d failed", o.Hot, o.Cold, o.Skipped, o.Failed)
+}
+
+// count adds one container's outcome.
+func (o *Outcome) count(ok bool, mode policy.Mode) {
+	switch {
+	case !ok:
+		o.Failed++
+	case mode == policy.Hot:
+		o.Hot++
+	default:
+		o.Cold++
+	}
 }
 
 // printer serialises the lines of parallel workers.
@@ -65,97 +88,122 @@ type target struct {
 	after    []string
 }
 
+// shutdown holds the state of one run of the shutdown hook.
+type shutdown struct {
+	o        Options
+	p        *printer
+	start    time.Time
+	deadline time.Time
+	running  int
+	targets  []target
+	out      Outcome
+	saved    []format.SavedContainer
+	orderErr error
+}
+
 // Shutdown saves the running containers as the policy says and records
 // what it saved for Boot. It returns an error when any container failed.
 func Shutdown(ctx context.Context, o Options) (Outcome, error) {
 	start := time.Now()
-	deadline := start.Add(o.Policy.Deadline)
-	p := &printer{out: o.Out}
-	var out Outcome
+	h := &shutdown{o: o, p: &printer{out: o.Out}, start: start, deadline: start.Add(o.Policy.Deadline)}
+	if err := h.selectTargets(ctx); err != nil {
+		return h.out, err
+	}
+	h.saveAll(ctx)
+	if err := h.record(); err != nil {
+		return h.out, err
+	}
+	h.p.linef("shutdown hook: %s in %s", h.out, units.Duration(time.Since(start)))
+	if h.out.Failed > 0 {
+		return h.out, fmt.Errorf("%d of %d containers failed", h.out.Failed, h.running)
+	}
+	return h.out, h.orderErr
+}
 
-	list, err := o.Engine.Running(ctx, container.ListOptions{})
+// selectTargets asks the policy about every running container: the ones to
+// save become targets, with what they must be saved after (compose's
+// depends_on, io.ckpt.after).
+func (h *shutdown) selectTargets(ctx context.Context) error {
+	list, err := h.o.Engine.Running(ctx, container.ListOptions{})
 	if err != nil {
-		return out, err
+		return err
 	}
-	var all []policy.Container
-	for _, c := range list {
-		all = append(all, policy.Container{Name: engine.Name(&c), Labels: c.Config.Labels})
+	h.running = len(list)
+	all := make([]policy.Container, len(list))
+	for i, c := range list {
+		all[i] = policy.Container{Name: engine.Name(&c), Labels: c.Config.Labels}
 	}
-	var targets []target
 	for _, c := range all {
-		d, err := o.Policy.Decide(c)
+		d, err := h.o.Policy.Decide(c)
 		switch {
 		case err != nil:
-			out.Failed++
-			p.linef("%s: failed: %v (left running)", c.Name, err)
+			h.out.Failed++
+			h.p.linef("%s: failed: %v (left running)", c.Name, err)
 		case d.Mode == policy.Skip:
-			out.Skipped++
-			p.linef("%s: skipped (%s)", c.Name, d.Why)
+			h.out.Skipped++
+			h.p.linef("%s: skipped (%s)", c.Name, d.Why)
 		default:
-			targets = append(targets, target{name: c.Name, decision: d, after: append(d.After, policy.ComposeDependencies(c, all)...)})
+			h.targets = append(h.targets, target{name: c.Name, decision: d, after: append(d.After, policy.ComposeDependencies(c, all)...)})
 		}
 	}
-	levels, orderErr := order(targets)
-	if orderErr != nil {
-		p.linef("policy error: %v: saving in name order", orderErr)
+	return nil
+}
+
+// saveAll saves the targets, dependents first, each level in parallel.
+func (h *shutdown) saveAll(ctx context.Context) {
+	levels, err := order(h.targets)
+	if err != nil {
+		h.orderErr = err
+		h.p.linef("policy error: %v: saving in name order", err)
 	}
 	slices.Reverse(levels) // dependents first
-
-	var mu sync.Mutex
-	var saved []format.SavedContainer
 	byName := map[string]target{}
-	for _, t := range targets {
+	for _, t := range h.targets {
 		byName[t.name] = t
 	}
+	var mu sync.Mutex
 	for _, level := range levels {
-		parallel(level, o.Policy.Parallel, func(name string) {
-			t := byName[name]
-			sc, mode, ok := saveOne(ctx, o, p, t, deadline)
+		parallel(level, h.o.Policy.Parallel, func(name string) {
+			sc, ok := h.saveOne(ctx, byName[name])
 			mu.Lock()
 			defer mu.Unlock()
-			switch {
-			case !ok:
-				out.Failed++
-			case mode == policy.Hot:
-				out.Hot++
-			default:
-				out.Cold++
-			}
+			h.out.count(ok, sc.Mode)
 			if ok {
-				saved = append(saved, sc)
+				h.saved = append(h.saved, sc)
 			}
 		})
 	}
-	// A record the boot hook has not used yet keeps its containers: the
-	// shutdown hook may run twice before a boot (vagrant halt runs it, then
-	// the guest's own systemd unit at power-off finds nothing running).
-	if prev, err := o.Store.ReadShutdownRecord(); err == nil && prev != nil {
+}
+
+// record writes what was saved for the boot hook. A record the boot hook
+// has not used yet keeps its containers: the shutdown hook may run twice
+// before a boot (vagrant halt runs it, then the guest's own systemd unit at
+// power-off finds nothing running).
+func (h *shutdown) record() error {
+	saved := h.saved
+	if prev, err := h.o.Store.ReadShutdownRecord(); err == nil && prev != nil {
 		for _, p := range prev.Saved {
 			if !slices.ContainsFunc(saved, func(s format.SavedContainer) bool { return s.Name == p.Name }) {
 				saved = append(saved, p)
 			}
 		}
 	}
-	if err := o.Store.WriteShutdownRecord(&format.ShutdownRecordDoc{Time: start.UTC(), Saved: saved}); err != nil {
-		return out, fmt.Errorf("cannot record what was saved: %w", err)
+	if err := h.o.Store.WriteShutdownRecord(&format.ShutdownRecordDoc{Time: h.start.UTC(), Saved: saved}); err != nil {
+		return fmt.Errorf("cannot record what was saved: %w", err)
 	}
-	p.linef("shutdown hook: %s in %s", out, units.Duration(time.Since(start)))
-	if out.Failed > 0 {
-		return out, fmt.Errorf("%d of %d containers failed", out.Failed, len(all))
-	}
-	return out, orderErr
+	return nil
 }
 
 // saveOne saves one container: hot, unless the policy says cold or the
 // deadline is too near for a hot save; a failed hot save falls back to cold
 // unless the policy says fail.
-func saveOne(ctx context.Context, o Options, p *printer, t target, deadline time.Time) (format.SavedContainer, policy.Mode, bool) {
-	d := t.decision
-	mode, note := d.Within(time.Until(deadline))
+func (h *shutdown) saveOne(ctx context.Context, t target) (format.SavedContainer, bool) {
+	d, p := t.decision, h.p
+	mode, note := d.Within(time.Until(h.deadline))
 	save := func(mode policy.Mode) checkpoint.Result {
 		cctx, cancel := context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
-		return checkpoint.SaveContainer(cctx, checkpoint.Options{Store: o.Store, Engine: o.Engine, Mode: string(mode)}, t.name)
+		return checkpoint.SaveContainer(cctx, checkpoint.Options{Store: h.o.Store, Engine: h.o.Engine, Host: h.o.Host, Mode: mode}, t.name)
 	}
 	began := time.Now()
 	r := save(mode)
@@ -174,14 +222,14 @@ func saveOne(ctx context.Context, o Options, p *printer, t target, deadline time
 			msg += "; " + r.Recovery
 		}
 		p.linef("%s", msg)
-		return format.SavedContainer{}, mode, false
+		return format.SavedContainer{Mode: mode}, false
 	}
 	msg := fmt.Sprintf("%s: saved %s in %s as %s (%s)", t.name, mode, took, r.Checkpoint.Name, d.Why)
 	if note != "" {
 		msg += "; " + note
 	}
 	p.linef("%s", msg)
-	return format.SavedContainer{Name: t.name, Mode: string(mode), Checkpoint: r.Checkpoint.Name, After: t.after}, mode, true
+	return format.SavedContainer{Name: t.name, Mode: mode, Checkpoint: r.Checkpoint.Name, After: t.after}, true
 }
 
 // Boot resumes what the last shutdown hook saved, dependencies first, and
@@ -242,7 +290,7 @@ func resumeOne(ctx context.Context, o Options, p *printer, s format.SavedContain
 		p.linef("%s: already running, left alone", s.Name)
 		return true, false
 	}
-	r := restore.ResumeContainer(ctx, restore.Options{Store: o.Store, Engine: o.Engine, From: s.Checkpoint}, s.Name)
+	r := restore.ResumeContainer(ctx, restore.Options{Store: o.Store, Engine: o.Engine, Host: o.Host, From: s.Checkpoint}, s.Name)
 	took := units.Duration(time.Since(began))
 	switch {
 	case r.Err != nil:

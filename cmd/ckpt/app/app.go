@@ -16,6 +16,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
@@ -175,7 +176,7 @@ func openAll(c *cli.Context) (*store.Store, *engine.Engine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := eng.RequireCheckpoints(); err != nil {
+	if err := preflight.Engine(eng.System()); err != nil {
 		eng.Close()
 		return nil, nil, err
 	}

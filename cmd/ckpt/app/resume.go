@@ -5,7 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ckpt-dev/ckpt/internal/hook"
 	"github.com/ckpt-dev/ckpt/restore"
 )
 
@@ -41,7 +40,7 @@ container starts normally on the restored data and ckpt says so; with
 			}
 			defer eng.Close()
 			if p := c.String("project"); p != "" {
-				if names, err = hook.ProjectForResume(st, p); err != nil {
+				if names, err = restore.Project(st, p); err != nil {
 					return err
 				}
 			}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/format"
-	"github.com/ckpt-dev/ckpt/internal/hook"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
@@ -45,7 +44,7 @@ until ckpt resume, so the engine does not restart a saved container.`,
 			}
 			defer eng.Close()
 			if p := c.String("project"); p != "" {
-				if refs, err = hook.ProjectForSave(c.Context, eng, p); err != nil {
+				if refs, err = checkpoint.Project(c.Context, eng, p); err != nil {
 					return err
 				}
 			}

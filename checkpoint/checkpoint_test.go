@@ -1,0 +1,489 @@
+package checkpoint_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+
+	"github.com/ckpt-dev/ckpt/checkpoint"
+	"github.com/ckpt-dev/ckpt/internal/engine"
+	"github.com/ckpt-dev/ckpt/internal/engine/fake"
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/store"
+)
+
+// env is one save's world: a fake engine with container "web" running
+// (volume "data" at /data holding a file, a file in its writable layer),
+// a store in a temporary directory, and a host where CRIU works.
+type env struct {
+	f    *fake.Engine
+	host *fake.Host
+	st   *store.Store
+	id   string
+	opts checkpoint.Options
+	// cancel cancels the save's context.
+	cancel func()
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fake.New(filepath.Join(dir, "engine"))
+	id := f.Run("web", "app:1", "data:/data")
+	must(t, os.WriteFile(filepath.Join(f.Volume("data"), "count"), []byte("41"), 0o644))
+	must(t, os.WriteFile(filepath.Join(f.UpperDir("web"), "added"), []byte("layer"), 0o644))
+	h := fake.NewHost()
+	return &env{f: f, host: h, st: st, id: id,
+		opts: checkpoint.Options{Store: st, Engine: f, Host: h.Preflight(), Mode: format.ModeHot}}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) state(t *testing.T) *container.InspectResponse {
+	t.Helper()
+	c, err := e.f.Lookup(context.Background(), "web")
+	if err != nil || c == nil {
+		t.Fatalf("web: %v", err)
+	}
+	return c
+}
+
+// checkpoints lists every checkpoint directory of web, whole or not.
+func (e *env) checkpoints(t *testing.T) []store.Entry {
+	t.Helper()
+	ents, err := e.st.List("web")
+	must(t, err)
+	return ents
+}
+
+var errBoom = errors.New("boom")
+
+// TestSaveFailureLeavesContainerAsItWas fails a save at each of its
+// points and checks the undo: the container runs (from its checkpoint when
+// the save had stopped it), unpaused, with its restart policy, and the
+// store holds nothing for it.
+func TestSaveFailureLeavesContainerAsItWas(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(e *env)
+		// wantErr is in the error.
+		wantErr string
+		// wantRecovery is in Result.Recovery ("" for none).
+		wantRecovery string
+		// restored: the container was started again from the checkpoint.
+		restored bool
+		// untouched: the engine saw no change at all.
+		untouched bool
+	}{
+		{name: "no such container", setup: func(e *env) { e.opts.Containers = []string{"nope"} },
+			wantErr: "no such container", untouched: true},
+		{name: "engine without experimental features", setup: func(e *env) { e.f.Info.ExperimentalBuild = false },
+			wantErr: "experimental features off", untouched: true},
+		{name: "storage driver", setup: func(e *env) { e.f.Info.Driver = "vfs" },
+			wantErr: "vfs storage driver", untouched: true},
+		{name: "criu too old", setup: func(e *env) { e.host.CRIUErr = errors.New("CRIU 3.17 is too old for kernel 6.18") },
+			wantErr: "too old", untouched: true},
+		{name: "runc.conf not writable", setup: func(e *env) { e.host.RuncConfErr = errors.New("read-only file system") },
+			wantErr: "read-only", untouched: true},
+		{name: "not enough space", setup: func(e *env) { e.host.Free = 1 << 20 },
+			wantErr: "not enough space", untouched: true},
+		{name: "network inspect fails", setup: func(e *env) {
+			e.connect("backend")
+			e.f.FailOn("NetworkInspect", errBoom)
+		}, wantErr: "network backend: boom", untouched: true},
+		{name: "restart policy cannot be held off", setup: func(e *env) {
+			e.policy("always")
+			e.f.FailOn("SetRestartPolicy", errBoom)
+		}, wantErr: "cannot hold the restart policy off", untouched: true},
+		{name: "checkpoint fails, container runs on", setup: func(e *env) {
+			e.policy("unless-stopped")
+			e.f.FailOn("CheckpointCreate", errBoom)
+		}, wantErr: "could not checkpoint web: boom"},
+		{name: "checkpoint fails after the container exited", setup: func(e *env) {
+			e.f.Before("CheckpointCreate", func() { e.f.Update("web", func(c *container.InspectResponse) { c.State.Running = false }) })
+			e.f.FailOn("CheckpointCreate", errBoom)
+		}, wantErr: "boom", wantRecovery: "started again normally (memory lost"},
+		{name: "volume cannot be read after the checkpoint", setup: func(e *env) {
+			e.policy("always")
+			e.f.FailOn("VolumeInspect", errBoom)
+		}, wantErr: "volume data: boom", wantRecovery: "started again from its checkpoint (memory kept)", restored: true},
+		{name: "layer cannot be read after the checkpoint", setup: func(e *env) {
+			// Gone between the preflight and the archive.
+			e.f.Before("CheckpointCreate", func() { os.RemoveAll(e.f.UpperDir("web")) })
+		}, wantErr: "writable layer", wantRecovery: "from its checkpoint", restored: true},
+		{name: "restore from the checkpoint fails too", setup: func(e *env) {
+			e.f.FailOn("VolumeInspect", errBoom)
+			e.f.FailOn("StartFromCheckpoint", errBoom)
+		}, wantErr: "volume data", wantRecovery: "started again normally (memory lost"},
+		{name: "container cannot be started again at all", setup: func(e *env) {
+			e.f.FailOn("VolumeInspect", errBoom)
+			e.f.FailOn("StartFromCheckpoint", errBoom)
+			e.f.FailOn("ContainerStart", errors.New("no start"))
+		}, wantErr: "undo checkpoint: cannot start web again: no start", wantRecovery: "could NOT be started again"},
+		{name: "disk full while writing", setup: func(e *env) {
+			e.f.FailOn("CheckpointCreate", fmt.Errorf("write pages: %w", syscall.ENOSPC))
+		}, wantErr: "the store's file system is full"},
+		{name: "cold: stop fails", setup: func(e *env) {
+			e.opts.Mode = format.ModeCold
+			e.f.FailOn("ContainerStop", errBoom)
+		}, wantErr: "cannot stop web: boom"},
+		{name: "cold: failure after the stop", setup: func(e *env) {
+			e.opts.Mode = format.ModeCold
+			e.f.FailOn("VolumeInspect", errBoom)
+		}, wantErr: "volume data", wantRecovery: "started again (it had been stopped for a cold save"},
+		{name: "leave running: pause fails", setup: func(e *env) {
+			e.opts.LeaveRunning = true
+			e.f.FailOn("ContainerPause", errBoom)
+		}, wantErr: "cannot pause web: boom"},
+		{name: "leave running: failure while paused", setup: func(e *env) {
+			e.opts.LeaveRunning = true
+			e.f.FailOn("VolumeInspect", errBoom)
+		}, wantErr: "volume data"},
+		{name: "engine that cannot restore: failure after the checkpoint only unpauses", setup: func(e *env) {
+			e.f.Info.ServerVersion = "28.5.2"
+			e.policy("always")
+			e.f.FailOn("VolumeInspect", errBoom)
+		}, wantErr: "volume data", wantRecovery: "kept running: it was only paused"},
+		{name: "interrupted during the checkpoint", setup: func(e *env) {
+			e.policy("on-failure")
+			e.f.Before("CheckpointCreate", e.cancel)
+		}, wantErr: "context canceled", wantRecovery: "from its checkpoint", restored: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.opts.Containers = []string{"web"}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			e.cancel = cancel
+			tt.setup(e)
+			before := e.state(t)
+			calls := len(e.f.Calls())
+			results, err := checkpoint.Save(ctx, e.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want it to say %q", err, tt.wantErr)
+			}
+			if len(results) > 0 {
+				r := results[0]
+				if r.Checkpoint != nil {
+					t.Errorf("a failed save returned checkpoint %s", r.Checkpoint.Name)
+				}
+				if !strings.Contains(r.Recovery, tt.wantRecovery) || (tt.wantRecovery == "" && r.Recovery != "") {
+					t.Errorf("recovery = %q, want %q", r.Recovery, tt.wantRecovery)
+				}
+			}
+			after := e.state(t)
+			if tt.untouched {
+				for _, c := range e.f.Calls()[calls:] {
+					if !strings.HasPrefix(c, "Lookup") && !strings.HasPrefix(c, "NetworkInspect") && !strings.HasPrefix(c, "SetRestartPolicy") {
+						t.Errorf("a save refused up front called %s", c)
+					}
+				}
+			}
+			if strings.Contains(tt.wantRecovery, "NOT") {
+				return // nothing could bring it back; the message says so
+			}
+			if !after.State.Running || after.State.Paused {
+				t.Errorf("container is %s after a failed save, want running", after.State.Status)
+			}
+			if got, want := after.HostConfig.RestartPolicy, before.HostConfig.RestartPolicy; got != want {
+				t.Errorf("restart policy %v after a failed save, want %v", got, want)
+			}
+			if restored := e.f.RestoredFrom(e.id) != ""; restored != tt.restored {
+				t.Errorf("started from the checkpoint: %v, want %v", restored, tt.restored)
+			}
+			if ents := e.checkpoints(t); len(ents) != 0 {
+				t.Errorf("a failed save left %d checkpoints: %+v", len(ents), ents)
+			}
+		})
+	}
+}
+
+func (e *env) policy(name string) {
+	e.f.Update("web", func(c *container.InspectResponse) {
+		c.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyMode(name)}
+	})
+}
+
+// connect attaches web to a new user-defined network.
+func (e *env) connect(net string) {
+	ctx := context.Background()
+	if _, err := e.f.NetworkCreate(ctx, net, network.CreateOptions{Driver: "bridge", Labels: map[string]string{"team": "a"}}); err != nil {
+		panic(err)
+	}
+	if err := e.f.NetworkConnect(ctx, net, e.id, &network.EndpointSettings{Aliases: []string{"web-alias"}}); err != nil {
+		panic(err)
+	}
+}
+
+func TestSaveHot(t *testing.T) {
+	e := newEnv(t)
+	e.policy("always")
+	e.connect("backend")
+	var events []progress.Event
+	e.opts.Progress = progress.Func(func(ev progress.Event) { events = append(events, ev) })
+	e.opts.Name = "before-upgrade"
+	e.opts.Containers = []string{"web"}
+	results, err := checkpoint.Save(context.Background(), e.opts)
+	must(t, err)
+	r := results[0]
+	if r.Container != "web" || r.Checkpoint == nil || r.Checkpoint.Name != "before-upgrade" || r.Took <= 0 {
+		t.Fatalf("result %+v", r)
+	}
+	m := r.Checkpoint.Manifest
+	if m.Mode != format.ModeHot || m.MemoryBytes != 4096 || m.Container.ID != e.id || m.Host.Arch != "amd64" || m.Host.CRIUVersion != 40201 {
+		t.Errorf("manifest %+v", m)
+	}
+	if m.RestartPolicy.Name != "always" {
+		t.Errorf("saved restart policy %q, want always", m.RestartPolicy.Name)
+	}
+	if len(m.Volumes) != 1 || m.Volumes[0].Name != "data" || m.Volumes[0].Destination != "/data" || m.Volumes[0].Anonymous {
+		t.Errorf("volumes %+v", m.Volumes)
+	}
+	if m.Layer.Entries == 0 || m.Timings[len(m.Timings)-1].Phase != format.PhaseTotal {
+		t.Errorf("layer %+v, timings %+v", m.Layer, m.Timings)
+	}
+	// Stopped by the checkpoint, its restart policy held off until resume.
+	c := e.state(t)
+	if c.State.Running || c.HostConfig.RestartPolicy.Name != container.RestartPolicyDisabled {
+		t.Errorf("after a hot save: %s, restart policy %q", c.State.Status, c.HostConfig.RestartPolicy.Name)
+	}
+	must(t, r.Checkpoint.Verify(context.Background()))
+	var nets []network.Inspect
+	must(t, r.Checkpoint.ReadJSON(format.NetworksFile, &nets))
+	if len(nets) != 1 || nets[0].Name != "backend" || nets[0].Labels["team"] != "a" {
+		t.Errorf("networks %+v", nets)
+	}
+	var phases []string
+	for _, ev := range events {
+		phases = append(phases, ev.Phase)
+	}
+	for _, want := range []string{"checkpoint", "images", "volume data", "layer"} {
+		if !slices.Contains(phases, want) {
+			t.Errorf("no %q progress in %q", want, phases)
+		}
+	}
+	if opts := e.host.Options(); len(opts) != 0 {
+		t.Errorf("runc.conf got extra lines %q on an engine that restores", opts)
+	}
+}
+
+func TestSaveModes(t *testing.T) {
+	tests := []struct {
+		name       string
+		version    string
+		cold, left bool
+		policy     string
+		// wantCalls are the engine calls that change the container, in order.
+		wantCalls   []string
+		wantRunning bool
+		wantPolicy  string
+		wantNetNS   string
+	}{
+		{name: "hot", version: "20.10.24", policy: "always",
+			wantCalls:  []string{"SetRestartPolicy no", "CheckpointCreate"},
+			wantPolicy: "no"},
+		{name: "hot, no restart policy", version: "26.1.5", policy: "no",
+			wantCalls:  []string{"CheckpointCreate"},
+			wantPolicy: "no"},
+		{name: "cold", version: "20.10.24", cold: true, policy: "unless-stopped",
+			wantCalls:  []string{"SetRestartPolicy no", "ContainerStop"},
+			wantPolicy: "no"},
+		{name: "leave running keeps the policy", version: "20.10.24", left: true, policy: "always",
+			wantCalls:   []string{"ContainerPause", "CheckpointCreate", "ContainerUnpause"},
+			wantRunning: true, wantPolicy: "always"},
+		{name: "engine that cannot restore: paused, then killed once committed", version: "28.5.2", policy: "always",
+			wantCalls:  []string{"SetRestartPolicy no", "ContainerPause", "CheckpointCreate", "ContainerKill"},
+			wantPolicy: "no", wantNetNS: format.NetNSHolder},
+		{name: "cold on an engine that cannot restore is a plain stop", version: "28.5.2", cold: true,
+			wantCalls: []string{"ContainerStop"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.f.Info.ServerVersion = tt.version
+			if tt.policy != "" {
+				e.policy(tt.policy)
+			}
+			if tt.cold {
+				e.opts.Mode = format.ModeCold
+			}
+			e.opts.LeaveRunning = tt.left
+			r := checkpoint.SaveContainer(context.Background(), e.opts, e.id[:12])
+			must(t, r.Err)
+			var changes []string
+			for _, c := range e.f.Calls() {
+				for _, m := range []string{"SetRestartPolicy", "ContainerPause", "ContainerUnpause", "CheckpointCreate", "ContainerKill", "ContainerStop", "ContainerStart"} {
+					if strings.HasPrefix(c, m+" ") {
+						changes = append(changes, strings.TrimSpace(strings.Replace(c, e.id, "", 1)))
+					}
+				}
+			}
+			for i := range changes {
+				changes[i] = strings.Join(strings.Fields(changes[i]), " ")
+			}
+			if !slices.Equal(changes, tt.wantCalls) {
+				t.Errorf("calls %q, want %q", changes, tt.wantCalls)
+			}
+			c := e.state(t)
+			if c.State.Running != tt.wantRunning || c.State.Paused {
+				t.Errorf("container %s after the save, want running=%v", c.State.Status, tt.wantRunning)
+			}
+			if got := string(c.HostConfig.RestartPolicy.Name); got != tt.wantPolicy && !(got == "" && tt.wantPolicy == "") {
+				t.Errorf("restart policy %q, want %q", got, tt.wantPolicy)
+			}
+			m := r.Checkpoint.Manifest
+			if want := format.ModeHot; tt.cold {
+				if m.Mode != format.ModeCold || m.MemoryBytes != 0 {
+					t.Errorf("cold checkpoint: mode %s, memory %d", m.Mode, m.MemoryBytes)
+				}
+			} else if m.Mode != want {
+				t.Errorf("mode %s", m.Mode)
+			}
+			if m.LeftRunning != tt.left || m.Container.NetNS != tt.wantNetNS {
+				t.Errorf("left running %v, netns %q", m.LeftRunning, m.Container.NetNS)
+			}
+			if tt.wantNetNS != "" {
+				opts := e.host.Options()
+				if len(opts) != 1 || len(opts[0]) != 1 || !strings.HasPrefix(opts[0][0], "external net[") {
+					t.Errorf("runc.conf lines %q, want the network namespace marked external", opts)
+				}
+			}
+		})
+	}
+}
+
+// TestSaveAfterCommitFailures: once the checkpoint is committed, a failure
+// to let the container go on or to stop it is reported, and the checkpoint
+// stays.
+func TestSaveAfterCommitFailures(t *testing.T) {
+	for _, tt := range []struct {
+		name, version, fail, wantErr string
+		left                         bool
+	}{
+		{"unpause fails", "20.10.24", "ContainerUnpause", "could not be unpaused", true},
+		{"kill fails", "28.5.2", "ContainerKill", "could not be stopped (it runs on)", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.f.Info.ServerVersion = tt.version
+			e.opts.LeaveRunning = tt.left
+			e.f.FailOn(tt.fail, errBoom)
+			r := checkpoint.SaveContainer(context.Background(), e.opts, "web")
+			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", r.Err, tt.wantErr)
+			}
+			if ents := e.checkpoints(t); len(ents) != 1 || ents[0].State != store.StateComplete {
+				t.Errorf("the committed checkpoint is gone: %+v", ents)
+			}
+		})
+	}
+}
+
+func TestSaveNotRunning(t *testing.T) {
+	e := newEnv(t)
+	must(t, e.f.ContainerStop(context.Background(), "web", container.StopOptions{}))
+	r := checkpoint.SaveContainer(context.Background(), e.opts, "web")
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "container web is not running (exited)") {
+		t.Fatalf("err = %v", r.Err)
+	}
+}
+
+func TestSaveAll(t *testing.T) {
+	e := newEnv(t)
+	e.f.Run("db", "db:1")
+	holder := e.f.Run("web-ckpt-net", "ckpt-holder:x")
+	e.f.Update(holder, func(c *container.InspectResponse) { c.Config.Labels[engine.HolderLabel] = "web" })
+	e.opts.All = true
+	results, err := checkpoint.Save(context.Background(), e.opts)
+	must(t, err)
+	var names []string
+	for _, r := range results {
+		names = append(names, r.Container)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"db", "web"}) {
+		t.Errorf("saved %q, want db and web (never a network holder)", names)
+	}
+	if _, err := checkpoint.Save(context.Background(), e.opts); err == nil || !strings.Contains(err.Error(), "no running containers") {
+		t.Errorf("second save --all: %v", err)
+	}
+}
+
+// TestSaveInHolder: a container resumed inside its network holder is saved
+// with the holder's configuration, to be recreated with it.
+func TestSaveInHolder(t *testing.T) {
+	e := newEnv(t)
+	holder := e.f.Run("web-ckpt-net", "ckpt-holder:x")
+	e.f.Update(holder, func(c *container.InspectResponse) {
+		c.Config.Labels[engine.HolderLabel] = "web"
+		c.Config.Hostname = "web-host"
+	})
+	e.f.Update("web", func(c *container.InspectResponse) { c.HostConfig.NetworkMode = "container:web-ckpt-net" })
+	r := checkpoint.SaveContainer(context.Background(), e.opts, "web")
+	must(t, r.Err)
+	if r.Checkpoint.Manifest.Container.NetNS != format.NetNSHolder {
+		t.Errorf("netns %q", r.Checkpoint.Manifest.Container.NetNS)
+	}
+	var h container.InspectResponse
+	must(t, r.Checkpoint.ReadJSON(format.HolderFile, &h))
+	if h.Config.Hostname != "web-host" {
+		t.Errorf("holder.json %+v", h.Config)
+	}
+	if opts := e.host.Options(); len(opts) != 0 {
+		t.Errorf("runc.conf lines %q: runc marks a shared namespace external itself", opts)
+	}
+}
+
+func TestSaveConfigRecorded(t *testing.T) {
+	e := newEnv(t)
+	e.f.Update("web", func(c *container.InspectResponse) {
+		c.Config.Labels["com.docker.compose.project"] = "shop"
+		c.Mounts = append(c.Mounts,
+			container.MountPoint{Type: "bind", Source: "/srv/web", Destination: "/srv", RW: true},
+			container.MountPoint{Type: "volume", Name: "nfs", Driver: "nfs", Destination: "/nfs"},
+			container.MountPoint{Type: "tmpfs", Destination: "/run"},
+			container.MountPoint{Type: "npipe", Destination: "/pipe"})
+	})
+	r := checkpoint.SaveContainer(context.Background(), e.opts, "web")
+	must(t, r.Err)
+	m := r.Checkpoint.Manifest
+	if m.Container.Project != "shop" {
+		t.Errorf("project %q", m.Container.Project)
+	}
+	if len(m.Binds) != 1 || m.Binds[0].Source != "/srv/web" || !m.Binds[0].ReadWrite {
+		t.Errorf("binds %+v", m.Binds)
+	}
+	if len(m.Skipped) != 2 || !strings.Contains(m.Skipped[0], "driver nfs") || !strings.Contains(m.Skipped[1], "npipe") {
+		t.Errorf("skipped %q", m.Skipped)
+	}
+	var saved container.InspectResponse
+	must(t, r.Checkpoint.ReadJSON(format.ContainerFile, &saved))
+	if saved.ID != e.id {
+		t.Errorf("container.json names %s", saved.ID)
+	}
+	b, _ := json.Marshal(m)
+	if strings.Contains(string(b), `"mode":""`) {
+		t.Errorf("manifest without a mode: %s", b)
+	}
+}

@@ -1,0 +1,191 @@
+// Package preflight holds the checks that decide whether a save or a resume
+// can go ahead, before anything is touched: the engine's experimental
+// features and storage driver, CRIU against the kernel and runc's CRIU
+// configuration, and room in the store. Save, resume and ckpt doctor call
+// the same checks, so doctor warns exactly when a save would refuse.
+package preflight
+
+import (
+	"fmt"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/system"
+	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/archive"
+	"github.com/ckpt-dev/ckpt/internal/criu"
+	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/units"
+)
+
+// Experimental returns an error when the engine has experimental features
+// off: its checkpoint API needs them.
+func Experimental(info system.Info) error {
+	if info.ExperimentalBuild {
+		return nil
+	}
+	return hint.New("the Docker engine has experimental features off, and checkpoints need them",
+		`add {"experimental": true} to /etc/docker/daemon.json and restart dockerd`)
+}
+
+// Storage returns an error when the engine's storage driver keeps writable
+// layers ckpt cannot read.
+func Storage(info system.Info) error {
+	if info.Driver == "overlay2" {
+		return nil
+	}
+	return hint.New(fmt.Sprintf("the Docker engine uses the %s storage driver; ckpt reads writable layers of overlay2 only", orNone(info.Driver)),
+		`set "storage-driver": "overlay2" in /etc/docker/daemon.json (existing containers and images stay with the old driver)`)
+}
+
+// Engine is Experimental and Storage: whether this engine can save and
+// resume containers at all.
+func Engine(info system.Info) error {
+	if err := Experimental(info); err != nil {
+		return err
+	}
+	return Storage(info)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// Host is the machine the checks read and the CRIU configuration they
+// keep. The zero value is this host; tests fill in functions of their own.
+type Host struct {
+	// CRIU returns CRIU's version, or why it cannot checkpoint or restore
+	// on this kernel (default criu.Check).
+	CRIU func() (int, error)
+	// RuncConf makes sure runc's CRIU configuration holds ckpt's block
+	// (default criu.EnsureRuncConf of criu.RuncConf).
+	RuncConf func() error
+	// WithRuncOptions runs fn, one checkpoint or restore, with extra lines
+	// in ckpt's block of runc's CRIU configuration (default
+	// criu.WithRuncOptions of criu.RuncConf).
+	WithRuncOptions func(extra []string, fn func() error) error
+	// Facts describes this host's kernel, architecture and CPU, for
+	// checkpoints taken elsewhere (default criu.HostFacts).
+	Facts func() criu.Facts
+	// Free returns the bytes free for ckpt in the file system of dir
+	// (default statfs).
+	Free func(dir string) (int64, error)
+	// Size returns the bytes a tree holds (default archive.Size).
+	Size func(dir string) (int64, error)
+}
+
+// withDefaults fills in what h leaves unset with this host's.
+func (h Host) withDefaults() Host {
+	if h.CRIU == nil {
+		h.CRIU = criu.Check
+	}
+	if h.RuncConf == nil {
+		h.RuncConf = func() error {
+			if _, err := criu.EnsureRuncConf(criu.RuncConf); err != nil {
+				return hint.Wrap(err, "run ckpt as root: it keeps "+criu.RuncOptions()+" in "+criu.RuncConf)
+			}
+			return nil
+		}
+	}
+	if h.WithRuncOptions == nil {
+		h.WithRuncOptions = func(extra []string, fn func() error) error {
+			return criu.WithRuncOptions(criu.RuncConf, extra, fn)
+		}
+	}
+	if h.Facts == nil {
+		h.Facts = criu.HostFacts
+	}
+	if h.Free == nil {
+		h.Free = Free
+	}
+	if h.Size == nil {
+		h.Size = archive.Size
+	}
+	return h
+}
+
+// Memory checks what a hot save and a resume with memory need of the host:
+// a CRIU that works on this kernel, and ckpt's block in runc's CRIU
+// configuration. It returns CRIU's version.
+func (h Host) Memory() (int, error) {
+	h = h.withDefaults()
+	v, err := h.CRIU()
+	if err != nil {
+		return v, err
+	}
+	return v, h.RuncConf()
+}
+
+// WithOptions runs fn with extra lines in runc's CRIU configuration; with
+// none, it just runs fn.
+func (h Host) WithOptions(extra []string, fn func() error) error {
+	if len(extra) == 0 {
+		return fn()
+	}
+	return h.withDefaults().WithRuncOptions(extra, fn)
+}
+
+// Compatible returns an error when a checkpoint taken on a host described by
+// from cannot be restored with memory on this one.
+func (h Host) Compatible(from criu.Facts) error {
+	return criu.Compatible(from, h.withDefaults().Facts())
+}
+
+// Captured reports whether a save captures the contents of mount m: a
+// named volume of the local driver. Other volumes are recorded only.
+func Captured(m container.MountPoint) bool {
+	return m.Type == "volume" && m.Driver == "local"
+}
+
+// Need estimates the bytes a save of container c takes in the store: memory
+// (the engine's estimate of what CRIU dumps; 0 for a cold save), its writable
+// layer at upper, and every volume the save captures.
+func (h Host) Need(c *container.InspectResponse, upper string, memory int64) (int64, error) {
+	h = h.withDefaults()
+	roots := []string{upper}
+	for _, m := range c.Mounts {
+		if Captured(m) {
+			roots = append(roots, m.Source)
+		}
+	}
+	need := memory
+	for _, r := range roots {
+		n, err := h.Size(r)
+		if err != nil {
+			return 0, err
+		}
+		need += n
+	}
+	return need, nil
+}
+
+// Space returns an error when need bytes, saving container name, do not fit
+// in the store at dir.
+func (h Host) Space(dir, name string, need int64) error {
+	free, err := h.withDefaults().Free(dir)
+	if err != nil {
+		return err
+	}
+	if !Fits(need, free) {
+		return hint.New(fmt.Sprintf("not enough space in %s to save %s: about %s needed, %s free", dir, name, units.Bytes(need), units.Bytes(free)),
+			"free space there (ckpt rm and ckpt prune remove old checkpoints) or use another store; nothing was changed")
+	}
+	return nil
+}
+
+// Fits reports whether a save estimated to need need bytes fits in free
+// bytes, with a margin of 5% and 16 MiB for what the estimate misses.
+func Fits(need, free int64) bool { return need+need/20+16<<20 <= free }
+
+// Free returns the bytes available to an unprivileged user in the file
+// system of dir.
+func Free(dir string) (int64, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return 0, fmt.Errorf("cannot measure free space in %s: %w", dir, err)
+	}
+	return int64(fs.Bavail) * int64(fs.Bsize), nil
+}

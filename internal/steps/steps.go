@@ -1,0 +1,55 @@
+// Package steps runs an operation that changes things outside the process
+// (a container stopped, a volume created) as a list of named steps, each
+// with its undo beside it, so that a failure at any point puts back what the
+// steps before it changed, in reverse order.
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Step is one step of an operation.
+type Step struct {
+	// Name says what the step does, for errors from its undo.
+	Name string
+	// Do does the step.
+	Do func(ctx context.Context) error
+	// Undo puts back what Do changed; nil when there is nothing to put back.
+	// It runs when this step or a later one fails, so it must cope with a
+	// Do that failed halfway, and do nothing when Do changed nothing.
+	Undo func(ctx context.Context) error
+}
+
+// Run runs the steps in order and stops at the first that fails. It then
+// runs the Undo of that step and of every step before it, newest first,
+// with a context that is not cancelled (the failure may be a cancelled
+// context), and returns the step's error joined with whatever the undos
+// returned: the step's error comes first.
+func Run(ctx context.Context, steps ...Step) error {
+	for i, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(err, undo(ctx, steps[:i]))
+		}
+		if err := s.Do(ctx); err != nil {
+			return errors.Join(err, undo(ctx, steps[:i+1]))
+		}
+	}
+	return nil
+}
+
+// undo runs the Undo of done, newest first, and joins their errors.
+func undo(ctx context.Context, done []Step) error {
+	ctx = context.WithoutCancel(ctx)
+	var errs []error
+	for i := len(done) - 1; i >= 0; i-- {
+		if done[i].Undo == nil {
+			continue
+		}
+		if err := done[i].Undo(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("undo %s: %w", done[i].Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

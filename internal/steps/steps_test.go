@@ -1,0 +1,78 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	boom := errors.New("boom")
+	undoFailed := errors.New("undo failed")
+	tests := []struct {
+		name     string
+		failAt   int // index of the failing step, -1 for none
+		undoErr  int // index of a failing undo, -1 for none
+		cancelAt int // cancel the context before this step, -1 for none
+		wantLog  []string
+		wantErrs []error
+	}{
+		{"all pass", -1, -1, -1, []string{"do 0", "do 1", "do 2"}, nil},
+		{"first fails", 0, -1, -1, []string{"do 0", "undo 0"}, []error{boom}},
+		{"last fails, earlier undone newest first", 2, -1, -1,
+			[]string{"do 0", "do 1", "do 2", "undo 2", "undo 1", "undo 0"}, []error{boom}},
+		{"an undo fails, the others still run", 2, 1, -1,
+			[]string{"do 0", "do 1", "do 2", "undo 2", "undo 1", "undo 0"}, []error{boom, undoFailed}},
+		{"cancelled between steps", -1, -1, 2,
+			[]string{"do 0", "do 1", "undo 1", "undo 0"}, []error{context.Canceled}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var log []string
+			var ss []Step
+			for i := range 3 {
+				ss = append(ss, Step{
+					Name: string(rune('a' + i)),
+					Do: func(ctx context.Context) error {
+						log = append(log, "do "+string(rune('0'+i)))
+						if i+1 == tt.cancelAt {
+							cancel()
+						}
+						if i == tt.failAt {
+							return boom
+						}
+						return nil
+					},
+					Undo: func(ctx context.Context) error {
+						if ctx.Err() != nil {
+							t.Errorf("undo %d ran with a cancelled context", i)
+						}
+						log = append(log, "undo "+string(rune('0'+i)))
+						if i == tt.undoErr {
+							return undoFailed
+						}
+						return nil
+					},
+				})
+			}
+			err := Run(ctx, ss...)
+			if !reflect.DeepEqual(log, tt.wantLog) {
+				t.Errorf("ran %q, want %q", log, tt.wantLog)
+			}
+			if tt.wantErrs == nil && err != nil {
+				t.Errorf("err = %v, want nil", err)
+			}
+			for _, want := range tt.wantErrs {
+				if !errors.Is(err, want) {
+					t.Errorf("err = %v, want it to hold %v", err, want)
+				}
+			}
+			if tt.undoErr >= 0 && err != nil && err.Error() != "boom\nundo b: undo failed" {
+				t.Errorf("err = %q: the step's error must come first, then each failed undo by name", err)
+			}
+		})
+	}
+}
