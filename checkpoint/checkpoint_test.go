@@ -487,3 +487,35 @@ func TestSaveConfigRecorded(t *testing.T) {
 		t.Errorf("manifest without a mode: %s", b)
 	}
 }
+
+// TestProject: a compose project's running containers, dependents first
+// (compose's depends_on and io.ckpt.after).
+func TestProject(t *testing.T) {
+	e := newEnv(t)
+	label := func(ref, service, dependsOn, after string) {
+		e.f.Update(ref, func(c *container.InspectResponse) {
+			c.Config.Labels["com.docker.compose.project"] = "shop"
+			c.Config.Labels["com.docker.compose.service"] = service
+			if dependsOn != "" {
+				c.Config.Labels["com.docker.compose.depends_on"] = dependsOn
+			}
+			if after != "" {
+				c.Config.Labels["io.ckpt.after"] = after
+			}
+		})
+	}
+	e.f.Run("shop-db-1", "db:1")
+	e.f.Run("cache", "cache:1")
+	e.f.Run("other", "other:1")
+	label("shop-db-1", "db", "", "")
+	label("cache", "cache", "", "")
+	label("web", "web", "db:service_started:false", " cache ,")
+	names, err := checkpoint.Project(context.Background(), e.f, "shop")
+	must(t, err)
+	if len(names) != 3 || names[0] != "web" {
+		t.Errorf("order %q: web depends on the others and is saved first", names)
+	}
+	if _, err := checkpoint.Project(context.Background(), e.f, "none"); err == nil || !strings.Contains(err.Error(), "no running container of compose project none") {
+		t.Errorf("unknown project: %v", err)
+	}
+}

@@ -1,0 +1,250 @@
+package hook_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/ckpt-dev/ckpt/internal/engine/fake"
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hook"
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/policy"
+)
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// env is a host with containers on a fake engine, a store and a policy
+// (parsed from YAML, as the hooks get it).
+type env struct {
+	f    *fake.Engine
+	st   *store.Store
+	out  *bytes.Buffer
+	opts hook.Options
+}
+
+func newEnv(t *testing.T, policyYAML string, containers ...string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"))
+	must(t, err)
+	f := fake.New(filepath.Join(dir, "engine"))
+	for _, c := range containers {
+		f.Run(c, "app:1")
+	}
+	pol, err := policy.Parse([]byte(policyYAML), "policy.yaml")
+	must(t, err)
+	out := &bytes.Buffer{}
+	return &env{f: f, st: st, out: out,
+		opts: hook.Options{Store: st, Engine: f, Host: fake.NewHost().Preflight(), Policy: pol, Out: out}}
+}
+
+func (e *env) label(name, key, value string) {
+	e.f.Update(name, func(c *container.InspectResponse) { c.Config.Labels[key] = value })
+}
+
+func (e *env) running(t *testing.T, name string) bool {
+	t.Helper()
+	c, err := e.f.Lookup(context.Background(), name)
+	must(t, err)
+	return c != nil && c.State.Running
+}
+
+func (e *env) record(t *testing.T) *format.ShutdownRecordDoc {
+	t.Helper()
+	rec, err := e.st.ReadShutdownRecord()
+	must(t, err)
+	return rec
+}
+
+func TestShutdownModes(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n", "web", "db", "cache", "tmp")
+	e.label("db", policy.LabelMode, "cold")
+	e.label("tmp", policy.LabelMode, "skip")
+	e.label("cache", policy.LabelMode, "warm") // not a mode: left running
+	e.label("web", policy.LabelAfter, "db")
+	out, err := hook.Shutdown(context.Background(), e.opts)
+	if err == nil || !strings.Contains(err.Error(), "1 of 4 containers failed") {
+		t.Errorf("err = %v", err)
+	}
+	if out != (hook.Outcome{Hot: 1, Cold: 1, Skipped: 1, Failed: 1}) {
+		t.Errorf("outcome %s", out)
+	}
+	for name, want := range map[string]bool{"web": false, "db": false, "tmp": true, "cache": true} {
+		if e.running(t, name) != want {
+			t.Errorf("%s running = %v, want %v", name, !want, want)
+		}
+	}
+	rec := e.record(t)
+	var saved []string
+	for _, s := range rec.Saved {
+		saved = append(saved, s.Name+":"+string(s.Mode))
+	}
+	// web depends on db: web is saved first, db after it.
+	if !slices.Equal(saved, []string{"web:hot", "db:cold"}) {
+		t.Errorf("record %q", saved)
+	}
+	for _, line := range []string{"tmp: skipped", "cache: failed", "web: saved hot", "db: saved cold", "shutdown hook: 1 hot, 1 cold, 1 skipped, 1 failed"} {
+		if !strings.Contains(e.out.String(), line) {
+			t.Errorf("output lacks %q:\n%s", line, e.out)
+		}
+	}
+}
+
+// TestShutdownDeadline: a hot save that could not finish before the
+// deadline is taken cold.
+func TestShutdownDeadline(t *testing.T) {
+	e := newEnv(t, "deadline: 10s\ndefault:\n  mode: hot\n  timeout: 1m\n", "web")
+	out, err := hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	if out.Cold != 1 || out.Hot != 0 {
+		t.Errorf("outcome %s", out)
+	}
+	if !strings.Contains(e.out.String(), "less than its timeout") {
+		t.Errorf("output:\n%s", e.out)
+	}
+}
+
+func TestShutdownFallback(t *testing.T) {
+	for _, tt := range []struct {
+		onFailure string
+		want      hook.Outcome
+		line      string
+	}{
+		{"cold", hook.Outcome{Cold: 1}, "hot save failed: the engine could not checkpoint web"},
+		{"fail", hook.Outcome{Failed: 1}, "web: failed hot save"},
+	} {
+		t.Run(tt.onFailure, func(t *testing.T) {
+			e := newEnv(t, "default:\n  mode: hot\n  on_failure: "+tt.onFailure+"\n", "web")
+			e.f.FailOn("CheckpointCreate", errors.New("criu failed"))
+			out, _ := hook.Shutdown(context.Background(), e.opts)
+			if out != tt.want {
+				t.Errorf("outcome %s, want %s", out, tt.want)
+			}
+			if !strings.Contains(e.out.String(), tt.line) {
+				t.Errorf("output lacks %q:\n%s", tt.line, e.out)
+			}
+		})
+	}
+}
+
+// TestShutdownKeepsUnusedRecord: a second shutdown before a boot keeps what
+// the first saved.
+func TestShutdownKeepsUnusedRecord(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n", "web")
+	_, err := hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	e.f.Run("db", "app:1")
+	_, err = hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	var names []string
+	for _, s := range e.record(t).Saved {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"db", "web"}) {
+		t.Errorf("record holds %q", names)
+	}
+}
+
+func TestShutdownEngineFails(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n", "web")
+	e.f.FailOn("Running", errors.New("engine gone"))
+	if _, err := hook.Shutdown(context.Background(), e.opts); err == nil || !strings.Contains(err.Error(), "engine gone") {
+		t.Errorf("err = %v", err)
+	}
+	if e.record(t) != nil {
+		t.Error("a record was written though nothing was saved")
+	}
+}
+
+func TestShutdownCycle(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: cold\n", "a", "b")
+	e.label("a", policy.LabelAfter, "b")
+	e.label("b", policy.LabelAfter, "a")
+	out, err := hook.Shutdown(context.Background(), e.opts)
+	if err == nil || out.Cold != 2 {
+		t.Errorf("outcome %s, err %v: a cycle is reported and both are saved", out, err)
+	}
+	if !strings.Contains(e.out.String(), "saving in name order") {
+		t.Errorf("output:\n%s", e.out)
+	}
+}
+
+func TestBoot(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n", "web", "db", "cache")
+	e.label("db", policy.LabelMode, "cold")
+	e.label("web", policy.LabelAfter, "db")
+	_, err := hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	// cache is started by hand before the boot hook runs.
+	must(t, e.f.ContainerStart(context.Background(), "cache", container.StartOptions{}))
+	e.out.Reset()
+	var order []string
+	e.f.Before("StartFromCheckpoint", func() { order = append(order, "hot") })
+	e.f.Before("ContainerStart", func() { order = append(order, "cold") })
+	out, err := hook.Boot(context.Background(), e.opts)
+	must(t, err)
+	if out != (hook.Outcome{Hot: 1, Cold: 2}) {
+		t.Errorf("outcome %s", out)
+	}
+	// db (cold) before web (hot), which comes after it.
+	if !slices.Equal(order, []string{"cold", "hot"}) {
+		t.Errorf("starts %q, want db before web", order)
+	}
+	for _, name := range []string{"web", "db", "cache"} {
+		if !e.running(t, name) {
+			t.Errorf("%s not running after boot", name)
+		}
+	}
+	for _, line := range []string{"cache: already running, left alone", "db: resumed cold", "web: resumed hot"} {
+		if !strings.Contains(e.out.String(), line) {
+			t.Errorf("output lacks %q:\n%s", line, e.out)
+		}
+	}
+	// The record is used: a second boot has nothing to do.
+	e.out.Reset()
+	_, err = hook.Boot(context.Background(), e.opts)
+	must(t, err)
+	if !strings.Contains(e.out.String(), "nothing to resume") {
+		t.Errorf("second boot:\n%s", e.out)
+	}
+}
+
+func TestBootFailures(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n", "web", "db")
+	_, err := hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	e.f.FailOn("StartFromCheckpoint", errors.New("criu failed"), nil)
+	e.f.FailOn("ContainerStart", errors.New("no start"))
+	out, err := hook.Boot(context.Background(), e.opts)
+	if err == nil || out.Failed != 1 || out.Hot != 1 {
+		t.Errorf("outcome %s, err %v", out, err)
+	}
+	if !strings.Contains(e.out.String(), "failed to resume") {
+		t.Errorf("output:\n%s", e.out)
+	}
+}
+
+func TestBootFallbackLine(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n", "web")
+	_, err := hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	e.f.FailOn("StartFromCheckpoint", errors.New("criu failed"))
+	out, err := hook.Boot(context.Background(), e.opts)
+	must(t, err)
+	if out.Cold != 1 || !strings.Contains(e.out.String(), "memory NOT restored: criu failed") {
+		t.Errorf("outcome %s:\n%s", out, e.out)
+	}
+}

@@ -1,0 +1,464 @@
+package restore_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/ckpt-dev/ckpt/checkpoint"
+	"github.com/ckpt-dev/ckpt/internal/engine"
+	"github.com/ckpt-dev/ckpt/internal/engine/fake"
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/restore"
+)
+
+// env is one resume's world: container "web" (image app:1, volume "data"
+// holding count=41, network "backend", a file in its writable layer,
+// restart policy always) saved by a real save on a fake engine, into a
+// store in a temporary directory.
+type env struct {
+	f    *fake.Engine
+	host *fake.Host
+	st   *store.Store
+	id   string
+	ck   *store.Checkpoint
+	opts restore.Options
+	// cancel cancels the resume's context.
+	cancel func()
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newEnv saves web with engine version version, mode mode.
+func newEnv(t *testing.T, version string, mode format.Mode) *env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"))
+	must(t, err)
+	f := fake.New(filepath.Join(dir, "engine"))
+	f.Info.ServerVersion = version
+	ctx := context.Background()
+	_, err = f.NetworkCreate(ctx, "backend", network.CreateOptions{Driver: "bridge"})
+	must(t, err)
+	id := f.Run("web", "app:1", "data:/data")
+	must(t, f.NetworkConnect(ctx, "bridge", id, &network.EndpointSettings{}))
+	must(t, f.NetworkConnect(ctx, "backend", id, &network.EndpointSettings{Aliases: []string{"api", id[:12]}}))
+	f.Update(id, func(c *container.InspectResponse) {
+		c.HostConfig.RestartPolicy = container.RestartPolicy{Name: "always"}
+		c.HostConfig.PortBindings = nat.PortMap{"80/tcp": {{HostIP: "127.0.0.1", HostPort: "8080"}}}
+		c.Config.Hostname = "web-host"
+	})
+	must(t, os.WriteFile(filepath.Join(f.Volume("data"), "count"), []byte("41"), 0o644))
+	must(t, os.WriteFile(filepath.Join(f.UpperDir("web"), "added"), []byte("layer"), 0o644))
+	h := fake.NewHost()
+	r := checkpoint.SaveContainer(ctx, checkpoint.Options{Store: st, Engine: f, Host: h.Preflight(), Mode: mode}, "web")
+	must(t, r.Err)
+	return &env{f: f, host: h, st: st, id: id, ck: r.Checkpoint,
+		opts: restore.Options{Store: st, Engine: f, Host: h.Preflight()}}
+}
+
+// removeAll removes web, its volume and its network, as after docker rm
+// -v and docker network rm, or on another host.
+func (e *env) removeAll(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	must(t, e.f.ContainerRemove(ctx, "web", container.RemoveOptions{Force: true}))
+	if h, _ := e.f.Lookup(ctx, engine.HolderName("web")); h != nil {
+		must(t, e.f.ContainerRemove(ctx, h.ID, container.RemoveOptions{Force: true}))
+	}
+	must(t, e.f.VolumeRemove(ctx, "data", true))
+	must(t, e.f.NetworkRemove(ctx, "backend"))
+}
+
+func (e *env) web(t *testing.T) *container.InspectResponse {
+	t.Helper()
+	c, err := e.f.Lookup(context.Background(), "web")
+	must(t, err)
+	if c == nil {
+		t.Fatal("web does not exist")
+	}
+	return c
+}
+
+func TestResumeSameContainer(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	r := restore.ResumeContainer(context.Background(), e.opts, e.id[:12])
+	must(t, r.Err)
+	if r.Container != "web" || !r.MemoryRestored || r.Recreated || r.Cold || r.Fallback != nil {
+		t.Errorf("result %+v", r)
+	}
+	c := e.web(t)
+	if c.ID != e.id || !c.State.Running || c.HostConfig.RestartPolicy.Name != "always" {
+		t.Errorf("web: id %s, %s, restart policy %q", c.ID, c.State.Status, c.HostConfig.RestartPolicy.Name)
+	}
+	if got := e.f.RestoredFrom(e.id); got != e.ck.Path(format.ImagesDir) {
+		t.Errorf("started from %q", got)
+	}
+	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "volume data exists and is not empty: kept its current contents") {
+		t.Errorf("notes %q", r.Notes)
+	}
+}
+
+func TestResumeRecreated(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	e.removeAll(t)
+	r := restore.ResumeContainer(context.Background(), e.opts, "web")
+	must(t, r.Err)
+	if !r.MemoryRestored || !r.Recreated {
+		t.Errorf("result %+v", r)
+	}
+	c := e.web(t)
+	if c.ID == e.id || !c.State.Running || c.Config.Image != "app:1" || c.Config.Hostname != "web-host" {
+		t.Errorf("recreated web: %+v %+v", c.ContainerJSONBase, c.Config)
+	}
+	ep := c.NetworkSettings.Networks["backend"]
+	if ep == nil || !slices.Equal(ep.Aliases, []string{"api"}) {
+		t.Errorf("backend endpoint %+v: want the alias, without the old short id", ep)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.f.Volume("data"), "count")); err != nil || string(b) != "41" {
+		t.Errorf("volume data: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.f.UpperDir("web"), "added")); err != nil || string(b) != "layer" {
+		t.Errorf("writable layer: %q %v", b, err)
+	}
+	if !e.f.Network("backend") {
+		t.Error("network backend not recreated")
+	}
+	for _, want := range []string{"recreated network backend", "restored volume data"} {
+		if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, want) }) {
+			t.Errorf("notes %q lack %q", r.Notes, want)
+		}
+	}
+	if c.HostConfig.RestartPolicy.Name != "always" {
+		t.Errorf("restart policy %q", c.HostConfig.RestartPolicy.Name)
+	}
+}
+
+func TestResumeCold(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeCold)
+	r := restore.ResumeContainer(context.Background(), e.opts, "web")
+	must(t, r.Err)
+	if !r.Cold || r.MemoryRestored || e.f.Called("StartFromCheckpoint") != 0 || !e.web(t).State.Running {
+		t.Errorf("result %+v, calls %q", r, e.f.Calls())
+	}
+}
+
+// TestResumeRefused: what a resume refuses before it touches anything.
+func TestResumeRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, e *env)
+		wantErr string
+	}{
+		{"running", func(t *testing.T, e *env) {
+			must(t, e.f.ContainerStart(context.Background(), "web", container.StartOptions{}))
+		}, "container web is running"},
+		{"another container with the name", func(t *testing.T, e *env) {
+			must(t, e.f.ContainerRemove(context.Background(), "web", container.RemoveOptions{}))
+			id, err := e.f.Create(context.Background(), "web", &container.Config{Image: "app:1"}, &container.HostConfig{}, nil)
+			must(t, err)
+			e.id = id
+		}, "is not the container that was saved"},
+		{"no checkpoint", func(t *testing.T, e *env) {
+			must(t, e.st.Remove("web", e.ck.Name))
+		}, "no checkpoint"},
+		{"damaged checkpoint", func(t *testing.T, e *env) {
+			must(t, os.WriteFile(e.ck.Path(format.LayerFile), []byte("tampered"), 0o600))
+		}, "layer"},
+		{"image gone", func(t *testing.T, e *env) {
+			e.removeAll(t)
+			e.f.RemoveImage("app:1")
+			e.f.RemoveImage(e.ck.Manifest.Container.ImageID)
+		}, "image app:1"},
+		{"engine without experimental features", func(t *testing.T, e *env) {
+			e.f.Info.ExperimentalBuild = false
+		}, "experimental"},
+		{"no fallback, another architecture", func(t *testing.T, e *env) {
+			e.removeAll(t)
+			e.host.Facts.Arch = "arm64"
+			e.opts.NoFallback = true
+		}, "made on amd64 and this host is arm64"},
+		{"no fallback, CRIU too old", func(t *testing.T, e *env) {
+			e.host.CRIUErr = errors.New("CRIU 3.17 is too old")
+			e.opts.NoFallback = true
+		}, "too old"},
+		{"no fallback, engine that cannot restore", func(t *testing.T, e *env) {
+			e.f.Info.ServerVersion = "28.0.0"
+			e.opts.NoFallback = true
+		}, "moby issue 50750"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "20.10.24", format.ModeHot)
+			tt.setup(t, e)
+			before := e.f.Calls()
+			r := restore.ResumeContainer(context.Background(), e.opts, "web")
+			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", r.Err, tt.wantErr)
+			}
+			for _, c := range e.f.Calls()[len(before):] {
+				if !strings.HasPrefix(c, "Lookup") && !strings.HasPrefix(c, "ImageID") {
+					t.Errorf("a refused resume called %s", c)
+				}
+			}
+			var nf *restore.NoFallbackError
+			if e.opts.NoFallback && !errors.As(r.Err, &nf) {
+				t.Errorf("err %T is not a NoFallbackError", r.Err)
+			}
+		})
+	}
+}
+
+// TestResumeFailureUndone: a resume that fails after it created things
+// removes them again, and leaves the checkpoint as it was.
+func TestResumeFailureUndone(t *testing.T) {
+	errBoom := errors.New("boom")
+	tests := []struct {
+		name    string
+		setup   func(e *env)
+		wantErr string
+	}{
+		{"network cannot be created", func(e *env) { e.f.FailOn("NetworkCreate", errBoom) }, "cannot recreate network backend"},
+		{"volume cannot be created", func(e *env) { e.f.FailOn("VolumeCreate", errBoom) }, "cannot recreate volume data"},
+		{"volume cannot be filled", func(e *env) {
+			e.f.Before("VolumeCreate", func() { os.Remove(e.ck.Path(e.ck.Manifest.Volumes[0].Archive)) })
+		}, "volume data"},
+		{"container cannot be created", func(e *env) { e.f.FailOn("Create", errBoom) }, "cannot recreate container web"},
+		{"network cannot be connected", func(e *env) { e.f.FailOn("NetworkConnect", errBoom) }, "cannot connect web to network backend"},
+		{"memory cannot be restored and no fallback", func(e *env) {
+			e.opts.NoFallback = true
+			e.f.FailOn("StartFromCheckpoint", errBoom)
+		}, "start on the saved data only was ruled out: boom"},
+		{"neither restore nor normal start", func(e *env) {
+			e.f.FailOn("StartFromCheckpoint", errBoom)
+			e.f.FailOn("ContainerStart", errors.New("no start"))
+		}, "a normal start failed too: no start"},
+		{"interrupted", func(e *env) {
+			e.f.Before("Create", e.cancel)
+		}, "context canceled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "20.10.24", format.ModeHot)
+			e.removeAll(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			e.cancel = cancel
+			tt.setup(e)
+			r := restore.ResumeContainer(ctx, e.opts, "web")
+			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", r.Err, tt.wantErr)
+			}
+			if c, _ := e.f.Lookup(context.Background(), "web"); c != nil {
+				t.Errorf("a failed resume left container web (%s)", c.State.Status)
+			}
+			if e.f.Volume("data") != "" || e.f.Network("backend") {
+				t.Errorf("a failed resume left volume data (%q) or network backend (%v)", e.f.Volume("data"), e.f.Network("backend"))
+			}
+			ck, err := e.st.Find("web", "")
+			if tt.name == "volume cannot be filled" {
+				return // the test itself damaged the checkpoint
+			}
+			must(t, err)
+			must(t, ck.Verify(context.Background()))
+		})
+	}
+}
+
+func TestResumeFallback(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(e *env)
+		wantWhy  string
+		wantNote string
+	}{
+		{"restore fails: started on the data", func(e *env) {
+			e.f.FailOn("StartFromCheckpoint", errors.New("criu failed"))
+		}, "criu failed", ""},
+		{"CPU lacks a feature", func(e *env) {
+			e.host.Facts.CPUFlags = []string{"fpu"}
+		}, "sse2", ""},
+		{"engine that cannot restore", func(e *env) {
+			e.f.Info.ServerVersion = "28.5.2"
+		}, "cannot start a container from a checkpoint", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "20.10.24", format.ModeHot)
+			tt.setup(e)
+			r := restore.ResumeContainer(context.Background(), e.opts, "web")
+			must(t, r.Err)
+			if r.MemoryRestored || r.Fallback == nil || !strings.Contains(r.Fallback.Error(), tt.wantWhy) {
+				t.Errorf("memory restored %v, fallback %v, want %q", r.MemoryRestored, r.Fallback, tt.wantWhy)
+			}
+			if c := e.web(t); !c.State.Running || c.HostConfig.RestartPolicy.Name != "always" {
+				t.Errorf("web %s, restart policy %q", c.State.Status, c.HostConfig.RestartPolicy.Name)
+			}
+		})
+	}
+}
+
+// TestResumeInHolder: a checkpoint taken on an engine that cannot restore
+// comes back inside a network holder that has the container's network.
+func TestResumeInHolder(t *testing.T) {
+	for _, recreate := range []bool{true, false} {
+		name := "replaces the stopped container"
+		if recreate {
+			name = "after docker rm"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, "28.5.2", format.ModeHot)
+			if e.ck.Manifest.Container.NetNS != format.NetNSHolder {
+				t.Fatalf("saved netns %q", e.ck.Manifest.Container.NetNS)
+			}
+			if recreate {
+				e.removeAll(t)
+			}
+			r := restore.ResumeContainer(context.Background(), e.opts, "web")
+			must(t, r.Err)
+			if !r.MemoryRestored || !r.Recreated {
+				t.Errorf("result %+v", r)
+			}
+			c := e.web(t)
+			h, err := e.f.Lookup(context.Background(), engine.HolderName("web"))
+			must(t, err)
+			if h == nil || !h.State.Running || h.Config.Labels[engine.HolderLabel] != "web" || h.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
+				t.Fatalf("holder %+v", h)
+			}
+			if !engine.InHolder(c, engine.HolderName("web"), h.ID) || c.HostConfig.PortBindings != nil || c.Config.Hostname != "" {
+				t.Errorf("web: network mode %q, ports %v, hostname %q", c.HostConfig.NetworkMode, c.HostConfig.PortBindings, c.Config.Hostname)
+			}
+			if h.Config.Hostname != "web-host" || len(h.HostConfig.PortBindings) != 1 {
+				t.Errorf("holder: hostname %q, ports %v", h.Config.Hostname, h.HostConfig.PortBindings)
+			}
+			ep := h.NetworkSettings.Networks["backend"]
+			if ep == nil || !slices.Contains(ep.Aliases, "web") || !slices.Contains(ep.Aliases, "api") {
+				t.Errorf("holder's backend endpoint %+v: want aliases api and web", ep)
+			}
+
+			// Saved again inside the holder, and resumed in place.
+			r2 := checkpoint.SaveContainer(context.Background(), checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host}, "web")
+			must(t, r2.Err)
+			r3 := restore.ResumeContainer(context.Background(), e.opts, "web")
+			must(t, r3.Err)
+			if !r3.MemoryRestored || r3.Recreated || e.web(t).ID != c.ID {
+				t.Errorf("second resume %+v", r3)
+			}
+		})
+	}
+}
+
+func TestResumeVolumes(t *testing.T) {
+	t.Run("an existing volume with contents is kept", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		must(t, os.WriteFile(filepath.Join(e.f.Volume("data"), "count"), []byte("99"), 0o644))
+		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		must(t, r.Err)
+		if b, _ := os.ReadFile(filepath.Join(e.f.Volume("data"), "count")); string(b) != "99" {
+			t.Errorf("live data overwritten: %q", b)
+		}
+		if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "kept its current contents") }) {
+			t.Errorf("notes %q", r.Notes)
+		}
+	})
+	t.Run("an existing empty volume is filled", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		must(t, os.Remove(filepath.Join(e.f.Volume("data"), "count")))
+		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		must(t, r.Err)
+		if b, _ := os.ReadFile(filepath.Join(e.f.Volume("data"), "count")); string(b) != "41" {
+			t.Errorf("volume not filled: %q", b)
+		}
+	})
+}
+
+func TestResumeImageRetagged(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	e.removeAll(t)
+	e.f.RemoveImage("app:1")
+	e.f.AddImage("app:1") // the tag now names another image
+	r := restore.ResumeContainer(context.Background(), e.opts, "web")
+	must(t, r.Err)
+	if c := e.web(t); c.Config.Image != e.ck.Manifest.Container.ImageID {
+		t.Errorf("created from %q, want the saved image id", c.Config.Image)
+	}
+	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "now names another image") }) {
+		t.Errorf("notes %q", r.Notes)
+	}
+}
+
+func TestResumeRestartPolicyNote(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	e.f.FailOn("SetRestartPolicy", errors.New("boom"))
+	r := restore.ResumeContainer(context.Background(), e.opts, "web")
+	must(t, r.Err)
+	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "could not put restart policy always back") }) {
+		t.Errorf("notes %q", r.Notes)
+	}
+}
+
+func TestResumeAll(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	e.opts.All = true
+	results, err := restore.Resume(context.Background(), e.opts)
+	must(t, err)
+	if len(results) != 1 || results[0].Container != "web" || !results[0].MemoryRestored {
+		t.Errorf("results %+v", results)
+	}
+	if _, err := restore.Resume(context.Background(), e.opts); err == nil || !strings.Contains(err.Error(), "no stopped container has a checkpoint") {
+		t.Errorf("second resume --all: %v", err)
+	}
+}
+
+func TestResumeCgroupV2Note(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	e.f.Info.CgroupVersion = "2"
+	e.removeAll(t)
+	r := restore.ResumeContainer(context.Background(), e.opts, "web")
+	must(t, r.Err)
+	// The fake's images hold no cgroup.img: the resume says so and goes on.
+	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "cannot read the checkpoint's cgroups") }) {
+		t.Errorf("notes %q", r.Notes)
+	}
+}
+
+// TestProject: a compose project's saved containers, dependencies first.
+func TestProject(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	ctx := context.Background()
+	for _, c := range []struct{ name, service, dependsOn string }{{"shop-db-1", "db", ""}, {"shop-web-1", "web", "db:service_started:false"}} {
+		e.f.Run(c.name, "app:1")
+		e.f.Update(c.name, func(ic *container.InspectResponse) {
+			ic.Config.Labels["com.docker.compose.project"] = "shop"
+			ic.Config.Labels["com.docker.compose.service"] = c.service
+			if c.dependsOn != "" {
+				ic.Config.Labels["com.docker.compose.depends_on"] = c.dependsOn
+			}
+		})
+	}
+	for _, name := range []string{"shop-web-1", "shop-db-1"} {
+		must(t, checkpoint.SaveContainer(ctx, checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host}, name).Err)
+	}
+	names, err := restore.Project(e.st, "shop")
+	must(t, err)
+	if !slices.Equal(names, []string{"shop-db-1", "shop-web-1"}) {
+		t.Errorf("order %q, want the database first", names)
+	}
+	if _, err := restore.Project(e.st, "none"); err == nil || !strings.Contains(err.Error(), "no checkpoint of compose project none") {
+		t.Errorf("unknown project: %v", err)
+	}
+}
