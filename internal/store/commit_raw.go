@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
@@ -54,7 +55,7 @@ func (p *Pending) CommitRaw(manifest []byte) (*Checkpoint, error) {
 	if err := os.Rename(p.dir, p.final); err != nil {
 		return nil, err
 	}
-	if err := syncDir(filepath.Dir(p.final)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(p.final)); err != nil {
 		return nil, err
 	}
 	return p.Checkpoint(&m), nil

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 )
@@ -206,7 +207,7 @@ func (p *Pending) Commit(m *format.Manifest) error {
 	if err := os.Rename(p.dir, p.final); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(p.final))
+	return atomicfile.SyncDir(filepath.Dir(p.final))
 }
 
 // Checkpoint returns the checkpoint that Commit made of p with manifest m.
@@ -245,6 +246,6 @@ func syncTree(root string) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}
-		return syncDir(path)
+		return atomicfile.SyncDir(path)
 	})
 }
