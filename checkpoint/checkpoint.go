@@ -309,10 +309,14 @@ func (s *saver) run(ctx context.Context, start time.Time) (ck *store.Checkpoint,
 		return nil, "", err
 	}
 	s.m.Timings = append(s.m.Timings, format.Timing{Phase: "total", Millis: time.Since(start).Milliseconds()})
-	if err := s.pending.Commit(s.m); err != nil {
+	raw, err := s.pending.Manifest(s.m)
+	if err != nil {
 		return nil, "", err
 	}
-	return s.pending.Checkpoint(s.m), "", nil
+	if ck, err = s.pending.Commit(raw); err != nil {
+		return nil, "", err
+	}
+	return ck, "", nil
 }
 
 // hot reports whether this save keeps memory.

@@ -43,7 +43,11 @@ func saveNamed(t *testing.T, dir, container, name string, created time.Time) []b
 		t.Fatal(err)
 	}
 	m := &format.Manifest{Created: created, Mode: format.ModeHot, Container: format.Container{Name: container, Image: "nginx"}}
-	if err := p.Commit(m); err != nil {
+	manifest, err := p.Manifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(manifest); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, format.ContainersDir, container, format.CheckpointsDir, name, format.ManifestFile))
