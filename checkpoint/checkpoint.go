@@ -432,11 +432,12 @@ func (s *saver) captureLayer(ctx context.Context) error {
 // commit makes the checkpoint whole and durable under its final name.
 func (s *saver) commit(ctx context.Context) error {
 	s.m.Timings = append(s.m.Timings, format.Timing{Phase: format.PhaseTotal, Millis: time.Since(s.start).Milliseconds()})
-	if err := s.pending.Commit(s.m); err != nil {
+	raw, err := s.pending.Manifest(s.m)
+	if err != nil {
 		return err
 	}
-	s.ck = s.pending.Checkpoint(s.m)
-	return nil
+	s.ck, err = s.pending.Commit(raw)
+	return err
 }
 
 // finish lets the container go on after a save that leaves it running, and

@@ -198,6 +198,49 @@ func TestEnsureRuncConfUnreadable(t *testing.T) {
 	}
 }
 
+// A runc.conf that is a symbolic link, to a file kept by configuration
+// management, stays one: the file it points to is updated, and keeps its
+// mode.
+func TestEnsureRuncConfSymlink(t *testing.T) {
+	setUmask(t, 0o022)
+	root := t.TempDir()
+	real := filepath.Join(root, "managed", "runc.conf")
+	must(t, os.MkdirAll(filepath.Dir(real), 0o755))
+	must(t, os.WriteFile(real, []byte("log-file /x.log\n"), 0o600))
+	path := filepath.Join(root, "etc", "criu", "runc.conf")
+	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	must(t, os.Symlink(real, path))
+
+	for range 2 { // EnsureRuncConf, then WithRuncOptions and back
+		_, err := EnsureRuncConf(path)
+		must(t, err)
+		must(t, WithRuncOptions(path, []string{"cgroup-root /x"}, func() error {
+			if b, err := os.ReadFile(real); err != nil || !strings.Contains(string(b), "cgroup-root /x\n") {
+				t.Errorf("during WithRuncOptions, the file holds %q, %v", b, err)
+			}
+			return nil
+		}))
+		if got, err := os.Readlink(path); err != nil || got != real {
+			t.Fatalf("runc.conf is no longer a link to %s: %q, %v", real, got, err)
+		}
+		b, err := os.ReadFile(real)
+		must(t, err)
+		if want := "log-file /x.log\n" + block; string(b) != want {
+			t.Errorf("file holds %q, want %q", b, want)
+		}
+		st, err := os.Stat(real)
+		must(t, err)
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("mode %v, want 0600 kept", st.Mode().Perm())
+		}
+		for _, dir := range []string{filepath.Dir(path), filepath.Dir(real)} {
+			if ents, err := os.ReadDir(dir); err != nil || len(ents) != 1 {
+				t.Errorf("%s holds %v, %v; want only runc.conf", dir, ents, err)
+			}
+		}
+	}
+}
+
 func ptr(s string) *string { return &s }
 
 const sampleLog = `(00.000001) Version: 4.2 (gitid 0)

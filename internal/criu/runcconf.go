@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 )
 
 // RuncConf is the CRIU configuration file runc passes to CRIU for every
@@ -98,12 +100,9 @@ func writeBlock(path string, extra []string) (bool, error) {
 	if updated == string(old) {
 		return false, nil
 	}
-	tmp := path + ".ckpt-tmp"
-	if err := os.WriteFile(tmp, []byte(updated), 0o644); err != nil {
-		return false, fmt.Errorf("cannot configure CRIU for runc: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	// Update: a runc.conf that is a symbolic link (to a file kept by
+	// configuration management) stays one, and the file keeps its mode.
+	if err := atomicfile.WriteFile(path, []byte(updated), 0o644, atomicfile.Update); err != nil {
 		return false, fmt.Errorf("cannot configure CRIU for runc: %w", err)
 	}
 	return true, nil

@@ -11,8 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 )
@@ -175,67 +175,12 @@ func (p *Pending) Adopt(rel string) ([]format.File, error) {
 	return added, syncTree(root)
 }
 
-// Commit writes the manifest (with the recorded files) and renames the
-// checkpoint into place. After Commit returns nil the checkpoint is complete
-// and durable.
-func (p *Pending) Commit(m *format.Manifest) error {
-	sort.Slice(p.files, func(i, j int) bool { return p.files[i].Path < p.files[j].Path })
-	m.Files = p.files
-	m.FormatVersion = format.Version
-	m.Name = p.Name
-	raw, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	raw = append(raw, '\n')
-	sum := sha256.Sum256(raw)
-	for _, w := range []struct {
-		name string
-		data []byte
-	}{
-		{format.ManifestFile, raw},
-		{format.ManifestSumFile, []byte(hex.EncodeToString(sum[:]) + "\n")},
-	} {
-		if err := writeFileSync(filepath.Join(p.dir, w.name), w.data); err != nil {
-			return err
-		}
-	}
-	if err := syncTree(p.dir); err != nil {
-		return err
-	}
-	if err := os.Rename(p.dir, p.final); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(p.final))
-}
-
-// Checkpoint returns the checkpoint that Commit made of p with manifest m.
-func (p *Pending) Checkpoint(m *format.Manifest) *Checkpoint {
-	return &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: m}
-}
-
 // Abort removes the pending checkpoint.
 func (p *Pending) Abort() error {
 	if _, err := os.Lstat(p.dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	return os.RemoveAll(p.dir)
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // syncTree fsyncs every directory under root (files are synced as they are
@@ -245,6 +190,6 @@ func syncTree(root string) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}
-		return syncDir(path)
+		return atomicfile.SyncDir(path)
 	})
 }

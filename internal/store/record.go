@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
@@ -24,14 +25,7 @@ func (s *Store) WriteShutdownRecord(doc *format.ShutdownRecordDoc) error {
 	if err != nil {
 		return err
 	}
-	tmp := s.recordPath() + ".tmp"
-	if err := writeFileSync(tmp, append(b, '\n')); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.recordPath()); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return atomicfile.WriteFile(s.recordPath(), append(b, '\n'), FileMode, atomicfile.Replace)
 }
 
 // ReadShutdownRecord returns what the last shutdown hook saved, or nil when

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 )
@@ -346,7 +347,7 @@ func (s *Store) Remove(container, name string) error {
 	if !found {
 		return hint.New(fmt.Sprintf("no checkpoint %q for container %s", name, container), "ckpt ls "+container+" lists its checkpoints")
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // RemoveIncomplete deletes the temporary directories of saves that did not
@@ -366,13 +367,4 @@ func (s *Store) RemoveIncomplete(container string) error {
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

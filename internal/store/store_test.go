@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +63,16 @@ func wantErr(t *testing.T, err error, parts ...string) {
 	}
 }
 
+// commit completes m for a save into p and commits p, as a save does.
+func commit(t *testing.T, p *Pending, m *format.Manifest) *Checkpoint {
+	t.Helper()
+	raw, err := p.Manifest(m)
+	must(t, err)
+	ck, err := p.Commit(raw)
+	must(t, err)
+	return ck
+}
+
 // save writes a complete checkpoint holding files (path -> content).
 func save(t *testing.T, s *Store, container, name string, created time.Time, files map[string]string) *Checkpoint {
 	t.Helper()
@@ -73,7 +85,7 @@ func save(t *testing.T, s *Store, container, name string, created time.Time, fil
 		must(t, err)
 		must(t, f.Close())
 	}
-	must(t, p.Commit(&format.Manifest{Created: created, Mode: format.ModeCold}))
+	commit(t, p, &format.Manifest{Created: created, Mode: format.ModeCold})
 	ck, err := s.Load(container, name)
 	must(t, err)
 	return ck
@@ -232,7 +244,17 @@ func TestCommit(t *testing.T) {
 	}
 
 	m := &format.Manifest{Created: created, Mode: format.ModeHot, MemoryBytes: 12345, FormatVersion: 42, Name: "ignored"}
-	must(t, p.Commit(m))
+	manifest, err := p.Manifest(m)
+	must(t, err)
+	if want, err := json.MarshalIndent(m, "", "  "); err != nil || string(manifest) != string(want)+"\n" {
+		t.Errorf("Manifest returned\n%s\nwant m as indented JSON and a newline:\n%s", manifest, want)
+	}
+	committed, err := p.Commit(manifest)
+	must(t, err)
+	if committed.Container != "web" || committed.Name != "cp1" || committed.Dir != filepath.Join(s.Root, format.ContainersDir, "web", format.CheckpointsDir, "cp1") ||
+		!reflect.DeepEqual(committed.Manifest, m) {
+		t.Errorf("Commit returned %+v with manifest %+v, want %+v", committed, committed.Manifest, m)
+	}
 	if _, err := os.Lstat(wantTmp); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("temporary directory still there after Commit: %v", err)
 	}
@@ -285,6 +307,9 @@ func TestCommit(t *testing.T) {
 	if string(sumFile) != sum(string(raw))+"\n" {
 		t.Errorf("%s = %q, want the sha256 of the manifest", format.ManifestSumFile, sumFile)
 	}
+	if !bytes.Equal(raw, manifest) {
+		t.Errorf("%s holds\n%s\nwant what Manifest returned\n%s", format.ManifestFile, raw, manifest)
+	}
 
 	// Everything under the container's directory is private.
 	n := 0
@@ -317,7 +342,7 @@ func TestCommitNoFiles(t *testing.T) {
 	s := newStore(t)
 	p, err := s.Begin("web", "empty")
 	must(t, err)
-	must(t, p.Commit(&format.Manifest{}))
+	commit(t, p, &format.Manifest{})
 	ck, err := s.Load("web", "empty")
 	must(t, err)
 	if len(ck.Manifest.Files) != 0 || ck.Size() != 0 {
@@ -344,7 +369,7 @@ func TestAbort(t *testing.T) {
 	// The name is free again.
 	p, err = s.Begin("web", "cp1")
 	must(t, err)
-	must(t, p.Commit(&format.Manifest{}))
+	commit(t, p, &format.Manifest{})
 }
 
 func TestBeginReplacesStaleTemp(t *testing.T) {
@@ -358,7 +383,7 @@ func TestBeginReplacesStaleTemp(t *testing.T) {
 	if _, err := os.Lstat(p2.Path("stale.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stale file survived Begin: %v", err)
 	}
-	must(t, p2.Commit(&format.Manifest{}))
+	commit(t, p2, &format.Manifest{})
 	ck, err := s.Load("web", "cp1")
 	must(t, err)
 	if len(ck.Manifest.Files) != 0 {
@@ -917,7 +942,7 @@ func TestAdopt(t *testing.T) {
 	}))
 
 	m := &format.Manifest{}
-	must(t, p.Commit(m))
+	commit(t, p, m)
 	want = append(want, format.File{Path: "container.json", Size: 4, SHA256: sum("\"c\"\n")})
 	slices.SortFunc(want, func(a, b format.File) int { return strings.Compare(a.Path, b.Path) })
 	if !slices.Equal(m.Files, want) {
@@ -956,7 +981,7 @@ func TestAdoptRefuses(t *testing.T) {
 			}
 			// Nothing was recorded.
 			m := &format.Manifest{}
-			must(t, p.Commit(m))
+			commit(t, p, m)
 			if len(m.Files) != 0 {
 				t.Errorf("Files = %+v", m.Files)
 			}

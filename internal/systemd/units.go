@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 )
 
@@ -262,9 +263,9 @@ func (o Options) Check() error {
 	return nil
 }
 
-// Install writes the units into dir (mode 0644, each atomically). It
-// overwrites units it wrote before but refuses to touch any other file,
-// writing nothing then. It returns the paths written.
+// Install writes the units into dir (mode 0644, each atomically and
+// durably). It overwrites units it wrote before but refuses to touch any
+// other file, writing nothing then. It returns the paths written.
 func Install(dir string, o Options) ([]string, error) {
 	if err := o.Check(); err != nil {
 		return nil, err
@@ -289,13 +290,15 @@ func Install(dir string, o Options) ([]string, error) {
 	units := Units(o)
 	var written []string
 	for _, name := range names {
+		// Replace: a unit is only ever a regular file ckpt wrote (IsOurs),
+		// and always gets mode 0644.
 		path := filepath.Join(dir, name)
-		if err := writeFile(path, units[name]); err != nil {
-			return written, err
+		if err := atomicfile.WriteFile(path, []byte(units[name]), 0o644, atomicfile.Replace); err != nil {
+			return written, fmt.Errorf("writing %s: %w", path, err)
 		}
 		written = append(written, path)
 	}
-	return written, syncDir(dir)
+	return written, nil
 }
 
 // Uninstall removes the units ckpt wrote from dir and returns their paths.
@@ -319,7 +322,7 @@ func Uninstall(dir string) ([]string, error) {
 		removed = append(removed, path)
 	}
 	if len(removed) > 0 {
-		return removed, syncDir(dir)
+		return removed, atomicfile.SyncDir(dir)
 	}
 	return removed, nil
 }
@@ -346,45 +349,4 @@ func IsOurs(path string) (bool, error) {
 	}
 	line, _, _ := strings.Cut(string(buf[:n]), "\n")
 	return strings.TrimSuffix(line, "\r") == Marker, nil
-}
-
-// writeFile writes data to path through a temporary file in the same
-// directory, so that systemd never reads half a unit.
-func writeFile(path, data string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o644)
-	if err == nil {
-		_, err = f.WriteString(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
-
-// syncDir makes renames and removals in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }

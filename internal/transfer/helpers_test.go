@@ -82,7 +82,11 @@ func makeCheckpoint(t testing.TB, st *store.Store, container, name string, files
 	}
 	m := &format.Manifest{Created: created, Mode: format.ModeHot,
 		Container: format.Container{Name: container, Image: "nginx"}, MemoryBytes: int64(len(files["criu/pages-1.img"]))}
-	if err := p.Commit(m); err != nil {
+	manifest, err := p.Manifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(manifest); err != nil {
 		t.Fatal(err)
 	}
 	ck, err := st.Load(container, name)

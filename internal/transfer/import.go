@@ -275,7 +275,7 @@ func (im *importer) run() (*store.Checkpoint, error) {
 	if err := im.readFiles(p, m); err != nil {
 		return nil, err
 	}
-	ck, err := p.CommitRaw(raw)
+	ck, err := p.Commit(raw)
 	if err != nil {
 		return nil, err
 	}

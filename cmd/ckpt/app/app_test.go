@@ -240,7 +240,11 @@ func saveCheckpoint(t *testing.T, dir, container, name string, created time.Time
 	if err := p.WriteJSON(format.NetworksFile, []string{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Commit(&format.Manifest{Created: created, Mode: format.ModeHot, MemoryBytes: memory}); err != nil {
+	manifest, err := p.Manifest(&format.Manifest{Created: created, Mode: format.ModeHot, MemoryBytes: memory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(manifest); err != nil {
 		t.Fatal(err)
 	}
 	// The sizes, computed the way WriteJSON writes.

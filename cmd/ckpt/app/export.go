@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
@@ -108,10 +108,17 @@ is left behind on error or interruption. -o - writes to standard output.`,
 				err = write(cw)
 			} else {
 				where = output
-				err = writeFileAtomic(output, c.Bool("force"), func(f *os.File) error {
-					cw.w = f
+				existing := atomicfile.NoReplace
+				if c.Bool("force") {
+					existing = atomicfile.Replace
+				}
+				err = atomicfile.Write(output, 0o600, existing, func(w io.Writer) error {
+					cw.w = w
 					return write(cw)
 				})
+				if errors.Is(err, atomicfile.ErrExist) {
+					err = exists(output)
+				}
 			}
 			if err != nil {
 				return err
@@ -144,63 +151,6 @@ func describeExport(o transfer.ExportOptions) string {
 
 func exists(path string) error {
 	return hint.New(path+" already exists", "give another -o FILE, or --force to replace it")
-}
-
-// writeFileAtomic writes path through write: into a temporary file
-// (path.tmp-RANDOM, mode 0600) in the same directory, flushed to disk and
-// renamed to path when write succeeds, removed otherwise. Without force, an
-// existing path is never replaced.
-func writeFileAtomic(path string, force bool, write func(*os.File) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = rename(tmp.Name(), path, force); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
-// rename renames oldpath to newpath; without replace, it fails when
-// newpath exists, atomically where the file system can.
-func rename(oldpath, newpath string, replace bool) error {
-	if replace {
-		return os.Rename(oldpath, newpath)
-	}
-	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
-	switch {
-	case errors.Is(err, unix.EEXIST):
-		return exists(newpath)
-	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
-		// The file system cannot rename without replacing.
-		if _, err := os.Lstat(newpath); err == nil {
-			return exists(newpath)
-		}
-		return os.Rename(oldpath, newpath)
-	case err != nil:
-		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
-	}
-	return nil
 }
 
 // readPassphrase returns the first line of the file at path, without its

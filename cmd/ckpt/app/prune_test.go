@@ -40,7 +40,11 @@ func pruneCheckpoint(t *testing.T, st *store.Store, container, name string, age 
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Commit(&format.Manifest{Created: pruneNow.Add(-age), Mode: format.ModeCold}); err != nil {
+	manifest, err := p.Manifest(&format.Manifest{Created: pruneNow.Add(-age), Mode: format.ModeCold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(manifest); err != nil {
 		t.Fatal(err)
 	}
 }

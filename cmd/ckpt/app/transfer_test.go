@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,7 +43,11 @@ func saveNamed(t *testing.T, dir, container, name string, created time.Time) []b
 		t.Fatal(err)
 	}
 	m := &format.Manifest{Created: created, Mode: format.ModeHot, Container: format.Container{Name: container, Image: "nginx"}}
-	if err := p.Commit(m); err != nil {
+	manifest, err := p.Manifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(manifest); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, format.ContainersDir, container, format.CheckpointsDir, name, format.ManifestFile))
@@ -222,26 +225,6 @@ func TestExportFailureLeavesNothing(t *testing.T) {
 		t.Errorf("export of nothing = %d, %q", code, stderr)
 	}
 	onlyFiles(t, out)
-}
-
-func TestWriteFileAtomicError(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "out")
-	boom := errors.New("boom")
-	err := writeFileAtomic(path, false, func(f *os.File) error {
-		if !strings.HasPrefix(filepath.Base(f.Name()), "out.tmp-") {
-			t.Errorf("temporary file %s", f.Name())
-		}
-		if info, err := f.Stat(); err != nil || info.Mode().Perm() != 0o600 {
-			t.Errorf("temporary file mode %v, %v", info.Mode(), err)
-		}
-		f.Write([]byte("partial"))
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("writeFileAtomic: %v", err)
-	}
-	onlyFiles(t, dir)
 }
 
 func TestExportImportEncrypted(t *testing.T) {

@@ -7,22 +7,42 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
 // SHA256 is the hex sha256 of what was written to f so far.
 func (f *File) SHA256() string { return hex.EncodeToString(f.h.Sum(nil)) }
 
-// CommitRaw is Commit for a manifest written elsewhere, an imported
-// checkpoint's: manifest is stored byte for byte, so its checksum and
-// everything that refers to it stay valid. The manifest must name p and
-// list exactly the files written into p (same paths, sizes and sha256, as
-// computed while they were written); otherwise CommitRaw writes nothing and
-// returns an error naming the first difference. After CommitRaw returns a
-// checkpoint, it is complete and durable.
-func (p *Pending) CommitRaw(manifest []byte) (*Checkpoint, error) {
+// Manifest completes m for a save into p and returns the manifest to pass
+// to Commit: it sets m.Name to p's name, m.FormatVersion to format.Version
+// and m.Files to the files written into p so far (by Create, WriteJSON and
+// Adopt), sorted by path, and encodes m as indented JSON ending in a
+// newline. Files written after Manifest make Commit refuse the manifest.
+func (p *Pending) Manifest(m *format.Manifest) ([]byte, error) {
+	m.Files = sortedFiles(p.files)
+	m.FormatVersion = format.Version
+	m.Name = p.Name
+	raw, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(raw, '\n'), nil
+}
+
+// Commit writes manifest, byte for byte, and its checksum into p, and
+// renames p into place as a checkpoint. The manifest is a save's, from
+// Manifest, or an imported checkpoint's, stored unchanged so that its
+// checksum and everything that refers to it stay valid. It must be of a
+// format version this ckpt reads, name p, and list exactly the files
+// written into p (same paths, sizes and sha256, as computed while they were
+// written); otherwise Commit writes nothing and returns an error naming the
+// first difference, and p is left for the caller to Abort. After Commit
+// returns a checkpoint, it is complete and durable.
+func (p *Pending) Commit(manifest []byte) (*Checkpoint, error) {
 	var m format.Manifest
 	if err := json.Unmarshal(manifest, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", format.ManifestFile, err)
@@ -44,7 +64,7 @@ func (p *Pending) CommitRaw(manifest []byte) (*Checkpoint, error) {
 		{format.ManifestFile, manifest},
 		{format.ManifestSumFile, []byte(hex.EncodeToString(sum[:]) + "\n")},
 	} {
-		if err := writeFileSync(filepath.Join(p.dir, w.name), w.data); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(p.dir, w.name), w.data, FileMode, atomicfile.Replace); err != nil {
 			return nil, err
 		}
 	}
@@ -54,20 +74,22 @@ func (p *Pending) CommitRaw(manifest []byte) (*Checkpoint, error) {
 	if err := os.Rename(p.dir, p.final); err != nil {
 		return nil, err
 	}
-	if err := syncDir(filepath.Dir(p.final)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(p.final)); err != nil {
 		return nil, err
 	}
-	return p.Checkpoint(&m), nil
+	return &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: &m}, nil
+}
+
+// sortedFiles returns a copy of files sorted by path (nil for none).
+func sortedFiles(files []format.File) []format.File {
+	s := slices.Clone(files)
+	slices.SortFunc(s, func(a, b format.File) int { return strings.Compare(a.Path, b.Path) })
+	return s
 }
 
 // sameFiles says how the files a manifest lists differ from those written.
 func sameFiles(listed, written []format.File) error {
-	sorted := func(fs []format.File) []format.File {
-		s := append([]format.File(nil), fs...)
-		sort.Slice(s, func(i, j int) bool { return s[i].Path < s[j].Path })
-		return s
-	}
-	l, w := sorted(listed), sorted(written)
+	l, w := sortedFiles(listed), sortedFiles(written)
 	for i := 0; i < len(l) || i < len(w); i++ {
 		switch {
 		case i > 0 && i < len(l) && l[i].Path == l[i-1].Path:
