@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"golang.org/x/sys/unix"
 
 	"github.com/ckpt-dev/ckpt/internal/archive"
 	"github.com/ckpt-dev/ckpt/internal/criu"
@@ -93,7 +92,7 @@ func (o *Options) defaults() {
 		o.Kernel = criu.Kernel()
 	}
 	if o.Free == nil {
-		o.Free = statfsFree
+		o.Free = preflight.Free
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 30 * time.Second
@@ -149,15 +148,15 @@ func checkEngine(ctx context.Context, o Options) (*engine.Engine, Result) {
 		Finding: fmt.Sprintf("Docker %s (API %s) at %s", eng.Info.ServerVersion, eng.ClientVersion(), eng.DaemonHost())}
 }
 
+// checkExperimental and checkStorage report the engine checks of
+// preflight.Engine, which save and resume refuse to go on without.
 func checkExperimental(eng *engine.Engine) Result {
 	r := Result{Check: "experimental"}
-	switch {
-	case eng == nil:
+	if eng == nil {
 		r.Status, r.Finding = Skip, unreachable
-	case !eng.Info.ExperimentalBuild:
-		r.Status, r.Finding = Fail, "experimental features off: the engine's checkpoint API is disabled"
-		r.Fix = `add {"experimental": true} to /etc/docker/daemon.json and restart dockerd`
-	default:
+	} else if err := preflight.Experimental(eng.System()); err != nil {
+		r.Status, r.Finding, r.Fix = Fail, err.Error(), hint.Of(err)
+	} else {
 		r.Status, r.Finding = OK, "experimental features on (the engine's checkpoint API)"
 	}
 	return r
@@ -181,23 +180,14 @@ func checkRestore(eng *engine.Engine) Result {
 
 func checkStorage(eng *engine.Engine) Result {
 	r := Result{Check: "storage"}
-	switch {
-	case eng == nil:
+	if eng == nil {
 		r.Status, r.Finding = Skip, unreachable
-	case eng.Info.Driver != "overlay2":
-		r.Status, r.Finding = Fail, fmt.Sprintf("storage driver %s: ckpt reads writable layers of overlay2 only", orNone(eng.Info.Driver))
-		r.Fix = `set "storage-driver": "overlay2" in /etc/docker/daemon.json and restart dockerd (existing containers and images stay with the old driver)`
-	default:
+	} else if err := preflight.Storage(eng.System()); err != nil {
+		r.Status, r.Finding, r.Fix = Fail, err.Error(), hint.Of(err)
+	} else {
 		r.Status, r.Finding = OK, "storage driver overlay2"
 	}
 	return r
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
 }
 
 // checkCRIU finds CRIU on PATH and asks it for its version (over its RPC
@@ -387,14 +377,6 @@ func wouldChange(conf []byte) (bool, error) {
 	return criu.EnsureRuncConf(cp)
 }
 
-func statfsFree(dir string) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
-}
-
 // nearestExisting returns dir or its nearest parent that exists.
 func nearestExisting(dir string) string {
 	d, err := filepath.Abs(dir)
@@ -503,7 +485,8 @@ func checkSpace(ctx context.Context, o Options, eng *engine.Engine) Result {
 	return r
 }
 
-// measure estimates what saving container c takes.
+// measure estimates what saving container c takes, as a save does
+// (preflight.Host.Need).
 func measure(ctx context.Context, eng *engine.Engine, c container.Summary) need {
 	n := need{name: c.ID}
 	if len(c.Names) > 0 {
@@ -517,23 +500,17 @@ func measure(ctx context.Context, eng *engine.Engine, c container.Summary) need 
 		n.unknownVolume = true
 		return n
 	}
-	var roots []string
-	if up, err := engine.UpperDir(&insp); err == nil {
-		roots = append(roots, up)
+	upper, err := engine.UpperDir(&insp)
+	if err != nil {
+		n.unknownVolume = true
+		return n
 	}
-	for _, m := range insp.Mounts {
-		if m.Type == "volume" && (m.Driver == "local" || m.Driver == "") {
-			roots = append(roots, m.Source)
-		}
+	total, err := preflight.Host{}.Need(&insp, upper, n.memory)
+	if err != nil {
+		n.unknownVolume = true
+		return n
 	}
-	for _, root := range roots {
-		size, err := archive.Size(root)
-		if err != nil {
-			n.unknownVolume = true
-			continue
-		}
-		n.data += size
-	}
+	n.data = total - n.memory
 	return n
 }
 

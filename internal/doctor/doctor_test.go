@@ -253,7 +253,7 @@ func TestStorageDriver(t *testing.T) {
 	(&fakeEngine{info: info20(true, "devicemapper")}).start(t)
 	m := byCheck(t, Run(context.Background(), o))
 	expect(t, m, "experimental", OK, "experimental features on", "")
-	expect(t, m, "storage", Fail, "storage driver devicemapper: ckpt reads writable layers of overlay2 only", `"storage-driver": "overlay2"`)
+	expect(t, m, "storage", Fail, "uses the devicemapper storage driver; ckpt reads writable layers of overlay2 only", `"storage-driver": "overlay2"`)
 }
 
 // Without an engine, the checks that need it are skipped, and the others
