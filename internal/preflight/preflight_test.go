@@ -35,7 +35,7 @@ func TestMemory(t *testing.T) {
 	readOnly := errors.New("read-only")
 	for _, tt := range []struct {
 		criuErr, confErr, want error
-		confCalled          bool
+		confCalled             bool
 	}{
 		{nil, nil, nil, true},
 		{tooOld, nil, tooOld, false},
