@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -86,12 +85,6 @@ until ckpt resume, so the engine does not restart a saved container.`,
 					continue
 				}
 				m := r.Checkpoint.Manifest
-				var total time.Duration
-				for _, t := range m.Timings {
-					if t.Phase == "total" {
-						total = time.Duration(t.Millis) * time.Millisecond
-					}
-				}
 				var vols []string
 				for _, v := range m.Volumes {
 					vols = append(vols, fmt.Sprintf("%s %s", v.Name, units.Bytes(v.Bytes)))
@@ -104,7 +97,7 @@ until ckpt resume, so the engine does not restart a saved container.`,
 					state = "cold: data only, stopped"
 				}
 				fmt.Fprintf(c.App.Writer, "saved %s as %s in %s (%s): memory %s, volumes [%s], writable layer %d entries, %d deleted\n",
-					r.Container, r.Checkpoint.Name, units.Duration(total), state, units.Bytes(m.MemoryBytes),
+					r.Container, r.Checkpoint.Name, units.Duration(r.Took), state, units.Bytes(m.MemoryBytes),
 					strings.Join(vols, ", "), m.Layer.Entries, m.Layer.Deleted)
 				for _, s := range m.Skipped {
 					fmt.Fprintf(c.App.ErrWriter, "ckpt: warning: %s: %s\n", r.Container, s)
