@@ -117,23 +117,8 @@ func Save(ctx context.Context, opts Options) ([]Result, error) {
 			return nil, hint.New("no running containers to save", "docker ps lists running containers")
 		}
 	}
-	var results []Result
-	var errs []error
-	for _, ref := range refs {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		r := SaveContainer(ctx, opts, ref)
-		results = append(results, r)
-		if r.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.Container, r.Err))
-		}
-	}
-	if len(errs) == 1 {
-		return results, errs[0]
-	}
-	return results, errors.Join(errs...)
+	return steps.Each(ctx, refs, func(ref string) Result { return SaveContainer(ctx, opts, ref) },
+		func(r Result) (string, error) { return r.Container, r.Err })
 }
 
 // saver holds the state of one save.

@@ -116,23 +116,8 @@ func Resume(ctx context.Context, opts Options) ([]Result, error) {
 			return nil, hint.New("no stopped container has a checkpoint in "+opts.Store.Root, "ckpt ls lists checkpoints")
 		}
 	}
-	var results []Result
-	var errs []error
-	for _, n := range names {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		r := ResumeContainer(ctx, opts, n)
-		results = append(results, r)
-		if r.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.Container, r.Err))
-		}
-	}
-	if len(errs) == 1 {
-		return results, errs[0]
-	}
-	return results, errors.Join(errs...)
+	return steps.Each(ctx, names, func(ref string) Result { return ResumeContainer(ctx, opts, ref) },
+		func(r Result) (string, error) { return r.Container, r.Err })
 }
 
 // resumable lists the containers with a complete checkpoint that are not

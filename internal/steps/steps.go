@@ -53,3 +53,26 @@ func undo(ctx context.Context, done []Step) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Each runs one on every name in turn, until ctx is cancelled, and returns
+// the results and an error naming each name whose result failed (failed
+// returns the name the result goes by and its error).
+func Each[R any](ctx context.Context, names []string, one func(string) R, failed func(R) (string, error)) ([]R, error) {
+	var results []R
+	var errs []error
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		r := one(n)
+		results = append(results, r)
+		if name, err := failed(r); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if len(errs) == 1 {
+		return results, errs[0]
+	}
+	return results, errors.Join(errs...)
+}

@@ -76,3 +76,32 @@ func TestRun(t *testing.T) {
 		})
 	}
 }
+
+func TestEach(t *testing.T) {
+	type result struct {
+		name string
+		err  error
+	}
+	boom := errors.New("boom")
+	one := func(n string) result {
+		if n == "b" || n == "c" {
+			return result{n, boom}
+		}
+		return result{n, nil}
+	}
+	failed := func(r result) (string, error) { return r.name, r.err }
+	rs, err := Each(context.Background(), []string{"a", "b"}, one, failed)
+	if len(rs) != 2 || err == nil || err.Error() != "b: boom" || !errors.Is(err, boom) {
+		t.Errorf("one failure: %v, %v", rs, err)
+	}
+	rs, err = Each(context.Background(), []string{"a", "b", "c"}, one, failed)
+	if len(rs) != 3 || err == nil || err.Error() != "b: boom\nc: boom" {
+		t.Errorf("two failures: %v, %q", rs, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rs, err = Each(ctx, []string{"a"}, one, failed)
+	if len(rs) != 0 || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v, %v", rs, err)
+	}
+}
