@@ -87,14 +87,25 @@ func (p *Policy) Decide(c Container) (Decision, error) {
 		}
 		d.Timeout = t
 	}
-	if v, ok := c.Labels[LabelAfter]; ok {
-		for _, n := range strings.Split(v, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				d.After = append(d.After, n)
-			}
+	for _, n := range After(c.Labels) {
+		if !slices.Contains(d.After, n) {
+			d.After = append(d.After, n)
 		}
 	}
 	return d, nil
+}
+
+// After returns the containers named by the io.ckpt.after label of labels
+// (comma-separated), in order, without spaces around them, empty names or
+// repeats; nil when there are none.
+func After(labels map[string]string) []string {
+	var names []string
+	for _, n := range strings.Split(labels[LabelAfter], ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // ComposeDependencies returns the containers c depends on through compose's
