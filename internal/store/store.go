@@ -40,6 +40,27 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 // ValidName reports whether s can name a container directory or a checkpoint.
 func ValidName(s string) bool { return validName.MatchString(s) }
 
+// ParseRef splits a checkpoint reference, CONTAINER or CONTAINER:NAME, into
+// its container and checkpoint names. name is "" when ref names no
+// checkpoint (commands then take the container's latest). Both names must
+// be ValidName; an empty one is an error, so "web:" is.
+func ParseRef(ref string) (container, name string, err error) {
+	container, name, hasName := strings.Cut(ref, ":")
+	switch {
+	case container == "" && hasName:
+		return "", "", fmt.Errorf("missing container name before \":\" in %q", ref)
+	case container == "":
+		return "", "", errors.New("missing container name")
+	case !ValidName(container):
+		return "", "", fmt.Errorf("invalid container name %q", container)
+	case hasName && name == "":
+		return "", "", fmt.Errorf("missing checkpoint name after \":\" in %q", ref)
+	case hasName && !ValidName(name):
+		return "", "", fmt.Errorf("invalid checkpoint name %q", name)
+	}
+	return container, name, nil
+}
+
 // Store is a checkpoint store rooted at a directory.
 type Store struct {
 	// Root is the store's directory.

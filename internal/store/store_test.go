@@ -1025,3 +1025,37 @@ func TestLoadNewerFormat(t *testing.T) {
 		t.Fatalf("Latest: %v", err)
 	}
 }
+
+func TestParseRef(t *testing.T) {
+	for _, tc := range []struct {
+		ref             string
+		container, name string
+		err             string
+	}{
+		{"web", "web", "", ""},
+		{"web:cp1", "web", "cp1", ""},
+		{"my-app_1.x:20261127T120000Z", "my-app_1.x", "20261127T120000Z", ""},
+		{"", "", "", "missing container name"},
+		{":cp1", "", "", `missing container name before ":" in ":cp1"`},
+		{":", "", "", `missing container name before ":" in ":"`},
+		{"web:", "", "", `missing checkpoint name after ":" in "web:"`},
+		{"../x", "", "", `invalid container name "../x"`},
+		{"../x:cp1", "", "", `invalid container name "../x"`},
+		{".hidden", "", "", `invalid container name ".hidden"`},
+		{"web:../x", "", "", `invalid checkpoint name "../x"`},
+		{"web:.tmp-cp1", "", "", `invalid checkpoint name ".tmp-cp1"`},
+		{"web:a:b", "", "", `invalid checkpoint name "a:b"`},
+		{"web:a/b", "", "", `invalid checkpoint name "a/b"`},
+	} {
+		container, name, err := ParseRef(tc.ref)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err || container != "" || name != "" {
+				t.Errorf("ParseRef(%q) = %q, %q, %v; want error %q", tc.ref, container, name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || container != tc.container || name != tc.name {
+			t.Errorf("ParseRef(%q) = %q, %q, %v; want %q, %q", tc.ref, container, name, err, tc.container, tc.name)
+		}
+	}
+}

@@ -373,6 +373,7 @@ func TestTransferUsageErrors(t *testing.T) {
 		{[]string{"export", "web", "-o", "x", "--bogus"}, usage("flag provided but not defined: --bogus")},
 		{[]string{"export", "-o", "x", "../web"}, usage(`invalid container name "../web"`)},
 		{[]string{"export", "-o", "x", "web:../cp"}, usage(`invalid checkpoint name "../cp"`)},
+		{[]string{"export", "-o", "x", "web:"}, usage(`missing checkpoint name after ":" in "web:"`)},
 		{[]string{"export", "-o", "x", "--compress", "xz", "web"}, usage(`--compress takes zstd, gzip or none, not "xz"`)},
 		{[]string{"export", "-o", "x", "-r", "age1x", "--passphrase-file", "p", "web"}, usage("--recipient and --passphrase-file do not go together: give one of them")},
 		{[]string{"export", "--bogus", "web"}, usage("flag provided but not defined: -bogus")},
