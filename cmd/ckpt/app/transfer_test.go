@@ -264,7 +264,7 @@ func TestExportImportEncrypted(t *testing.T) {
 	}
 
 	code, stdout, stderr := run(t, "--store", hostB, "import", archive)
-	if code != exitError || stdout != "" || stderr != "ckpt: error: the archive is encrypted: give --identity FILE or --passphrase-file FILE\n"+
+	if code != exitError || stdout != "" || stderr != "ckpt: error: the archive is encrypted, and no identity or passphrase was given to decrypt it\n"+
 		"ckpt: hint: it is encrypted to X25519 recipients: give the private key of one of them with --identity (an age identity file or an SSH private key)\n" {
 		t.Errorf("import without identity = %d, %q, %q", code, stdout, stderr)
 	}
