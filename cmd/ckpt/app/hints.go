@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
@@ -25,8 +26,9 @@ func hintFor(err error) string {
 // flagHint is the advice for the library errors whose fix is a flag.
 func flagHint(err error) string {
 	var (
-		damaged *store.DamagedError
-		decrypt *transfer.DecryptError
+		damaged  *store.DamagedError
+		decrypt  *transfer.DecryptError
+		incompat *criu.IncompatibleError
 	)
 	switch {
 	case errors.As(err, &damaged) && damaged.Files:
@@ -37,6 +39,10 @@ func flagHint(err error) string {
 			damaged.Container, damaged.Container, damaged.Name)
 	case errors.As(err, &decrypt):
 		return decryptHint(decrypt)
+	case errors.As(err, &incompat) && len(incompat.Missing) == 0:
+		return "resume it on an " + incompat.Arch + " host, or use its data only (the resume does that unless --no-fallback)"
+	case errors.As(err, &incompat):
+		return "resume it on a host with the same CPU features, or use its data only (the resume does that unless --no-fallback)"
 	case errors.Is(err, store.ErrCannotCreate) && errors.Is(err, fs.ErrPermission):
 		return "run ckpt as root, or point --store (CKPT_STORE) at a directory you own"
 	case errors.Is(err, transfer.ErrCannotEncrypt):

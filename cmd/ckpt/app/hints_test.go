@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"testing"
 
+	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
@@ -29,6 +30,10 @@ func TestHintFor(t *testing.T) {
 		{"store permission", fmt.Errorf("%w: %w", store.ErrCannotCreate, fs.ErrPermission),
 			"run ckpt as root, or point --store (CKPT_STORE) at a directory you own"},
 		{"store other", fmt.Errorf("%w: %w", store.ErrCannotCreate, errors.New("read-only file system")), ""},
+		{"another arch", fmt.Errorf("memory cannot be restored here: %w", &criu.IncompatibleError{Arch: "s390x", HostArch: "amd64"}),
+			"resume it on an s390x host, or use its data only (the resume does that unless --no-fallback)"},
+		{"another CPU", &criu.IncompatibleError{Arch: "amd64", HostArch: "amd64", Missing: []string{"avx512f"}},
+			"resume it on a host with the same CPU features, or use its data only (the resume does that unless --no-fallback)"},
 		{"encrypt", fmt.Errorf("%w: bad recipient", transfer.ErrCannotEncrypt), "check the --recipient values"},
 		{"unknown encryption", decrypt(transfer.DecryptError{Err: transfer.ErrEncrypted}),
 			"it was encrypted by ckpt export --recipient (give the matching private key) or --passphrase-file (give the same file)"},
