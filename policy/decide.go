@@ -87,21 +87,25 @@ func (p *Policy) Decide(c Container) (Decision, error) {
 		}
 		d.Timeout = t
 	}
-	d.After = append(d.After, After(c.Labels)...)
+	for _, n := range After(c.Labels) {
+		if !slices.Contains(d.After, n) {
+			d.After = append(d.After, n)
+		}
+	}
 	return d, nil
 }
 
-// After returns the containers the io.ckpt.after label of a container with
-// labels names: comma-separated, spaces trimmed, empty names and repeats
-// dropped.
+// After returns the containers named by the io.ckpt.after label of labels
+// (comma-separated), in order, without spaces around them, empty names or
+// repeats; nil when there are none.
 func After(labels map[string]string) []string {
-	var out []string
+	var names []string
 	for _, n := range strings.Split(labels[LabelAfter], ",") {
-		if n = strings.TrimSpace(n); n != "" && !slices.Contains(out, n) {
-			out = append(out, n)
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
 		}
 	}
-	return out
+	return names
 }
 
 // ComposeDependencies returns the containers c depends on through compose's

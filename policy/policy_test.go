@@ -253,3 +253,24 @@ func TestWithinDeadline(t *testing.T) {
 		}
 	}
 }
+
+func TestAfter(t *testing.T) {
+	for _, tc := range []struct {
+		labels map[string]string
+		want   []string
+	}{
+		{nil, nil},
+		{map[string]string{}, nil},
+		{map[string]string{LabelAfter: ""}, nil},
+		{map[string]string{LabelAfter: " , ,"}, nil},
+		{map[string]string{LabelAfter: "db"}, []string{"db"}},
+		{map[string]string{LabelAfter: "a, b"}, []string{"a", "b"}},
+		{map[string]string{LabelAfter: " b ,a,,b, a "}, []string{"b", "a"}},
+		{map[string]string{LabelAfter: "web\t,\tcache"}, []string{"web", "cache"}},
+		{map[string]string{LabelMode: "hot"}, nil},
+	} {
+		if got := After(tc.labels); !slices.Equal(got, tc.want) {
+			t.Errorf("After(%q) = %q, want %q", tc.labels, got, tc.want)
+		}
+	}
+}

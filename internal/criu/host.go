@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-
-	"github.com/ckpt-dev/ckpt/internal/hint"
 )
 
 // CPUFlags returns the CPU feature flags of this machine (from
@@ -45,16 +43,36 @@ func HostFacts() Facts {
 	return Facts{Kernel: Kernel(), Arch: runtime.GOARCH, CPUFlags: CPUFlags()}
 }
 
+// IncompatibleError is a checkpoint whose processes cannot be restored on
+// this host: made on another architecture (Arch is the checkpoint's,
+// HostArch this host's), or on a CPU with features this one lacks (Missing,
+// empty in the first case). Its fix is to resume elsewhere or to use the data only, which
+// the caller words (the command line names its flag).
+type IncompatibleError struct {
+	Arch, HostArch string
+	Missing        []string
+}
+
+func (e *IncompatibleError) Error() string {
+	if len(e.Missing) == 0 {
+		return fmt.Sprintf("the checkpoint was made on %s and this host is %s: processes cannot move between architectures", e.Arch, e.HostArch)
+	}
+	missing := e.Missing
+	if len(missing) > 8 {
+		missing = append(slices.Clone(missing[:8]), fmt.Sprintf("and %d more", len(missing)-8))
+	}
+	return "this host's CPU lacks features the checkpoint's CPU had: " + strings.Join(missing, " ")
+}
+
 // Compatible says why processes dumped on a machine with facts from cannot
-// be restored on a machine with facts to, or nil when nothing rules it out.
-// Another kernel is not in itself a reason (CRIU restores across kernel
-// versions; what the new kernel needs of CRIU is checked separately), but
-// another architecture is, and so is a CPU that lacks features the old one
-// had: the restored code may use them.
+// be restored on a machine with facts to (an *IncompatibleError), or nil
+// when nothing rules it out. Another kernel is not in itself a reason (CRIU
+// restores across kernel versions; what the new kernel needs of CRIU is
+// checked separately), but another architecture is, and so is a CPU that
+// lacks features the old one had: the restored code may use them.
 func Compatible(from, to Facts) error {
 	if from.Arch != "" && from.Arch != to.Arch {
-		return hint.New(fmt.Sprintf("the checkpoint was made on %s and this host is %s: processes cannot move between architectures", from.Arch, to.Arch),
-			"resume it on an "+from.Arch+" host, or use its data only (the resume does that unless --no-fallback)")
+		return &IncompatibleError{Arch: from.Arch, HostArch: to.Arch}
 	}
 	if len(from.CPUFlags) > 0 && len(to.CPUFlags) > 0 {
 		var missing []string
@@ -64,11 +82,7 @@ func Compatible(from, to Facts) error {
 			}
 		}
 		if len(missing) > 0 {
-			if len(missing) > 8 {
-				missing = append(missing[:8], fmt.Sprintf("and %d more", len(missing)-8))
-			}
-			return hint.New("this host's CPU lacks features the checkpoint's CPU had: "+strings.Join(missing, " "),
-				"resume it on a host with the same CPU features, or use its data only (the resume does that unless --no-fallback)")
+			return &IncompatibleError{Arch: from.Arch, HostArch: to.Arch, Missing: missing}
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package criu
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,10 @@ func TestCompatible(t *testing.T) {
 		{"another arch", Facts{Arch: "arm64"}, amd, "the checkpoint was made on arm64 and this host is amd64"},
 		{"a CPU with less", Facts{Arch: "amd64", CPUFlags: []string{"avx", "avx512f", "fpu", "sha_ni"}}, amd,
 			"this host's CPU lacks features the checkpoint's CPU had: avx512f sha_ni"},
+		{"a CPU with less, arch unknown", Facts{CPUFlags: []string{"avx", "avx512f"}}, amd,
+			"this host's CPU lacks features the checkpoint's CPU had: avx512f"},
+		{"a CPU with much less", Facts{Arch: "amd64", CPUFlags: []string{"a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b1", "fpu"}}, amd,
+			"this host's CPU lacks features the checkpoint's CPU had: a1 a2 a3 a4 a5 a6 a7 a8 and 2 more"},
 	} {
 		err := Compatible(tc.from, tc.to)
 		switch {
@@ -26,6 +31,8 @@ func TestCompatible(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		case tc.want != "" && !errors.As(err, new(*IncompatibleError)):
+			t.Errorf("%s: %v is not an IncompatibleError", tc.name, err)
 		}
 	}
 }

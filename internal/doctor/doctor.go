@@ -73,6 +73,18 @@ type Options struct {
 	Free func(dir string) (int64, error)
 	// Timeout bounds each call of the engine and of CRIU (default 30s).
 	Timeout time.Duration
+	// StoreSetting says, in the fixes, how a person points ckpt at
+	// another store, for example "--store DIR or CKPT_STORE" (default:
+	// nothing more than "use another store").
+	StoreSetting string
+}
+
+// otherStore is the end of a fix that suggests another store.
+func (o *Options) otherStore() string {
+	if o.StoreSetting == "" {
+		return "use another store"
+	}
+	return "use another store (" + o.StoreSetting + ")"
 }
 
 func (o *Options) defaults() {
@@ -440,7 +452,7 @@ func checkSpace(ctx context.Context, o Options, eng *engine.Engine) Result {
 	free, err := o.Free(dir)
 	if err != nil {
 		r.Status, r.Finding = Warn, fmt.Sprintf("cannot measure free space in %s: %v", dir, err)
-		r.Fix = "check that the store's file system is mounted, or point --store (CKPT_STORE) elsewhere"
+		r.Fix = "check that the store's file system is mounted, or " + o.otherStore()
 		return r
 	}
 	where := dir
@@ -478,7 +490,7 @@ func checkSpace(ctx context.Context, o Options, eng *engine.Engine) Result {
 	}
 	if !preflight.Fits(total, free) { // exactly when save would refuse
 		r.Status, r.Finding = Warn, freeText+"; "+detail
-		r.Fix = "free space there (ckpt rm and ckpt prune remove old checkpoints) or use another --store"
+		r.Fix = "free space there (ckpt rm and ckpt prune remove old checkpoints), or " + o.otherStore()
 		return r
 	}
 	r.Status, r.Finding = OK, freeText+"; "+detail

@@ -340,7 +340,13 @@ func TestSpace(t *testing.T) {
 
 	o.Free = func(string) (int64, error) { return 110 << 20, nil } // less than 104 MiB + 5% + 16 MiB
 	m = byCheck(t, Run(context.Background(), o))
-	expect(t, m, "space", Warn, "110.0 MiB free in", "free space there (ckpt rm and ckpt prune remove old checkpoints) or use another --store")
+	expect(t, m, "space", Warn, "110.0 MiB free in", "free space there (ckpt rm and ckpt prune remove old checkpoints), or use another store")
+	if m["space"].Fix != "free space there (ckpt rm and ckpt prune remove old checkpoints), or use another store" {
+		t.Errorf("fix %q", m["space"].Fix)
+	}
+	o.StoreSetting = "--store DIR"
+	m = byCheck(t, Run(context.Background(), o))
+	expect(t, m, "space", Warn, "110.0 MiB free in", "free space there (ckpt rm and ckpt prune remove old checkpoints), or use another store (--store DIR)")
 	if Failed([]Result{m["space"]}) {
 		t.Error("a warning failed")
 	}

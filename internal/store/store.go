@@ -41,6 +41,47 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 // ValidName reports whether s can name a container directory or a checkpoint.
 func ValidName(s string) bool { return validName.MatchString(s) }
 
+// ParseRef splits a checkpoint reference, CONTAINER or CONTAINER:NAME, into
+// its container and checkpoint names. name is "" when ref names no
+// checkpoint (commands then take the container's latest). Both names must
+// be ValidName; an empty one is an error, so "web:" is.
+func ParseRef(ref string) (container, name string, err error) {
+	container, name, hasName := strings.Cut(ref, ":")
+	switch {
+	case container == "" && hasName:
+		return "", "", fmt.Errorf("missing container name before \":\" in %q", ref)
+	case container == "":
+		return "", "", errors.New("missing container name")
+	case !ValidName(container):
+		return "", "", fmt.Errorf("invalid container name %q", container)
+	case hasName && name == "":
+		return "", "", fmt.Errorf("missing checkpoint name after \":\" in %q", ref)
+	case hasName && !ValidName(name):
+		return "", "", fmt.Errorf("invalid checkpoint name %q", name)
+	}
+	return container, name, nil
+}
+
+// ErrCannotCreate is a store directory that Open cannot create; with
+// fs.ErrPermission, the command line says where else to put the store.
+var ErrCannotCreate = errors.New("cannot create the store")
+
+// DamagedError is a checkpoint whose manifest or files are not what was
+// saved: Load and Verify refuse it before anything uses it. It carries no
+// hint: the command line says which checkpoint to use instead, and how.
+type DamagedError struct {
+	Container, Name string
+	// Files is whether one of the files the manifest lists is wrong (found
+	// by Verify), rather than the manifest itself (found by Load).
+	Files bool
+	Err   error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("checkpoint %s:%s is damaged: %v", e.Container, e.Name, e.Err)
+}
+func (e *DamagedError) Unwrap() error { return e.Err }
+
 // Store is a checkpoint store rooted at a directory.
 type Store struct {
 	// Root is the store's directory.
@@ -54,10 +95,7 @@ func Open(root string) (*Store, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(abs, format.ContainersDir), DirMode); err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, hint.Wrap(fmt.Errorf("cannot create the store: %w", err), "run ckpt as root, or point --store (CKPT_STORE) at a directory you own")
-		}
-		return nil, fmt.Errorf("cannot create the store: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrCannotCreate, err)
 	}
 	for _, d := range []string{abs, filepath.Join(abs, format.ContainersDir)} {
 		if err := os.Chmod(d, DirMode); err != nil {
@@ -157,8 +195,7 @@ func (s *Store) Load(container, name string) (*Checkpoint, error) {
 			"resume it with a newer ckpt")
 	}
 	if err != nil {
-		return nil, hint.Wrap(fmt.Errorf("checkpoint %s:%s is damaged: %w", container, name, err),
-			fmt.Sprintf("nothing was changed; resume another checkpoint with --from NAME (ckpt ls %s) or remove this one with ckpt rm %s %s", container, container, name))
+		return nil, &DamagedError{Container: container, Name: name, Err: err}
 	}
 	return &Checkpoint{Container: container, Name: name, Dir: dir, Manifest: m}, nil
 }

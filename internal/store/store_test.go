@@ -525,8 +525,8 @@ func TestLoadDamaged(t *testing.T) {
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("error %q is not %v", err, tc.is)
 			}
-			if h := hint.Of(err); !strings.Contains(h, "ckpt rm web cp1") {
-				t.Errorf("hint = %q", h)
+			if de := (*DamagedError)(nil); !errors.As(err, &de) || de.Container != "web" || de.Name != "cp1" {
+				t.Errorf("error %v is not a DamagedError of web:cp1", err)
 			}
 			ents, err := s.List("web")
 			must(t, err)
@@ -617,8 +617,8 @@ func TestVerify(t *testing.T) {
 				return
 			}
 			wantErr(t, err, "checkpoint web:cp1 is damaged: "+tc.want)
-			if h := hint.Of(err); !strings.Contains(h, "ckpt rm web cp1") {
-				t.Errorf("hint = %q", h)
+			if de := (*DamagedError)(nil); !errors.As(err, &de) || de.Container != "web" || de.Name != "cp1" {
+				t.Errorf("error %v is not a DamagedError of web:cp1", err)
 			}
 		})
 	}
@@ -1015,8 +1015,8 @@ func TestLatestDamaged(t *testing.T) {
 			ck, err := s.Latest("web")
 			if tc.wantErr != "" {
 				wantErr(t, err, tc.wantErr)
-				if h := hint.Of(err); !strings.Contains(h, "ckpt rm web bad") {
-					t.Errorf("hint = %q", h)
+				if de := (*DamagedError)(nil); !errors.As(err, &de) || de.Container != "web" || de.Name != "bad" {
+					t.Errorf("error %v is not a DamagedError of web:bad", err)
 				}
 				return
 			}
@@ -1048,5 +1048,39 @@ func TestLoadNewerFormat(t *testing.T) {
 	}
 	if _, err := s.Latest("web"); err == nil || !strings.Contains(err.Error(), "format version 99") {
 		t.Fatalf("Latest: %v", err)
+	}
+}
+
+func TestParseRef(t *testing.T) {
+	for _, tc := range []struct {
+		ref             string
+		container, name string
+		err             string
+	}{
+		{"web", "web", "", ""},
+		{"web:cp1", "web", "cp1", ""},
+		{"my-app_1.x:20261127T120000Z", "my-app_1.x", "20261127T120000Z", ""},
+		{"", "", "", "missing container name"},
+		{":cp1", "", "", `missing container name before ":" in ":cp1"`},
+		{":", "", "", `missing container name before ":" in ":"`},
+		{"web:", "", "", `missing checkpoint name after ":" in "web:"`},
+		{"../x", "", "", `invalid container name "../x"`},
+		{"../x:cp1", "", "", `invalid container name "../x"`},
+		{".hidden", "", "", `invalid container name ".hidden"`},
+		{"web:../x", "", "", `invalid checkpoint name "../x"`},
+		{"web:.tmp-cp1", "", "", `invalid checkpoint name ".tmp-cp1"`},
+		{"web:a:b", "", "", `invalid checkpoint name "a:b"`},
+		{"web:a/b", "", "", `invalid checkpoint name "a/b"`},
+	} {
+		container, name, err := ParseRef(tc.ref)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err || container != "" || name != "" {
+				t.Errorf("ParseRef(%q) = %q, %q, %v; want error %q", tc.ref, container, name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || container != tc.container || name != tc.name {
+			t.Errorf("ParseRef(%q) = %q, %q, %v; want %q, %q", tc.ref, container, name, err, tc.container, tc.name)
+		}
 	}
 }

@@ -9,16 +9,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-
-	"github.com/ckpt-dev/ckpt/internal/hint"
 )
 
 // Verify checks the size and sha256 of every file the manifest lists. The
 // error names the first file that does not match.
 func (c *Checkpoint) Verify(ctx context.Context) error {
 	damaged := func(format string, args ...any) error {
-		return hint.Wrap(fmt.Errorf("checkpoint %s:%s is damaged: "+format, append([]any{c.Container, c.Name}, args...)...),
-			fmt.Sprintf("nothing was started or changed; resume an older checkpoint with --from NAME (ckpt ls %s), or remove this one with ckpt rm %s %s", c.Container, c.Container, c.Name))
+		return &DamagedError{Container: c.Container, Name: c.Name, Files: true, Err: fmt.Errorf(format, args...)}
 	}
 	buf := make([]byte, 1<<20)
 	for _, want := range c.Manifest.Files {

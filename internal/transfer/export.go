@@ -92,7 +92,7 @@ func Export(ctx context.Context, w io.Writer, ck *store.Checkpoint, o ExportOpti
 		}
 		aw, err := age.Encrypt(out, recipients...)
 		if err != nil {
-			return Stats{}, hint.Wrap(fmt.Errorf("cannot encrypt: %w", err), "check the --recipient values")
+			return Stats{}, fmt.Errorf("%w: %w", ErrCannotEncrypt, err)
 		}
 		out, closers = aw, append(closers, aw)
 	}

@@ -157,23 +157,62 @@ func decrypt(r io.Reader, o ImportOptions) (io.Reader, error) {
 	}
 	if len(ids) == 0 {
 		// Say how it is encrypted, if the header can be read.
-		h := "it was encrypted by ckpt export --recipient (give the matching private key) or --passphrase-file (give the same file)"
+		e := &DecryptError{Err: ErrEncrypted}
 		if hdr, err := age.ExtractHeader(r); err == nil {
-			h = decryptHint(stanzaTypes(hdr), o)
+			e.describe(stanzaTypes(hdr))
 		}
-		return nil, hint.Wrap(ErrEncrypted, h)
+		return nil, e
 	}
 	dr, err := age.Decrypt(r, ids...)
 	var noMatch *age.NoIdentityMatchError
 	switch {
 	case errors.As(err, &noMatch):
-		return nil, hint.Wrap(&noMatchError{err}, decryptHint(noMatch.StanzaTypes, o))
+		e := &DecryptError{Err: &noMatchError{err}, GotPassphrase: o.Passphrase != "", GotIdentities: len(o.Identities) > 0}
+		e.describe(noMatch.StanzaTypes)
+		return nil, e
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return nil, refuse(ErrTruncated, "it ends inside the age header")
 	case err != nil:
 		return nil, refuse(ErrDamaged, "age: %v", err)
 	}
 	return dr, nil
+}
+
+// DecryptError is an encrypted archive that Import cannot decrypt with what
+// it was given. It wraps ErrEncrypted when it was given nothing to decrypt
+// with, ErrNoIdentityMatch (and age's error) otherwise, and says what the
+// archive is encrypted to, so that the caller can say what to give in its
+// own terms (flags, for the command line).
+type DecryptError struct {
+	Err error
+	// Known is whether the archive's age header could be read: only then
+	// do Passphrase and Recipients say anything.
+	Known bool
+	// Passphrase is whether the archive is encrypted with a passphrase.
+	Passphrase bool
+	// Recipients, otherwise, are the types of the recipients it is
+	// encrypted to ("X25519", "ssh-ed25519"), without repeats.
+	Recipients []string
+	// GotPassphrase and GotIdentities say what Import was given.
+	GotPassphrase, GotIdentities bool
+}
+
+func (e *DecryptError) Error() string { return e.Err.Error() }
+func (e *DecryptError) Unwrap() error { return e.Err }
+
+// describe fills in what an archive whose age header has stanzas of the
+// given types is encrypted to.
+func (e *DecryptError) describe(types []string) {
+	e.Known = true
+	for _, t := range types {
+		if t == "scrypt" {
+			e.Passphrase, e.Recipients = true, nil
+			return
+		}
+		if !slices.Contains(e.Recipients, t) {
+			e.Recipients = append(e.Recipients, t)
+		}
+	}
 }
 
 // noMatchError is ErrNoIdentityMatch wrapping age's error.
@@ -192,31 +231,6 @@ func stanzaTypes(hdr []byte) []string {
 		}
 	}
 	return types
-}
-
-// decryptHint says what decrypts an archive encrypted to recipients of the
-// given types, given what o holds.
-func decryptHint(types []string, o ImportOptions) string {
-	var kinds []string
-	for _, t := range types {
-		if t == "scrypt" {
-			if o.Passphrase != "" {
-				return "it is encrypted with a passphrase, and that of --passphrase-file is not it"
-			}
-			return "it is encrypted with a passphrase: give the file that holds it with --passphrase-file"
-		}
-		if !slices.Contains(kinds, t) {
-			kinds = append(kinds, t)
-		}
-	}
-	what := "recipients"
-	if len(kinds) > 0 {
-		what = strings.Join(kinds, ", ") + " recipients"
-	}
-	if len(o.Identities) > 0 {
-		return "it is encrypted to " + what + ", and none of the --identity files holds the private key of one of them"
-	}
-	return "it is encrypted to " + what + ": give the private key of one of them with --identity (an age identity file or an SSH private key)"
 }
 
 // importer reads one archive.

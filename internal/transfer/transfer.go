@@ -126,8 +126,11 @@ var (
 	// ErrInvalid is an archive whose entries do not agree with its manifest
 	// or with the layout.
 	ErrInvalid = errors.New("the archive is invalid")
-	// ErrEncrypted is an encrypted archive and nothing to decrypt it with.
-	ErrEncrypted = errors.New("the archive is encrypted: give --identity FILE or --passphrase-file FILE")
+	// ErrEncrypted is an encrypted archive and nothing to decrypt it with
+	// (see DecryptError).
+	ErrEncrypted = errors.New("the archive is encrypted, and no identity or passphrase was given to decrypt it")
+	// ErrCannotEncrypt is an export whose recipients age refuses.
+	ErrCannotEncrypt = errors.New("cannot encrypt")
 	// ErrNoIdentityMatch is an encrypted archive that none of the given
 	// identities or passphrases decrypts.
 	ErrNoIdentityMatch = errors.New("cannot decrypt the archive: no identity matches")

@@ -15,7 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ckpt-dev/ckpt/internal/engine"
-	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
@@ -153,7 +152,7 @@ func printProblem(w io.Writer, level, prefix string, err error) {
 		err = errors.New("interrupted")
 	}
 	fmt.Fprintf(w, "ckpt: %s: %s%s\n", level, prefix, err)
-	if h := hint.Of(err); h != "" {
+	if h := hintFor(err); h != "" {
 		fmt.Fprintf(w, "ckpt: hint: %s\n", h)
 	}
 }

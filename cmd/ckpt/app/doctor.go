@@ -28,7 +28,7 @@ check fails: saves or resumes would fail too. Changes nothing.`,
 			if c.NArg() > 0 {
 				return usagef("doctor takes no arguments")
 			}
-			results := doctor.Run(c.Context, doctor.Options{Store: c.String("store")})
+			results := doctor.Run(c.Context, doctor.Options{Store: c.String("store"), StoreSetting: "--store DIR or CKPT_STORE"})
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")

@@ -52,7 +52,7 @@ func TestDoctorWithoutExperimental(t *testing.T) {
 	}
 	for _, want := range []string{
 		"ok    engine: Docker 20.10.24 (API 1.41) at unix://" + sock + "\n",
-		"FAIL  experimental: experimental features off: the engine's checkpoint API is disabled\n" +
+		"FAIL  experimental: the Docker engine has experimental features off, and checkpoints need them\n" +
 			"      fix: add {\"experimental\": true} to /etc/docker/daemon.json and restart dockerd\n",
 		"ok    storage: storage driver overlay2\n",
 		"ok    cgroup: the engine uses cgroup v1; ",

@@ -49,12 +49,9 @@ is left behind on error or interruption. -o - writes to standard output.`,
 			if c.NArg() != 1 {
 				return usagef("export takes one CONTAINER[:NAME]")
 			}
-			container, name, _ := strings.Cut(c.Args().First(), ":")
-			if !store.ValidName(container) {
-				return usagef("invalid container name %q", container)
-			}
-			if name != "" && !store.ValidName(name) {
-				return usagef("invalid checkpoint name %q", name)
+			container, name, err := store.ParseRef(c.Args().First())
+			if err != nil {
+				return usageError{err}
 			}
 			output := c.String("output")
 			if output == "" {

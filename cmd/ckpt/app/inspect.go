@@ -38,12 +38,9 @@ reads the checkpoint only; the files' checksums are checked by resume.`,
 			if c.NArg() != 1 {
 				return usagef("inspect takes one checkpoint: CONTAINER or CONTAINER:NAME")
 			}
-			container, name, _ := strings.Cut(c.Args().First(), ":")
-			if !store.ValidName(container) {
-				return usagef("invalid container name %q", container)
-			}
-			if strings.Contains(c.Args().First(), ":") && !store.ValidName(name) {
-				return usagef("invalid checkpoint name %q", name)
+			container, name, err := store.ParseRef(c.Args().First())
+			if err != nil {
+				return usageError{err}
 			}
 			st, err := store.Open(c.String("store"))
 			if err != nil {

@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
-	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/progress"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
@@ -92,7 +91,7 @@ func (j *jsonWriter) result(l jsonLine, err error) {
 	ok := err == nil
 	l.OK = &ok
 	if err != nil {
-		l.Error, l.Hint = err.Error(), hint.Of(err)
+		l.Error, l.Hint = err.Error(), hintFor(err)
 	}
 	j.write(l)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/retention"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/units"
 	"github.com/ckpt-dev/ckpt/policy"
@@ -58,24 +58,15 @@ their total.`,
 
 // prune applies pol's retention at time now to the complete checkpoints of
 // container (of every container when it is ""), printing one line per
-// checkpoint to stdout and then a total. It removes what retention does not
-// keep, holding each container's lock; with dryRun it only says what would
-// go. A container it cannot lock, or a checkpoint it cannot remove, is
-// reported on stderr and the others go on; prune then returns errReported.
+// checkpoint to stdout as the work goes and then a total. With dryRun it only
+// says what would go. Failures (a container it cannot lock, a checkpoint it
+// cannot remove) are printed on stderr and the others go on; prune then
+// returns errReported.
 func prune(ctx context.Context, stdout, stderr io.Writer, st *store.Store, pol *policy.Policy, container string, dryRun bool, now time.Time) error {
-	ents, err := st.List(container)
+	plan, err := retention.NewPlan(st, pol.Retention, container, now)
 	if err != nil {
 		return err
 	}
-	var items []policy.Item
-	for _, e := range ents {
-		if e.State != store.StateComplete {
-			continue // never touched: ckpt rm is for those
-		}
-		ck := e.Checkpoint
-		items = append(items, policy.Item{Container: ck.Container, Name: ck.Name, Created: ck.Manifest.Created, Size: ck.Size()})
-	}
-	verdicts := policy.ApplyRetention(items, pol.Retention, now)
 
 	removeVerb := "remove"
 	if dryRun {
@@ -84,110 +75,42 @@ func prune(ctx context.Context, stdout, stderr io.Writer, st *store.Store, pol *
 	// Widths are known up front, so that lines can be printed as the work
 	// goes and still line up.
 	nameW, sizeW := 0, 0
-	for _, v := range verdicts {
+	for _, v := range plan.Verdicts {
 		nameW = max(nameW, len(v.Container)+1+len(v.Name))
 		sizeW = max(sizeW, len(units.Bytes(v.Size)))
 	}
-	line := func(verb string, v policy.Verdict) {
-		fmt.Fprintf(stdout, "%-*s %-*s  %*s  (%s)\n", len(removeVerb), verb, nameW, v.Container+":"+v.Name, sizeW, units.Bytes(v.Size), v.Reason)
+	opts := retention.Options{
+		DryRun: dryRun,
+		OnOutcome: func(o retention.Outcome) {
+			verb := "keep"
+			switch o.Action {
+			case retention.Kept:
+			case retention.Removed:
+				verb = removeVerb
+			default:
+				return // a failure, printed on stderr
+			}
+			fmt.Fprintf(stdout, "%-*s %-*s  %*s  (%s)\n", len(removeVerb), verb, nameW, o.Container+":"+o.Name, sizeW, units.Bytes(o.Size), o.Reason)
+		},
+		OnFailure: func(f retention.Failure) {
+			prefix := ""
+			if f.Name != "" {
+				prefix = f.Container + ":" + f.Name + ": "
+			}
+			printError(stderr, prefix, f.Err)
+		},
 	}
-
-	var removed int
-	var freed int64
-	failed := false
-	// List groups checkpoints by container: one group, one lock.
-	for start := 0; start < len(verdicts); {
-		end := start + 1
-		for end < len(verdicts) && verdicts[end].Container == verdicts[start].Container {
-			end++
-		}
-		group := verdicts[start:end]
-		start = end
-
-		if dryRun || !anyToRemove(group) {
-			for _, v := range group {
-				if v.Keep {
-					line("keep", v)
-				} else {
-					line(removeVerb, v)
-					removed++
-					freed += v.Size
-				}
-			}
-			continue
-		}
-		c := group[0].Container
-		lock, err := st.Lock(c, "prune")
-		if err != nil {
-			printError(stderr, "", err)
-			failed = true
-			for _, v := range group {
-				if v.Keep {
-					line("keep", v)
-				}
-			}
-			continue
-		}
-		// What is to be kept must still be there: removing the others
-		// after a concurrent ckpt rm could leave the container nothing.
-		if err := keptStillThere(st, group); err != nil {
-			lock.Unlock()
-			printError(stderr, "", err)
-			failed = true
-			continue
-		}
-		for _, v := range group {
-			if v.Keep {
-				line("keep", v)
-				continue
-			}
-			if err := ctx.Err(); err != nil {
-				lock.Unlock()
-				return err
-			}
-			if err := st.Remove(v.Container, v.Name); err != nil {
-				printError(stderr, v.Container+":"+v.Name+": ", err)
-				failed = true
-				continue
-			}
-			line(removeVerb, v)
-			removed++
-			freed += v.Size
-		}
-		lock.Unlock()
+	res, err := plan.Execute(ctx, st, opts)
+	if err != nil {
+		return err
 	}
-
 	if dryRun {
-		fmt.Fprintf(stdout, "would remove %s, freeing %s\n", nCheckpoints(removed), units.Bytes(freed))
+		fmt.Fprintf(stdout, "would remove %s, freeing %s\n", nCheckpoints(res.Removed), units.Bytes(res.Freed))
 	} else {
-		fmt.Fprintf(stdout, "removed %s, freed %s\n", nCheckpoints(removed), units.Bytes(freed))
+		fmt.Fprintf(stdout, "removed %s, freed %s\n", nCheckpoints(res.Removed), units.Bytes(res.Freed))
 	}
-	if failed {
+	if res.Failed() {
 		return errReported
-	}
-	return nil
-}
-
-func anyToRemove(vs []policy.Verdict) bool {
-	for _, v := range vs {
-		if !v.Keep {
-			return true
-		}
-	}
-	return false
-}
-
-// keptStillThere checks, under the container's lock, that the checkpoints
-// retention keeps are still complete.
-func keptStillThere(st *store.Store, group []policy.Verdict) error {
-	for _, v := range group {
-		if !v.Keep {
-			continue
-		}
-		if _, err := st.Load(v.Container, v.Name); err != nil {
-			return hint.Wrap(fmt.Errorf("checkpoints of %s changed during prune; none removed: %w", v.Container, err),
-				"run ckpt prune again")
-		}
 	}
 	return nil
 }

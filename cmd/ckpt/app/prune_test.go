@@ -49,6 +49,9 @@ func pruneCheckpoint(t *testing.T, st *store.Store, container, name string, age 
 	}
 }
 
+// The removals themselves are tested in internal/retention; these tests
+// check what prune prints.
+
 // pruneStore returns a store holding, besides an incomplete checkpoint of web
 // and a damaged old one of db that prune must never touch:
 //
@@ -84,27 +87,6 @@ func pruneCkptDir(st *store.Store, container, name string) string {
 	return filepath.Join(st.Root, format.ContainersDir, container, format.CheckpointsDir, name)
 }
 
-// wantPruneDirs fails unless exactly the checkpoint directories of want (as
-// "container:dir") exist in the store.
-func wantPruneDirs(t *testing.T, st *store.Store, want ...string) {
-	t.Helper()
-	var got []string
-	for _, c := range []string{"db", "web"} {
-		ents, err := os.ReadDir(filepath.Join(st.Root, format.ContainersDir, c, format.CheckpointsDir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range ents {
-			got = append(got, c+":"+e.Name())
-		}
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("checkpoint directories:\n got %v\nwant %v", got, want)
-	}
-}
-
-var pruneAllDirs = []string{"db:d0", "db:d1", "db:d2", "web:.tmp-pending", "web:w1", "web:w2", "web:w3", "web:w4"}
-
 func runPrune(t *testing.T, ctx context.Context, st *store.Store, r policy.Retention, container string, dryRun bool) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -131,7 +113,6 @@ would remove 3 checkpoints, freeing 2.5 MiB
 	if stdout != want {
 		t.Errorf("prune --dry-run stdout:\n%s\nwant:\n%s", stdout, want)
 	}
-	wantPruneDirs(t, st, pruneAllDirs...)
 
 	// One container: the others are not even listed.
 	stdout, stderr, err = runPrune(t, context.Background(), st, r, "web", true)
@@ -144,7 +125,6 @@ would remove 2 checkpoints, freeing 2.0 MiB
 	if err != nil || stderr != "" || stdout != want {
 		t.Errorf("prune --dry-run web = %v, stderr %q, stdout:\n%s\nwant:\n%s", err, stderr, stdout, want)
 	}
-	wantPruneDirs(t, st, pruneAllDirs...)
 
 	stdout, stderr, err = runPrune(t, context.Background(), st, r, "", false)
 	if err != nil || stderr != "" {
@@ -161,13 +141,6 @@ removed 3 checkpoints, freed 2.5 MiB
 	if stdout != want {
 		t.Errorf("prune stdout:\n%s\nwant:\n%s", stdout, want)
 	}
-	// The damaged and the incomplete checkpoints are still there.
-	wantPruneDirs(t, st, "db:d0", "db:d2", "web:.tmp-pending", "web:w3", "web:w4")
-	for _, c := range []string{"db", "web"} {
-		if _, err := os.Stat(filepath.Join(st.Root, format.ContainersDir, c, format.LockFile)); err != nil {
-			t.Errorf("lock file of %s: %v", c, err)
-		}
-	}
 
 	// Again: nothing left to remove.
 	stdout, stderr, err = runPrune(t, context.Background(), st, r, "", false)
@@ -179,7 +152,6 @@ removed 0 checkpoints, freed 0 B
 	if err != nil || stderr != "" || stdout != want {
 		t.Errorf("second prune = %v, stderr %q, stdout:\n%s\nwant:\n%s", err, stderr, stdout, want)
 	}
-	wantPruneDirs(t, st, "db:d0", "db:d2", "web:.tmp-pending", "web:w3", "web:w4")
 }
 
 func TestPruneMaxBytes(t *testing.T) {
@@ -197,7 +169,6 @@ removed 4 checkpoints, freed 3.5 MiB
 	if err != nil || stderr != "" || stdout != want {
 		t.Errorf("prune = %v, stderr %q, stdout:\n%s\nwant:\n%s", err, stderr, stdout, want)
 	}
-	wantPruneDirs(t, st, "db:d0", "db:d2", "web:.tmp-pending", "web:w4")
 }
 
 func TestPruneOneCheckpoint(t *testing.T) {
@@ -210,7 +181,6 @@ removed 1 checkpoint, freed 512.0 KiB
 	if err != nil || stderr != "" || stdout != want {
 		t.Errorf("prune db = %v, stderr %q, stdout:\n%s\nwant:\n%s", err, stderr, stdout, want)
 	}
-	wantPruneDirs(t, st, "db:d0", "db:d2", "web:.tmp-pending", "web:w1", "web:w2", "web:w3", "web:w4")
 }
 
 func TestPruneEmpty(t *testing.T) {
@@ -252,7 +222,6 @@ removed 1 checkpoint, freed 512.0 KiB
 		strings.Count(stderr, "\n") != 2 {
 		t.Errorf("stderr %q", stderr)
 	}
-	wantPruneDirs(t, st, "db:d0", "db:d2", "web:.tmp-pending", "web:w1", "web:w2", "web:w3", "web:w4")
 	if code := report(new(bytes.Buffer), err); code != exitError {
 		t.Errorf("exit code %d, want %d", code, exitError)
 	}
@@ -266,13 +235,6 @@ func TestPruneInterrupted(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || stderr != "" {
 		t.Errorf("prune after cancel = %v, stderr %q", err, stderr)
 	}
-	wantPruneDirs(t, st, pruneAllDirs...)
-	// The lock was released.
-	l, err := st.Lock("db", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Unlock()
 }
 
 // pruneApp is ckpt with only the prune command, until app.go registers it.

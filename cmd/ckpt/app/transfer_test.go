@@ -247,7 +247,7 @@ func TestExportImportEncrypted(t *testing.T) {
 	}
 
 	code, stdout, stderr := run(t, "--store", hostB, "import", archive)
-	if code != exitError || stdout != "" || stderr != "ckpt: error: the archive is encrypted: give --identity FILE or --passphrase-file FILE\n"+
+	if code != exitError || stdout != "" || stderr != "ckpt: error: the archive is encrypted, and no identity or passphrase was given to decrypt it\n"+
 		"ckpt: hint: it is encrypted to X25519 recipients: give the private key of one of them with --identity (an age identity file or an SSH private key)\n" {
 		t.Errorf("import without identity = %d, %q, %q", code, stdout, stderr)
 	}
@@ -356,6 +356,7 @@ func TestTransferUsageErrors(t *testing.T) {
 		{[]string{"export", "web", "-o", "x", "--bogus"}, usage("flag provided but not defined: --bogus")},
 		{[]string{"export", "-o", "x", "../web"}, usage(`invalid container name "../web"`)},
 		{[]string{"export", "-o", "x", "web:../cp"}, usage(`invalid checkpoint name "../cp"`)},
+		{[]string{"export", "-o", "x", "web:"}, usage(`missing checkpoint name after ":" in "web:"`)},
 		{[]string{"export", "-o", "x", "--compress", "xz", "web"}, usage(`--compress takes zstd, gzip or none, not "xz"`)},
 		{[]string{"export", "-o", "x", "-r", "age1x", "--passphrase-file", "p", "web"}, usage("--recipient and --passphrase-file do not go together: give one of them")},
 		{[]string{"export", "--bogus", "web"}, usage("flag provided but not defined: -bogus")},

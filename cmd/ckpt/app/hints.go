@@ -1,0 +1,72 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/ckpt-dev/ckpt/internal/criu"
+	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/transfer"
+)
+
+// hintFor returns the advice printed under err: the hint a library or a
+// command attached to it, or else the one the command line gives for the
+// typed errors whose fix is one of its flags (the libraries name no flags).
+// "" when there is none.
+func hintFor(err error) string {
+	if h := hint.Of(err); h != "" {
+		return h
+	}
+	return flagHint(err)
+}
+
+// flagHint is the advice for the library errors whose fix is a flag.
+func flagHint(err error) string {
+	var (
+		damaged  *store.DamagedError
+		decrypt  *transfer.DecryptError
+		incompat *criu.IncompatibleError
+	)
+	switch {
+	case errors.As(err, &damaged) && damaged.Files:
+		return fmt.Sprintf("nothing was started or changed; resume an older checkpoint with --from NAME (ckpt ls %s), or remove this one with ckpt rm %s %s",
+			damaged.Container, damaged.Container, damaged.Name)
+	case errors.As(err, &damaged):
+		return fmt.Sprintf("nothing was changed; resume another checkpoint with --from NAME (ckpt ls %s) or remove this one with ckpt rm %s %s",
+			damaged.Container, damaged.Container, damaged.Name)
+	case errors.As(err, &decrypt):
+		return decryptHint(decrypt)
+	case errors.As(err, &incompat) && len(incompat.Missing) == 0:
+		return "resume it on an " + incompat.Arch + " host, or use its data only (the resume does that unless --no-fallback)"
+	case errors.As(err, &incompat):
+		return "resume it on a host with the same CPU features, or use its data only (the resume does that unless --no-fallback)"
+	case errors.Is(err, store.ErrCannotCreate) && errors.Is(err, fs.ErrPermission):
+		return "run ckpt as root, or point --store (CKPT_STORE) at a directory you own"
+	case errors.Is(err, transfer.ErrCannotEncrypt):
+		return "check the --recipient values"
+	}
+	return ""
+}
+
+// decryptHint says what decrypts an archive that import could not decrypt.
+func decryptHint(e *transfer.DecryptError) string {
+	switch {
+	case !e.Known:
+		return "it was encrypted by ckpt export --recipient (give the matching private key) or --passphrase-file (give the same file)"
+	case e.Passphrase && e.GotPassphrase:
+		return "it is encrypted with a passphrase, and that of --passphrase-file is not it"
+	case e.Passphrase:
+		return "it is encrypted with a passphrase: give the file that holds it with --passphrase-file"
+	}
+	what := "recipients"
+	if len(e.Recipients) > 0 {
+		what = strings.Join(e.Recipients, ", ") + " recipients"
+	}
+	if e.GotIdentities {
+		return "it is encrypted to " + what + ", and none of the --identity files holds the private key of one of them"
+	}
+	return "it is encrypted to " + what + ": give the private key of one of them with --identity (an age identity file or an SSH private key)"
+}
