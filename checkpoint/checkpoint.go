@@ -449,7 +449,7 @@ func (s *saver) finish(ctx context.Context) error {
 // manifest starts the manifest of this save.
 func (s *saver) manifest() *format.Manifest {
 	hostname, _ := os.Hostname()
-	facts := s.host.Facts()
+	facts := s.host.Here()
 	info := s.eng.System()
 	rp := s.c.HostConfig.RestartPolicy
 	return &format.Manifest{

@@ -128,10 +128,13 @@ func (h Host) WithOptions(extra []string, fn func() error) error {
 	return h.withDefaults().WithRuncOptions(extra, fn)
 }
 
+// Here returns this host's facts, as a checkpoint made here records them.
+func (h Host) Here() criu.Facts { return h.withDefaults().Facts() }
+
 // Compatible returns an error when a checkpoint taken on a host described by
 // from cannot be restored with memory on this one.
 func (h Host) Compatible(from criu.Facts) error {
-	return criu.Compatible(from, h.withDefaults().Facts())
+	return criu.Compatible(from, h.Here())
 }
 
 // Captured reports whether a save captures the contents of mount m: a

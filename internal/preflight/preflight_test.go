@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -132,5 +133,23 @@ func TestCompatibleAndOptions(t *testing.T) {
 	}
 	if err := h.WithOptions([]string{"cgroup-root /x"}, func() error { ran++; return nil }); err != nil || len(got) != 1 || ran != 2 {
 		t.Errorf("options: err %v, got %q, ran %d", err, got, ran)
+	}
+}
+
+// TestZeroHost: the zero Host is this host, with nothing left nil.
+func TestZeroHost(t *testing.T) {
+	var h Host
+	if f := h.Here(); f.Arch != runtime.GOARCH || f.Kernel == "" {
+		t.Errorf("Here() = %+v", f)
+	}
+	if err := h.Compatible(h.Here()); err != nil {
+		t.Errorf("this host is not compatible with itself: %v", err)
+	}
+	if err := h.Space(t.TempDir(), "web", 0); err != nil {
+		t.Errorf("Space: %v", err)
+	}
+	d := h.withDefaults()
+	if d.CRIU == nil || d.RuncConf == nil || d.WithRuncOptions == nil || d.Facts == nil || d.Free == nil || d.Size == nil {
+		t.Errorf("defaults left a function nil: %+v", d)
 	}
 }
