@@ -616,8 +616,7 @@ func (s *saver) done(phase string, bytes int64) {
 // diskFull gives a full-disk error a message and a hint.
 func diskFull(err error, root string) error {
 	if errors.Is(err, syscall.ENOSPC) {
-		return hint.Wrap(fmt.Errorf("the store's file system is full: %w", err),
-			"free space in "+root+" (ckpt rm and ckpt prune remove old checkpoints) or use another store; the partial checkpoint was removed")
+		return fmt.Errorf("the store's file system (%s) is full, and the partial checkpoint was removed: %w", root, err)
 	}
 	return err
 }

@@ -142,7 +142,7 @@ func TestSaveFailureLeavesContainerAsItWas(t *testing.T) {
 		}, wantErr: "undo checkpoint: cannot start web again: no start", wantRecovery: "could NOT be started again"},
 		{name: "disk full while writing", setup: func(e *env) {
 			e.f.FailOn("CheckpointCreate", fmt.Errorf("write pages: %w", syscall.ENOSPC))
-		}, wantErr: "the store's file system is full"},
+		}, wantErr: "is full, and the partial checkpoint was removed"},
 		{name: "cold: stop fails", setup: func(e *env) {
 			e.opts.Mode = format.ModeCold
 			e.f.FailOn("ContainerStop", errBoom)

@@ -187,7 +187,7 @@ func TestRestoreFailureFallback(t *testing.T) {
 	}
 
 	r := e.ckpt("resume", "--no-fallback", name)
-	if r.code != 1 || !strings.Contains(r.stderr, "ckpt: error: memory could not be restored, and --no-fallback was given") ||
+	if r.code != 1 || !strings.Contains(r.stderr, "ckpt: error: memory could not be restored, and a start on the saved data only was ruled out") ||
 		!strings.Contains(r.stderr, "tmp/held.txt has bad size") ||
 		!strings.Contains(r.stderr, "ckpt: hint: a file the process had open changed or is missing") {
 		t.Fatalf("--no-fallback: exit %d\n%s", r.code, r.stderr)

@@ -201,7 +201,7 @@ func TestResumeFromAnotherArch(t *testing.T) {
 	removeContainer(t, name)
 
 	r := e.ckpt("resume", "--no-fallback", name)
-	want := "ckpt: error: memory cannot be restored here, and --no-fallback was given: the checkpoint was made on s390x and this host is amd64: processes cannot move between architectures\n"
+	want := "ckpt: error: memory cannot be restored here, and a start on the saved data only was ruled out: the checkpoint was made on s390x and this host is amd64: processes cannot move between architectures\n"
 	if r.code != 1 || !strings.Contains(r.stderr, want) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}

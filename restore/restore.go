@@ -289,14 +289,21 @@ func (r *resumer) preflight(ctx context.Context) error {
 }
 
 // NoFallbackError is the error of a resume that could not restore memory
-// and was told not to start the container on its data alone.
+// and was told not to start the container on its data alone
+// (Options.NoFallback). What the resume created is removed again.
 type NoFallbackError struct {
 	// Err says why memory could not be restored.
 	Err error
+	// Tried is true when the restore was tried and failed, false when it
+	// was ruled out before anything was touched.
+	Tried bool
 }
 
 func (e *NoFallbackError) Error() string {
-	return "memory cannot be restored, and a start on the saved data only was ruled out: " + e.Err.Error()
+	if e.Tried {
+		return "memory could not be restored, and a start on the saved data only was ruled out: " + e.Err.Error()
+	}
+	return "memory cannot be restored here, and a start on the saved data only was ruled out: " + e.Err.Error()
 }
 
 func (e *NoFallbackError) Unwrap() error { return e.Err }
@@ -409,7 +416,7 @@ func (r *resumer) start(ctx context.Context) error {
 		memErr = criu.Explain(err, log)
 	}
 	if r.opts.NoFallback {
-		return &NoFallbackError{Err: memErr}
+		return &NoFallbackError{Err: memErr, Tried: true}
 	}
 	if err := r.eng.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("memory could not be restored (%v), and a normal start failed too: %w", memErr, err)

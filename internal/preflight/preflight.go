@@ -173,10 +173,24 @@ func (h Host) Space(dir, name string, need int64) error {
 		return err
 	}
 	if !Fits(need, free) {
-		return hint.New(fmt.Sprintf("not enough space in %s to save %s: about %s needed, %s free", dir, name, units.Bytes(need), units.Bytes(free)),
-			"free space there (ckpt rm and ckpt prune remove old checkpoints) or use another store; nothing was changed")
+		return &SpaceError{Dir: dir, Container: name, Need: need, Free: free}
 	}
 	return nil
+}
+
+// SpaceError is the error of a save that does not fit in the store; it was
+// refused before anything was changed.
+type SpaceError struct {
+	// Dir is the store's directory.
+	Dir string
+	// Container is the container to save.
+	Container string
+	// Need and Free are the bytes the save needs and those free in Dir.
+	Need, Free int64
+}
+
+func (e *SpaceError) Error() string {
+	return fmt.Sprintf("not enough space in %s to save %s: about %s needed, %s free", e.Dir, e.Container, units.Bytes(e.Need), units.Bytes(e.Free))
 }
 
 // Fits reports whether a save estimated to need need bytes fits in free

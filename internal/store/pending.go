@@ -43,7 +43,7 @@ func (s *Store) Begin(container, name string) (*Pending, error) {
 	}
 	p := &Pending{Name: name, container: container, dir: filepath.Join(parent, format.TempPrefix+name), final: filepath.Join(parent, name)}
 	if _, err := os.Lstat(p.final); err == nil {
-		return nil, hint.New(fmt.Sprintf("checkpoint %q of %s already exists", name, container), "choose another --name, or remove it with ckpt rm "+container+" "+name)
+		return nil, &ExistsError{Container: container, Name: name}
 	}
 	if err := os.RemoveAll(p.dir); err != nil {
 		return nil, err
@@ -192,4 +192,14 @@ func syncTree(root string) error {
 		}
 		return atomicfile.SyncDir(path)
 	})
+}
+
+// ExistsError is the error of a save under a name its container's
+// checkpoints already have.
+type ExistsError struct {
+	Container, Name string
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("checkpoint %q of %s already exists", e.Name, e.Container)
 }

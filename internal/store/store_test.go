@@ -399,7 +399,7 @@ func TestBeginRefuses(t *testing.T) {
 		want            string
 		hint            string
 	}{
-		{"web", "cp1", `checkpoint "cp1" of web already exists`, "ckpt rm web cp1"},
+		{"web", "cp1", `checkpoint "cp1" of web already exists`, ""}, // an ExistsError: the CLI adds the hint
 		{"web", "../x", `invalid checkpoint name "../x"`, "starting with a letter or digit"},
 		{"web", ".hidden", `invalid checkpoint name ".hidden"`, "starting with a letter or digit"},
 		{"web", "a/b", `invalid checkpoint name "a/b"`, "starting with a letter or digit"},
@@ -417,6 +417,10 @@ func TestBeginRefuses(t *testing.T) {
 			wantErr(t, err, tc.want)
 			if h := hint.Of(err); !strings.Contains(h, tc.hint) {
 				t.Errorf("hint %q does not contain %q", h, tc.hint)
+			}
+			var exists *ExistsError
+			if errors.As(err, &exists) != (tc.name == "cp1" && tc.container == "web") {
+				t.Errorf("ExistsError: %v", err)
 			}
 		})
 	}

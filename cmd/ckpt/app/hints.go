@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"syscall"
 
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
+	"github.com/ckpt-dev/ckpt/restore"
 )
 
 // hintFor returns the advice printed under err: the hint a library or a
@@ -26,9 +29,12 @@ func hintFor(err error) string {
 // flagHint is the advice for the library errors whose fix is a flag.
 func flagHint(err error) string {
 	var (
-		damaged  *store.DamagedError
-		decrypt  *transfer.DecryptError
-		incompat *criu.IncompatibleError
+		damaged    *store.DamagedError
+		decrypt    *transfer.DecryptError
+		incompat   *criu.IncompatibleError
+		space      *preflight.SpaceError
+		exists     *store.ExistsError
+		noFallback *restore.NoFallbackError
 	)
 	switch {
 	case errors.As(err, &damaged) && damaged.Files:
@@ -47,6 +53,14 @@ func flagHint(err error) string {
 		return "run ckpt as root, or point --store (CKPT_STORE) at a directory you own"
 	case errors.Is(err, transfer.ErrCannotEncrypt):
 		return "check the --recipient values"
+	case errors.As(err, &space):
+		return "free space there (ckpt rm removes old checkpoints) or use another --store; nothing was changed"
+	case errors.Is(err, syscall.ENOSPC):
+		return "free space in the store (ckpt rm removes old checkpoints) or use another --store"
+	case errors.As(err, &exists):
+		return "choose another --name, or remove it with ckpt rm " + exists.Container + " " + exists.Name
+	case errors.As(err, &noFallback):
+		return "without --no-fallback the container starts on its saved data instead (its memory is lost)"
 	}
 	return ""
 }

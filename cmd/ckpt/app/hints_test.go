@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"syscall"
 	"testing"
 
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
+	"github.com/ckpt-dev/ckpt/restore"
 )
 
 func TestHintFor(t *testing.T) {
@@ -35,6 +38,13 @@ func TestHintFor(t *testing.T) {
 		{"another CPU", &criu.IncompatibleError{Arch: "amd64", HostArch: "amd64", Missing: []string{"avx512f"}},
 			"resume it on a host with the same CPU features, or use its data only (the resume does that unless --no-fallback)"},
 		{"encrypt", fmt.Errorf("%w: bad recipient", transfer.ErrCannotEncrypt), "check the --recipient values"},
+		{"no room", fmt.Errorf("web: %w", &preflight.SpaceError{Dir: "/var/lib/ckpt", Container: "web", Need: 2, Free: 1}),
+			"free space there (ckpt rm removes old checkpoints) or use another --store; nothing was changed"},
+		{"disk full", fmt.Errorf("write: %w", syscall.ENOSPC), "free space in the store (ckpt rm removes old checkpoints) or use another --store"},
+		{"name taken", &store.ExistsError{Container: "web", Name: "cp1"}, "choose another --name, or remove it with ckpt rm web cp1"},
+		{"no fallback", &restore.NoFallbackError{Err: errors.New("criu failed"), Tried: true},
+			"without --no-fallback the container starts on its saved data instead (its memory is lost)"},
+		{"no fallback, CRIU's own hint first", &restore.NoFallbackError{Err: hint.New("bad size", "a file changed")}, "a file changed"},
 		{"unknown encryption", decrypt(transfer.DecryptError{Err: transfer.ErrEncrypted}),
 			"it was encrypted by ckpt export --recipient (give the matching private key) or --passphrase-file (give the same file)"},
 		{"no identity", decrypt(transfer.DecryptError{Err: transfer.ErrEncrypted, Known: true, Recipients: []string{"X25519", "ssh-ed25519"}}),
