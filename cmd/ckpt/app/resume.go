@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/restore"
 )
 
@@ -59,9 +60,9 @@ container starts normally on the restored data and ckpt says so; with
 					l := jsonLine{Container: r.Container, Checkpoint: r.Checkpoint, Recreated: r.Recreated, Notes: r.Notes}
 					if r.Err == nil {
 						restored := r.MemoryRestored
-						l.MemoryRestored, l.Mode = &restored, "hot"
+						l.MemoryRestored, l.Mode = &restored, format.ModeHot
 						if r.Cold {
-							l.Mode = "cold"
+							l.Mode = format.ModeCold
 						}
 					}
 					if r.Fallback != nil {
