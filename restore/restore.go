@@ -74,6 +74,10 @@ type Options struct {
 	All bool
 	// From names the checkpoint to resume; empty means the newest complete one.
 	From string
+	// Trust lets an imported checkpoint recreate its container with what
+	// it asks for beyond a plain container (Powers): privileged mode, host
+	// paths, devices, ... Without it such a resume is refused.
+	Trust bool
 	// NoFallback makes a resume fail, undoing what it created, when memory
 	// cannot be restored, instead of starting the container normally.
 	NoFallback bool
@@ -228,8 +232,34 @@ func (r *resumer) find(ctx context.Context) (err error) {
 		return err
 	}
 	r.rep.Report(progress.Event{Container: r.name, Phase: "verify", Message: "checksums match", Bytes: r.ck.Size()})
-	return r.ck.ReadJSON(format.ContainerFile, &r.cfg)
+	damaged := func(err error) error {
+		return &store.DamagedError{Container: r.ck.Container, Name: r.ck.Name, Files: true, Err: err}
+	}
+	if err := r.ck.Manifest.CheckResumable(); err != nil {
+		return damaged(err)
+	}
+	if err := r.ck.ReadJSON(format.ContainerFile, &r.cfg); err != nil {
+		return damaged(err)
+	}
+	if r.cfg.ContainerJSONBase == nil || r.cfg.Config == nil || r.cfg.HostConfig == nil {
+		return damaged(fmt.Errorf("%s lacks the container's configuration", format.ContainerFile))
+	}
+	if !r.ck.Origin.Imported || r.opts.Trust {
+		return nil
+	}
+	powers, err := Powers(r.ck)
+	if err != nil {
+		return damaged(err)
+	}
+	if len(powers) > 0 {
+		return &UntrustedError{Checkpoint: r.ck.Container + ":" + r.ck.Name, Powers: powers}
+	}
+	return nil
 }
+
+// untrusted reports whether the container is recreated from an imported
+// checkpoint that was not trusted: it then gets what a plain container gets.
+func (r *resumer) untrusted() bool { return r.ck.Origin.Imported && !r.opts.Trust }
 
 // existing looks at the container that has the saved one's name, if any:
 // a running one, or another container, is refused.
@@ -498,6 +528,10 @@ func (r *resumer) recreate(ctx context.Context) (*container.InspectResponse, err
 	cfg.Image = r.image
 	hc := *r.cfg.HostConfig
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	if r.untrusted() {
+		// The engine's defaults, not the archive's lists.
+		hc.MaskedPaths, hc.ReadonlyPaths = nil, nil
+	}
 	primary, others := r.endpoints(r.cfg)
 	if r.useHolder {
 		holder, err := r.ensureHolder(ctx)

@@ -2,12 +2,14 @@ package restore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -460,5 +462,121 @@ func TestProject(t *testing.T) {
 	}
 	if _, err := restore.Project(e.st, "none"); err == nil || !strings.Contains(err.Error(), "no checkpoint of compose project none") {
 		t.Errorf("unknown project: %v", err)
+	}
+}
+
+// imported saves web again with hc's changes, marks the checkpoint as
+// brought by ckpt import, and removes web and what it had.
+func (e *env) imported(t *testing.T, change func(*container.HostConfig)) {
+	t.Helper()
+	ctx := context.Background()
+	e.f.Update("web", func(c *container.InspectResponse) { change(c.HostConfig) })
+	must(t, e.f.ContainerStart(ctx, "web", container.StartOptions{}))
+	r := checkpoint.SaveContainer(ctx, checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host, Name: "foreign"}, "web")
+	must(t, r.Err)
+	origin, _ := json.Marshal(format.Origin{Imported: true})
+	must(t, os.WriteFile(r.Checkpoint.Path(format.OriginFile), origin, 0o600))
+	e.removeAll(t)
+}
+
+// TestResumeImportedTrust: an imported checkpoint gets a plain container;
+// one that asks for more is refused, with the list, unless trusted.
+func TestResumeImportedTrust(t *testing.T) {
+	widen := func(hc *container.HostConfig) {
+		hc.Privileged = true
+		hc.CapAdd = []string{"ALL"}
+		hc.PidMode = "host"
+		hc.Binds = append(hc.Binds, "/:/host")
+		hc.SecurityOpt = []string{"seccomp=unconfined", "no-new-privileges"}
+		hc.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
+	}
+	want := []string{"privileged mode", "capability ALL", "pid namespace mode host", "bind mount /:/host", "security option seccomp=unconfined", "sysctl net.ipv4.ip_forward=1"}
+
+	t.Run("refused", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		e.imported(t, widen)
+		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		var ue *restore.UntrustedError
+		if !errors.As(r.Err, &ue) || !slices.Equal(ue.Powers, want) {
+			t.Fatalf("err = %v, want an UntrustedError listing %q", r.Err, want)
+		}
+		if c, _ := e.f.Lookup(context.Background(), "web"); c != nil || e.f.Volume("data") != "" || e.f.Network("backend") {
+			t.Error("a refused resume created something")
+		}
+	})
+	t.Run("trusted", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		e.imported(t, widen)
+		e.opts.Trust = true
+		must(t, restore.ResumeContainer(context.Background(), e.opts, "web").Err)
+		if c := e.web(t); !c.HostConfig.Privileged || c.HostConfig.PidMode != "host" {
+			t.Errorf("trusted: privileged %v, pid %q", c.HostConfig.Privileged, c.HostConfig.PidMode)
+		}
+	})
+	t.Run("plain imported container", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		e.imported(t, func(hc *container.HostConfig) { hc.MaskedPaths = []string{} })
+		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		must(t, r.Err)
+		if c := e.web(t); c.HostConfig.MaskedPaths != nil {
+			t.Errorf("an imported container kept the archive's masked paths %q, want the engine's", c.HostConfig.MaskedPaths)
+		}
+	})
+	t.Run("made here", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		e.imported(t, widen)
+		ck, err := e.st.Find("web", "foreign")
+		must(t, err)
+		must(t, os.Remove(ck.Path(format.OriginFile)))
+		must(t, restore.ResumeContainer(context.Background(), e.opts, "web").Err)
+	})
+}
+
+func TestPowers(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	powers, err := restore.Powers(e.ck)
+	must(t, err)
+	if len(powers) != 0 {
+		t.Errorf("a plain container asks for %q", powers)
+	}
+}
+
+// TestResumeBadConfiguration: a checkpoint whose container.json lacks the
+// configuration, or whose manifest lacks the container's id, is damaged,
+// and nothing is touched (both used to panic).
+func TestResumeBadConfiguration(t *testing.T) {
+	for _, tt := range []struct {
+		name, containerJSON, id, want string
+	}{
+		{"no configuration", `{"Id": "abc", "Name": "/web"}`, "abc", "lacks the container's configuration"},
+		{"no id", `{"Id": "", "Name": "/web", "Config": {}, "HostConfig": {}}`, "", "no name or no id"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "20.10.24", format.ModeHot)
+			e.removeAll(t)
+			p, err := e.st.Begin("web", "forged")
+			must(t, err)
+			for name, content := range map[string]string{format.ContainerFile: tt.containerJSON, format.NetworksFile: "[]", format.LayerFile: ""} {
+				f, err := p.Create(name)
+				must(t, err)
+				_, err = f.Write([]byte(content))
+				must(t, err)
+				must(t, f.Close())
+			}
+			raw, err := p.Manifest(&format.Manifest{Created: time.Now(), Mode: format.ModeCold,
+				Container: format.Container{Name: "web", ID: tt.id, Image: "app:1"}, Layer: format.Layer{Archive: format.LayerFile}})
+			must(t, err)
+			_, err = p.Commit(raw)
+			must(t, err)
+			e.opts.From = "forged"
+			r := restore.ResumeContainer(context.Background(), e.opts, "web")
+			var de *store.DamagedError
+			if !errors.As(r.Err, &de) || !strings.Contains(r.Err.Error(), tt.want) {
+				t.Fatalf("err = %v, want a damaged checkpoint: %q", r.Err, tt.want)
+			}
+			if c, _ := e.f.Lookup(context.Background(), "web"); c != nil {
+				t.Error("a refused resume created the container")
+			}
+		})
 	}
 }

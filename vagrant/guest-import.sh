@@ -20,6 +20,6 @@ for f in "${files[@]}"; do
 		echo "ckpt: $container was saved on kernel/CRIU $made, this guest has $here: not resumed (remove $f to start fresh)" >&2
 		continue
 	fi
-	ckpt resume --no-fallback "$container"
+	ckpt resume --no-fallback --trust "$container" # our own export, from the synced folder
 	rm -f "$f"
 done

@@ -3,7 +3,16 @@
 // these names; change them only together with that document and Version.
 package format
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+)
 
 // Version is the store format this build writes. A manifest with a higher
 // version is refused.
@@ -54,7 +63,23 @@ const (
 	// LayerFile is a tar archive of the container's writable layer in the
 	// OCI layer convention (deleted paths as .wh.<name> entries).
 	LayerFile = "layer.tar"
+	// OriginFile says where the checkpoint came from: written by ckpt beside
+	// the manifest when it commits the checkpoint, never listed in it, so an
+	// archive cannot bring its own. A checkpoint without one was made before
+	// ckpt wrote it, on this host.
+	OriginFile = "origin.json"
 )
+
+// Origin is the content of OriginFile.
+type Origin struct {
+	// Imported is true for a checkpoint that ckpt import brought from an
+	// archive: made elsewhere, by someone else. Resume then refuses the
+	// settings that give a container more power than a plain one, unless
+	// told to trust it (docs/security.md).
+	Imported bool `json:"imported"`
+	// Time is when the checkpoint was committed to this store.
+	Time time.Time `json:"time"`
+}
 
 // Manifest describes one checkpoint. It is written last, and a checkpoint
 // without a manifest whose checksum matches ManifestSumFile is not a
@@ -222,3 +247,101 @@ const (
 
 // PhaseTotal names the last timing of a manifest: the whole save.
 const PhaseTotal = "total"
+
+// Check returns an error naming the first thing in m that a checkpoint
+// written by ckpt never has: a file list that CheckFiles refuses; an archive
+// of a volume or of the layer that is not a listed file; a volume name that
+// is a path. Everything resume opens by a name from the manifest is then a
+// listed file, checked by Verify.
+func (m *Manifest) Check() error {
+	if err := CheckFiles(m.Files); err != nil {
+		return fmt.Errorf("%s: %w", ManifestFile, err)
+	}
+	listed := make(map[string]bool, len(m.Files))
+	for _, f := range m.Files {
+		listed[f.Path] = true
+	}
+	if m.Layer.Archive != "" && !listed[m.Layer.Archive] {
+		return fmt.Errorf("%s: the layer's archive %q is not one of its files", ManifestFile, m.Layer.Archive)
+	}
+	for _, v := range m.Volumes {
+		if v.Name == "" || strings.ContainsAny(v.Name, "/\\") || v.Name == "." || v.Name == ".." {
+			return fmt.Errorf("%s: invalid volume name %q", ManifestFile, v.Name)
+		}
+		if !listed[v.Archive] {
+			return fmt.Errorf("%s: the archive %q of volume %s is not one of its files", ManifestFile, v.Archive, v.Name)
+		}
+	}
+	return nil
+}
+
+// CheckResumable is Check, and returns an error when m lacks what a resume
+// needs: a mode of hot or cold, the container's name and id.
+func (m *Manifest) CheckResumable() error {
+	if err := m.Check(); err != nil {
+		return err
+	}
+	switch {
+	case m.Mode != ModeHot && m.Mode != ModeCold:
+		return fmt.Errorf("%s: mode %q is neither %s nor %s", ManifestFile, m.Mode, ModeHot, ModeCold)
+	case m.Container.Name == "" || m.Container.ID == "":
+		return fmt.Errorf("%s: the container has no name or no id", ManifestFile)
+	}
+	return nil
+}
+
+// CheckFiles checks the file list of a manifest: every path is clean,
+// slash-separated, relative, inside the checkpoint, listed once, not a name
+// ckpt writes itself (ManifestFile, ManifestSumFile, OriginFile), and not
+// also a directory of another path; sizes are not negative and sums are hex
+// sha256.
+func CheckFiles(files []File) error {
+	seen := make(map[string]bool, len(files))
+	for _, f := range files {
+		if err := checkPath(f.Path); err != nil {
+			return fmt.Errorf("file %q: %v", f.Path, err)
+		}
+		switch f.Path {
+		case ManifestFile, ManifestSumFile, OriginFile:
+			return fmt.Errorf("file %q: a reserved name", f.Path)
+		}
+		if seen[f.Path] {
+			return fmt.Errorf("file %q is listed twice", f.Path)
+		}
+		seen[f.Path] = true
+		if f.Size < 0 {
+			return fmt.Errorf("file %q: negative size", f.Path)
+		}
+		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != sha256.Size || strings.ToLower(f.SHA256) != f.SHA256 {
+			return fmt.Errorf("file %q: %q is not a sha256", f.Path, f.SHA256)
+		}
+	}
+	for _, f := range files {
+		for dir := path.Dir(f.Path); dir != "."; dir = path.Dir(dir) {
+			if seen[dir] {
+				return fmt.Errorf("%q is listed as a file and is a directory of %q", dir, f.Path)
+			}
+		}
+	}
+	return nil
+}
+
+// checkPath checks that p is a path the store can hold: relative,
+// slash-separated, clean, and inside the checkpoint.
+func checkPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty path")
+	case strings.HasPrefix(p, "/"):
+		return errors.New("absolute path")
+	case p == ".." || strings.HasPrefix(p, "../") || strings.HasSuffix(p, "/..") || strings.Contains(p, "/../"):
+		return errors.New("path leaves the checkpoint directory")
+	case strings.ContainsRune(p, 0) || strings.ContainsRune(p, '\\'):
+		return errors.New("path has a NUL or backslash")
+	case path.Clean(p) != p || p == ".":
+		return errors.New("path is not clean")
+	case !filepath.IsLocal(p):
+		return errors.New("path leaves the checkpoint directory")
+	}
+	return nil
+}

@@ -21,10 +21,15 @@ import (
 
 // Report describes one checkpoint.
 type Report struct {
-	Container     string               `json:"container"`
-	Name          string               `json:"name"`
-	Created       time.Time            `json:"created"`
-	Mode          format.Mode          `json:"mode"`
+	Container string      `json:"container"`
+	Name      string      `json:"name"`
+	Created   time.Time   `json:"created"`
+	Mode      format.Mode `json:"mode"`
+	// Imported is true for a checkpoint brought by ckpt import.
+	Imported bool `json:"imported"`
+	// Asks lists what it asks for beyond a plain container (restore.Powers),
+	// filled in by the caller.
+	Asks          []string             `json:"asks,omitempty"`
 	LeftRunning   bool                 `json:"leftRunning"`
 	SizeBytes     int64                `json:"sizeBytes"`
 	RestartPolicy format.RestartPolicy `json:"restartPolicy"`
@@ -135,6 +140,7 @@ func Read(ck *store.Checkpoint) (*Report, error) {
 		Name:          ck.Name,
 		Created:       m.Created,
 		Mode:          m.Mode,
+		Imported:      ck.Origin.Imported,
 		LeftRunning:   m.LeftRunning,
 		SizeBytes:     ck.Size(),
 		RestartPolicy: m.RestartPolicy,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
@@ -56,11 +57,20 @@ func (p *Pending) Commit(manifest []byte) (*Checkpoint, error) {
 	if err := sameFiles(m.Files, p.files); err != nil {
 		return nil, fmt.Errorf("checkpoint %s:%s: %w", p.container, p.Name, err)
 	}
+	if err := m.Check(); err != nil {
+		return nil, fmt.Errorf("checkpoint %s:%s: %w", p.container, p.Name, err)
+	}
+	origin := format.Origin{Imported: p.Imported, Time: time.Now().UTC()}
+	originJSON, err := json.Marshal(origin)
+	if err != nil {
+		return nil, err
+	}
 	sum := sha256.Sum256(manifest)
 	for _, w := range []struct {
 		name string
 		data []byte
 	}{
+		{format.OriginFile, originJSON},
 		{format.ManifestFile, manifest},
 		{format.ManifestSumFile, []byte(hex.EncodeToString(sum[:]) + "\n")},
 	} {
@@ -77,7 +87,7 @@ func (p *Pending) Commit(manifest []byte) (*Checkpoint, error) {
 	if err := atomicfile.SyncDir(filepath.Dir(p.final)); err != nil {
 		return nil, err
 	}
-	return &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: &m}, nil
+	return &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: &m, Origin: origin}, nil
 }
 
 // sortedFiles returns a copy of files sorted by path (nil for none).

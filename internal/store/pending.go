@@ -21,7 +21,10 @@ import (
 // until Commit renames it into place; Abort removes it.
 type Pending struct {
 	// Name is the checkpoint's name.
-	Name      string
+	Name string
+	// Imported marks a checkpoint brought by ckpt import from an archive
+	// (format.Origin); set it before Commit.
+	Imported  bool
 	container string
 	dir       string
 	final     string

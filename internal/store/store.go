@@ -153,6 +153,8 @@ type Checkpoint struct {
 	Dir string
 	// Manifest is the parsed manifest.
 	Manifest *format.Manifest
+	// Origin says whether it was made here or imported.
+	Origin format.Origin
 }
 
 // Path returns the absolute path of a file of the checkpoint.
@@ -197,7 +199,26 @@ func (s *Store) Load(container, name string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, &DamagedError{Container: container, Name: name, Err: err}
 	}
-	return &Checkpoint{Container: container, Name: name, Dir: dir, Manifest: m}, nil
+	origin, err := readOrigin(dir)
+	if err != nil {
+		return nil, &DamagedError{Container: container, Name: name, Err: err}
+	}
+	return &Checkpoint{Container: container, Name: name, Dir: dir, Manifest: m, Origin: origin}, nil
+}
+
+// readOrigin reads the checkpoint's origin; one without is from this host.
+func readOrigin(dir string) (format.Origin, error) {
+	var o format.Origin
+	raw, err := os.ReadFile(filepath.Join(dir, format.OriginFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return o, nil
+	} else if err != nil {
+		return o, err
+	}
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return o, fmt.Errorf("%s: %w", format.OriginFile, err)
+	}
+	return o, nil
 }
 
 func readManifest(dir string) (*format.Manifest, error) {
@@ -223,10 +244,8 @@ func readManifest(dir string) (*format.Manifest, error) {
 	if m.FormatVersion < 1 {
 		return nil, fmt.Errorf("%s: format version %d is not valid", format.ManifestFile, m.FormatVersion)
 	}
-	for _, f := range m.Files {
-		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
-			return nil, fmt.Errorf("%s: file path %q leaves the checkpoint", format.ManifestFile, f.Path)
-		}
+	if err := m.Check(); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }

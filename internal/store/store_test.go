@@ -501,7 +501,7 @@ func TestLoadDamaged(t *testing.T) {
 				writeManifest(t, dir, format.Manifest{FormatVersion: format.Version, Name: "cp1",
 					Files: append(files, format.File{Path: "../x", Size: 1, SHA256: sum("x")})})
 			},
-			want: []string{`file path "../x" leaves the checkpoint`},
+			want: []string{`file "../x": path leaves the checkpoint directory`},
 		},
 		{
 			name: "nested path leaves the checkpoint",
@@ -509,7 +509,7 @@ func TestLoadDamaged(t *testing.T) {
 				writeManifest(t, dir, format.Manifest{FormatVersion: format.Version, Name: "cp1",
 					Files: []format.File{{Path: "criu/../../../x", Size: 1, SHA256: sum("x")}}})
 			},
-			want: []string{`file path "criu/../../../x" leaves the checkpoint`},
+			want: []string{`file "criu/../../../x": path leaves the checkpoint directory`},
 		},
 		{
 			name: "absolute path",
@@ -517,7 +517,7 @@ func TestLoadDamaged(t *testing.T) {
 				writeManifest(t, dir, format.Manifest{FormatVersion: format.Version, Name: "cp1",
 					Files: []format.File{{Path: "/etc/passwd", Size: 1, SHA256: sum("x")}}})
 			},
-			want: []string{`file path "/etc/passwd" leaves the checkpoint`},
+			want: []string{`file "/etc/passwd": absolute path`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

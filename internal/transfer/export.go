@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -241,56 +240,13 @@ func damagedCheckpoint(ck *store.Checkpoint, f string, args ...any) error {
 		fmt.Sprintf("nothing was exported; export another checkpoint (ckpt ls %s), or remove this one with ckpt rm %s %s", ck.Container, ck.Container, ck.Name))
 }
 
-// checkFiles checks the file list of a manifest: every path is clean,
-// slash-separated, relative, inside the checkpoint, listed once, not one of
-// the reserved names, and not also a directory of another path; sizes are
-// not negative and sums are hex sha256.
+// checkFiles checks the file list of a manifest as format.CheckFiles does,
+// and that it does not list the archive's own header.
 func checkFiles(files []format.File) error {
-	seen := make(map[string]bool, len(files))
 	for _, f := range files {
-		if err := checkPath(f.Path); err != nil {
-			return fmt.Errorf("file %q: %v", f.Path, err)
-		}
-		if reserved[f.Path] {
+		if f.Path == HeaderFile {
 			return fmt.Errorf("file %q: a reserved name", f.Path)
 		}
-		if seen[f.Path] {
-			return fmt.Errorf("file %q is listed twice", f.Path)
-		}
-		seen[f.Path] = true
-		if f.Size < 0 {
-			return fmt.Errorf("file %q: negative size", f.Path)
-		}
-		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != sha256.Size || strings.ToLower(f.SHA256) != f.SHA256 {
-			return fmt.Errorf("file %q: %q is not a sha256", f.Path, f.SHA256)
-		}
 	}
-	for _, f := range files {
-		for dir := filepath.Dir(f.Path); dir != "."; dir = filepath.Dir(dir) {
-			if seen[dir] {
-				return fmt.Errorf("%q is listed as a file and is a directory of %q", dir, f.Path)
-			}
-		}
-	}
-	return nil
-}
-
-// checkPath checks that p is a path the store can hold: relative,
-// slash-separated, clean, and inside the checkpoint.
-func checkPath(p string) error {
-	switch {
-	case p == "":
-		return errors.New("empty path")
-	case strings.HasPrefix(p, "/"):
-		return errors.New("absolute path")
-	case p == ".." || strings.HasPrefix(p, "../") || strings.HasSuffix(p, "/..") || strings.Contains(p, "/../"):
-		return errors.New("path leaves the checkpoint directory")
-	case strings.ContainsRune(p, 0) || strings.ContainsRune(p, '\\'):
-		return errors.New("path has a NUL or backslash")
-	case filepath.Clean(p) != p || p == ".":
-		return errors.New("path is not clean")
-	case !filepath.IsLocal(p):
-		return errors.New("path leaves the checkpoint directory")
-	}
-	return nil
+	return format.CheckFiles(files)
 }

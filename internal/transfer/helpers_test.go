@@ -82,6 +82,12 @@ func makeCheckpoint(t testing.TB, st *store.Store, container, name string, files
 	}
 	m := &format.Manifest{Created: created, Mode: format.ModeHot,
 		Container: format.Container{Name: container, Image: "nginx"}, MemoryBytes: int64(len(files["criu/pages-1.img"]))}
+	if _, ok := files["volumes/webdata.tar"]; ok {
+		m.Volumes = []format.Volume{{Name: "webdata", Driver: "local", Destination: "/data", Archive: "volumes/webdata.tar"}}
+	}
+	if _, ok := files[format.LayerFile]; ok {
+		m.Layer = format.Layer{Archive: format.LayerFile}
+	}
 	manifest, err := p.Manifest(m)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +185,7 @@ func sameCheckpoint(t testing.TB, want, got *store.Checkpoint) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(want.Manifest.Files) + 2; n != want {
+	if want := len(want.Manifest.Files) + 3; n != want { // the manifest, its sum and origin.json
 		t.Errorf("%d files in the imported checkpoint, want %d", n, want)
 	}
 }

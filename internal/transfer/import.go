@@ -26,6 +26,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
@@ -35,6 +36,9 @@ type ImportOptions struct {
 	Identities []age.Identity
 	// Passphrase decrypts archives encrypted with a passphrase.
 	Passphrase string
+	// Free returns the bytes free in the store's file system (default:
+	// statfs).
+	Free func(dir string) (int64, error)
 }
 
 // Magic numbers of the layers.
@@ -85,7 +89,7 @@ func Import(ctx context.Context, r io.Reader, st *store.Store, o ImportOptions) 
 		return nil, stats, err
 	}
 	defer in.close()
-	im := &importer{ctx: ctx, st: st, src: src, in: in, tap: &tapReader{r: in.r}}
+	im := &importer{ctx: ctx, st: st, src: src, in: in, tap: &tapReader{r: in.r}, free: o.Free}
 	im.tr = tar.NewReader(im.tap)
 	ck, err = im.run()
 	return ck, im.stats, err
@@ -251,6 +255,8 @@ type importer struct {
 	// mtime is every entry's modification time.
 	mtime time.Time
 	stats Stats
+	// free measures the store's free space.
+	free func(dir string) (int64, error)
 }
 
 func (im *importer) run() (*store.Checkpoint, error) {
@@ -276,6 +282,9 @@ func (im *importer) run() (*store.Checkpoint, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
+	if err := im.checkSpace(m); err != nil {
+		return nil, err
+	}
 	p, err := im.st.Begin(hdr.Container, hdr.Checkpoint)
 	if err != nil {
 		return nil, err
@@ -289,6 +298,7 @@ func (im *importer) run() (*store.Checkpoint, error) {
 	if err := im.readFiles(p, m); err != nil {
 		return nil, err
 	}
+	p.Imported = true
 	ck, err := p.Commit(raw)
 	if err != nil {
 		return nil, err
@@ -424,6 +434,13 @@ func (im *importer) readManifest(hdr *header) ([]byte, *format.Manifest, error) 
 	}
 	if err := checkFiles(m.Files); err != nil {
 		return nil, nil, refuse(ErrInvalid, "%s: %v", format.ManifestFile, err)
+	}
+	if err := m.Check(); err != nil {
+		return nil, nil, refuse(ErrInvalid, "%v", err)
+	}
+	if now := time.Now(); m.Created.After(now.Add(FutureSlack)) {
+		return nil, nil, refuse(ErrInvalid, "it is dated %s, in the future (this host's clock says %s): it would pass for the newest checkpoint, and retention would remove the real ones",
+			m.Created.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	return raw, &m, nil
 }
@@ -811,3 +828,28 @@ func (t *tapReader) start() { t.tapping, t.buf = true, t.buf[:0] }
 func (t *tapReader) stop() []byte { t.tapping = false; return t.buf }
 
 func (t *tapReader) error() error { return t.err }
+
+// FutureSlack is how far in the future an imported checkpoint may be dated:
+// the clocks of two hosts differ a little.
+const FutureSlack = 10 * time.Minute
+
+// checkSpace refuses an import whose files, as the manifest declares them,
+// do not fit in the store (with save's margin), before anything is written.
+func (im *importer) checkSpace(m *format.Manifest) error {
+	var need int64
+	for _, f := range m.Files {
+		need += f.Size
+	}
+	free := im.free
+	if free == nil {
+		free = preflight.Free
+	}
+	n, err := free(im.st.Root)
+	if err != nil {
+		return err
+	}
+	if !preflight.Fits(need, n) {
+		return &preflight.SpaceError{Dir: im.st.Root, Container: m.Container.Name, Need: need, Free: n}
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/store"
@@ -252,6 +253,24 @@ func TestImportRefusesMalicious(t *testing.T) {
 			e[2].data = []byte(strings.ToUpper(string(e[2].data)))
 			return buildTar(t, e)
 		}(), ErrDamaged, "the archive is damaged: manifest.json.sha256 does not match manifest.json"},
+		{"volume archive elsewhere", with(func(_ *header, m map[string]any, files []tarEntry) []tarEntry {
+			m["volumes"].([]any)[0].(map[string]any)["archive"] = "../../../db/checkpoints/cp1/volumes/dbdata.tar"
+			return files
+		}), ErrInvalid, `the archive "../../../db/checkpoints/cp1/volumes/dbdata.tar" of volume webdata is not one of its files`},
+		{"layer archive elsewhere", with(func(_ *header, m map[string]any, files []tarEntry) []tarEntry {
+			m["layer"].(map[string]any)["archive"] = "/etc/shadow"
+			return files
+		}), ErrInvalid, `the layer's archive "/etc/shadow" is not one of its files`},
+		{"dated in the future", func() []byte {
+			future := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+			h, m, files := valid()
+			h.Created, m["created"] = future, future
+			e := buildEntries(t, h, m, files)
+			for i := range e {
+				e[i].hdr.ModTime = future
+			}
+			return buildTar(t, e)
+		}(), ErrInvalid, "it is dated 2099-01-01T00:00:00Z, in the future"},
 		{"manifest path", with(func(_ *header, m map[string]any, files []tarEntry) []tarEntry {
 			setFiles(m, func(fs []any) []any {
 				fs[0].(map[string]any)["path"] = "../container.json"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
@@ -435,5 +436,34 @@ func TestParseCompression(t *testing.T) {
 	}
 	if _, err := ParseCompression("xz"); err == nil {
 		t.Error("ParseCompression(xz) succeeded")
+	}
+}
+
+// TestImportSpace: an archive whose files do not fit in the store is
+// refused before anything is written.
+func TestImportSpace(t *testing.T) {
+	ck := sample(t)
+	b := export(t, ck, ExportOptions{})
+	st := newStore(t)
+	_, _, err := importBytes(st, b, ImportOptions{Free: func(string) (int64, error) { return 1 << 20, nil }})
+	var se *preflight.SpaceError
+	if !errors.As(err, &se) || se.Need != ck.Size() {
+		t.Fatalf("err = %v, want a SpaceError for %d bytes", err, ck.Size())
+	}
+	assertNothingImported(t, st)
+}
+
+// TestImportOrigin: an imported checkpoint says so; one made here does not.
+func TestImportOrigin(t *testing.T) {
+	ck := sample(t)
+	if ck.Origin.Imported {
+		t.Error("a checkpoint made here is marked imported")
+	}
+	got, _, err := importBytes(newStore(t), export(t, ck, ExportOptions{}), ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Origin.Imported {
+		t.Error("an imported checkpoint is not marked imported")
 	}
 }

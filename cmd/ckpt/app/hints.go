@@ -35,6 +35,7 @@ func flagHint(err error) string {
 		space      *preflight.SpaceError
 		exists     *store.ExistsError
 		noFallback *restore.NoFallbackError
+		untrusted  *restore.UntrustedError
 	)
 	switch {
 	case errors.As(err, &damaged) && damaged.Files:
@@ -59,6 +60,8 @@ func flagHint(err error) string {
 		return "free space in the store (ckpt rm removes old checkpoints) or use another --store"
 	case errors.As(err, &exists):
 		return "choose another --name, or remove it with ckpt rm " + exists.Container + " " + exists.Name
+	case errors.As(err, &untrusted):
+		return "nothing was changed; read the list, and if you trust where the archive came from, resume with --trust"
 	case errors.As(err, &noFallback):
 		return "without --no-fallback the container starts on its saved data instead (its memory is lost)"
 	}

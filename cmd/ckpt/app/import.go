@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
 	"github.com/ckpt-dev/ckpt/internal/units"
+	"github.com/ckpt-dev/ckpt/restore"
 )
 
 func importCommand() *cli.Command {
@@ -82,8 +84,21 @@ this host, it is recreated from the saved configuration.`,
 			if latest, err := st.Latest(ck.Container); err != nil || latest.Name != ck.Name {
 				resume = fmt.Sprintf("ckpt resume --from %s %s", ck.Name, ck.Container)
 			}
+			powers, err := restore.Powers(ck)
+			if err != nil {
+				return err
+			}
+			if len(powers) > 0 {
+				resume = strings.Replace(resume, "ckpt resume ", "ckpt resume --trust ", 1)
+			}
 			fmt.Fprintf(c.App.Writer, "imported %s:%s (%d files, %s); resume it with: %s\n",
 				ck.Container, ck.Name, stats.Files, units.Bytes(stats.Bytes), resume)
+			if len(powers) > 0 {
+				fmt.Fprintf(c.App.Writer, "it asks for more than a plain container, which resume refuses without --trust; read this first:\n")
+				for _, p := range powers {
+					fmt.Fprintf(c.App.Writer, "  %s\n", p)
+				}
+			}
 			return nil
 		},
 	}

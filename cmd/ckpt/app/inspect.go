@@ -19,6 +19,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/inspect"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/units"
+	"github.com/ckpt-dev/ckpt/restore"
 )
 
 func inspectCommand() *cli.Command {
@@ -58,6 +59,9 @@ reads the checkpoint only; the files' checksums are checked by resume.`,
 				}
 				return hint.Wrap(fmt.Errorf("cannot read checkpoint %s:%s: %w", ck.Container, ck.Name, err), h)
 			}
+			// A checkpoint without a readable container.json asks for
+			// nothing that can be told; resume finds it damaged.
+			r.Asks, _ = restore.Powers(ck)
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
@@ -97,6 +101,16 @@ func formatInspect(w io.Writer, r *inspect.Report) error {
 		line("mode", "cold (data only)")
 	default:
 		line("mode", "%s", r.Mode)
+	}
+	switch {
+	case r.Imported && len(r.Asks) > 0:
+		line("origin", "imported; asks for more than a plain container (resume refuses it without --trust): %s", strings.Join(r.Asks, "; "))
+	case r.Imported:
+		line("origin", "imported; asks for nothing beyond a plain container")
+	case len(r.Asks) > 0:
+		line("origin", "made on this host; its container has: %s", strings.Join(r.Asks, "; "))
+	default:
+		line("origin", "made on this host")
 	}
 	if r.LeftRunning {
 		line("left running", "yes")

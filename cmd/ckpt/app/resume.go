@@ -18,12 +18,19 @@ func resumeCommand() *cli.Command {
 missing volumes and networks) if it no longer exists, puts its writable layer
 back, and starts it from its checkpoint. If memory cannot be restored, the
 container starts normally on the restored data and ckpt says so; with
---no-fallback the resume fails instead and undoes what it created.`,
+--no-fallback the resume fails instead and undoes what it created.
+
+A checkpoint brought by ckpt import was made elsewhere: its container is
+recreated as a plain one, and a resume that would give it more (privileged
+mode, added capabilities, host namespaces, devices, host paths, security
+options, sysctls, volume or network drivers that reach the host) is refused
+with the list, unless --trust is given.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "resume every stopped container that has a checkpoint"},
 			&cli.StringFlag{Name: "project", Usage: "resume the containers of compose project `NAME`, dependencies first, with its networks"},
 			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest"},
 			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
+			&cli.BoolFlag{Name: "trust", Usage: "let an imported checkpoint recreate its container with what it asks for beyond a plain container (privileged mode, host paths, devices, ...; ckpt import lists them)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
 			&cli.BoolFlag{Name: "json", Usage: "print progress and results as JSON lines on stdout"},
 		},
@@ -47,7 +54,7 @@ container starts normally on the restored data and ckpt says so; with
 			}
 			opts := restore.Options{
 				Store: st, Engine: eng, Containers: names, All: c.Bool("all"),
-				From: c.String("from"), NoFallback: c.Bool("no-fallback"),
+				From: c.String("from"), NoFallback: c.Bool("no-fallback"), Trust: c.Bool("trust"),
 			}
 			var js *jsonWriter
 			opts.Progress, js = reporter(c)
