@@ -269,6 +269,8 @@ type appOpts struct {
 	restart container.RestartPolicyMode
 	allocMB int
 	user    string // run as this uid:gid
+	// host changes the container's host configuration before it is created.
+	host func(*container.HostConfig)
 }
 
 // startApp runs the test app published on 127.0.0.1 and waits until it

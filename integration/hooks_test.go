@@ -30,6 +30,9 @@ func (e *env) startLabelled(name string, o appOpts, labels map[string]string, en
 	if o.volume != "" {
 		hc.Binds = []string{o.volume + ":/data"}
 	}
+	if o.host != nil {
+		o.host(hc)
+	}
 	e.t.Cleanup(func() {
 		docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
 		docker.ContainerRemove(context.Background(), engine.HolderName(name), container.RemoveOptions{Force: true})

@@ -2,11 +2,14 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/docker/docker/api/types/container"
 )
 
 // export moves a container to "another host": a second, empty store, after
@@ -111,5 +114,48 @@ func TestImportDamagedArchive(t *testing.T) {
 		if ents, _ := filepath.Glob(filepath.Join(e.store, "containers", "*", "checkpoints", "*")); len(ents) > 0 {
 			t.Errorf("%s: the store holds %v", tc.what, ents)
 		}
+	}
+}
+
+// An imported checkpoint whose container asks for more than a plain one
+// (here an added capability and a bind mount of a host directory) is listed
+// at import and refused by resume, which creates nothing, until --trust.
+func TestImportUntrusted(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	hostDir := t.TempDir()
+	e.startApp(name, appOpts{host: func(hc *container.HostConfig) {
+		hc.CapAdd = []string{"NET_ADMIN"}
+		hc.Binds = append(hc.Binds, hostDir+":/hostdir")
+	}})
+	before := e.waitCounter(name, 3)
+	e.mustCkpt("save", name)
+	archive := filepath.Join(t.TempDir(), "a.ckpt")
+	e.mustCkpt("export", "-o", archive, name)
+	removeContainer(t, name)
+
+	e.store = t.TempDir() // the other host's store
+	r := e.mustCkpt("import", archive)
+	for _, want := range []string{"resume it with: ckpt resume --trust " + name, "  capability NET_ADMIN\n", "  bind mount " + hostDir + ":/hostdir\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("import output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = e.ckpt("resume", name)
+	want := fmt.Sprintf("ckpt: error: checkpoint %s:", name)
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "was imported, and it asks for more than a plain container: capability NET_ADMIN; bind mount "+hostDir+":/hostdir") ||
+		!strings.Contains(r.stderr, "resume with --trust") {
+		t.Fatalf("untrusted resume: exit %d\n%s", r.code, r.stderr)
+	}
+	if e.inspect(name) != nil {
+		t.Fatal("the refused resume created the container")
+	}
+	if r := e.mustCkpt("inspect", name); !strings.Contains(r.stdout, "imported; asks for more than a plain container") {
+		t.Errorf("inspect:\n%s", r.stdout)
+	}
+	e.mustCkpt("resume", "--trust", name)
+	e.assertContinues(name, before)
+	if c := e.inspect(name); len(c.HostConfig.CapAdd) != 1 {
+		t.Errorf("trusted resume: capabilities %v", c.HostConfig.CapAdd)
 	}
 }
