@@ -39,7 +39,15 @@ func TestSaveLeaveRunning(t *testing.T) {
 	if err := docker.ContainerStop(context.Background(), name, container.StopOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.mustCkpt("resume", name)
+	// It went on after the checkpoint: its files are newer than the memory.
+	r = e.ckpt("resume", name)
+	if r.code != 1 || !strings.Contains(r.stderr, "ran after checkpoint") || !strings.Contains(r.stderr, "resume with --force") {
+		t.Fatalf("resume of a container that ran on: exit %d\n%s", r.code, r.stderr)
+	}
+	if e.inspect(name).State.Running {
+		t.Fatal("the refused resume started the container")
+	}
+	e.mustCkpt("resume", "--force", name)
 	e.assertContinues(name, before)
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -78,6 +79,10 @@ type Options struct {
 	// it asks for beyond a plain container (Powers): privileged mode, host
 	// paths, devices, ... Without it such a resume is refused.
 	Trust bool
+	// Force resumes a container that ran after the checkpoint was taken:
+	// its processes come back from the checkpoint over files that are
+	// newer than their memory.
+	Force bool
 	// NoFallback makes a resume fail, undoing what it created, when memory
 	// cannot be restored, instead of starting the container normally.
 	NoFallback bool
@@ -275,7 +280,44 @@ func (r *resumer) existing(ctx context.Context) (err error) {
 		return hint.New(fmt.Sprintf("container %s (id %.12s) is not the container that was saved (id %.12s)", r.name, r.c.ID, id),
 			"remove it (docker rm "+r.name+") and ckpt resume recreates the saved one")
 	}
+	if ran := ranAfter(r.c.State, r.ck.Manifest); ran != "" && !r.res.Cold && !r.opts.Force {
+		return &RanAfterError{Container: r.name, Checkpoint: r.ck.Name, Why: ran}
+	}
 	return nil
+}
+
+// ranAfter says how container state s shows that the container ran after
+// checkpoint m was taken ("" when it did not): it was started after the
+// save began (the engine sets the start time only when a start succeeds),
+// or it was saved with --leave-running, went on, and has stopped since.
+func ranAfter(s *container.State, m *format.Manifest) string {
+	if s == nil {
+		return ""
+	}
+	started, _ := time.Parse(time.RFC3339Nano, s.StartedAt)
+	finished, _ := time.Parse(time.RFC3339Nano, s.FinishedAt)
+	switch {
+	case started.After(m.Created):
+		return "it was started again at " + started.UTC().Format(time.RFC3339)
+	case m.LeftRunning && finished.After(m.Created):
+		return "it was saved with --leave-running, went on, and stopped at " + finished.UTC().Format(time.RFC3339)
+	}
+	return ""
+}
+
+// RanAfterError is the error of a resume of a container that ran after
+// its checkpoint was taken: its volumes and writable layer are newer than
+// the memory the checkpoint holds, and CRIU checks no more than the sizes of
+// the files the processes had open. Nothing was changed.
+type RanAfterError struct {
+	Container, Checkpoint string
+	// Why says how it shows.
+	Why string
+}
+
+func (e *RanAfterError) Error() string {
+	return fmt.Sprintf("container %s ran after checkpoint %s was taken (%s): its files are newer than the memory the checkpoint holds",
+		e.Container, e.Checkpoint, e.Why)
 }
 
 // preflight decides, before anything is touched, whether memory can be

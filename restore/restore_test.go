@@ -580,3 +580,59 @@ func TestResumeBadConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeRanAfter: a container that ran after its checkpoint is not
+// resumed over its newer files unless forced.
+func TestResumeRanAfter(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		ran   func(t *testing.T, e *env)
+		force bool
+		want  string
+	}{
+		{"started and stopped again", func(t *testing.T, e *env) {
+			must(t, e.f.ContainerStart(context.Background(), "web", container.StartOptions{}))
+			must(t, e.f.ContainerStop(context.Background(), "web", container.StopOptions{}))
+		}, false, "was started again at"},
+		{"left running, stopped later", func(t *testing.T, e *env) {
+			ctx := context.Background()
+			must(t, e.f.ContainerStart(ctx, "web", container.StartOptions{}))
+			r := checkpoint.SaveContainer(ctx, checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host, LeaveRunning: true, Name: "lr"}, "web")
+			must(t, r.Err)
+			must(t, e.f.ContainerStop(ctx, "web", container.StopOptions{}))
+			e.f.Update("web", func(c *container.InspectResponse) {
+				c.State.FinishedAt = r.Checkpoint.Manifest.Created.Add(time.Hour).Format(time.RFC3339Nano)
+			})
+			e.opts.From = "lr"
+		}, false, "saved with --leave-running, went on, and stopped at"},
+		{"forced", func(t *testing.T, e *env) {
+			must(t, e.f.ContainerStart(context.Background(), "web", container.StartOptions{}))
+			must(t, e.f.ContainerStop(context.Background(), "web", container.StopOptions{}))
+		}, true, ""},
+		{"stopped by the checkpoint", func(t *testing.T, e *env) {}, false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "20.10.24", format.ModeHot)
+			tt.ran(t, e)
+			e.opts.Force = tt.force
+			calls := len(e.f.Calls())
+			r := restore.ResumeContainer(context.Background(), e.opts, "web")
+			if tt.want == "" {
+				must(t, r.Err)
+				if !r.MemoryRestored {
+					t.Errorf("result %+v", r)
+				}
+				return
+			}
+			var ra *restore.RanAfterError
+			if !errors.As(r.Err, &ra) || !strings.Contains(r.Err.Error(), tt.want) {
+				t.Fatalf("err = %v, want a RanAfterError saying %q", r.Err, tt.want)
+			}
+			for _, c := range e.f.Calls()[calls:] {
+				if !strings.HasPrefix(c, "Lookup") {
+					t.Errorf("a refused resume called %s", c)
+				}
+			}
+		})
+	}
+}

@@ -36,6 +36,7 @@ func flagHint(err error) string {
 		exists     *store.ExistsError
 		noFallback *restore.NoFallbackError
 		untrusted  *restore.UntrustedError
+		ranAfter   *restore.RanAfterError
 	)
 	switch {
 	case errors.As(err, &damaged) && damaged.Files:
@@ -60,6 +61,8 @@ func flagHint(err error) string {
 		return "free space in the store (ckpt rm removes old checkpoints) or use another --store"
 	case errors.As(err, &exists):
 		return "choose another --name, or remove it with ckpt rm " + exists.Container + " " + exists.Name
+	case errors.As(err, &ranAfter):
+		return "nothing was changed; save it again to keep what it is now, or resume with --force to go back to the checkpoint's memory over its newer files (a database may not survive that)"
 	case errors.As(err, &untrusted):
 		return "nothing was changed; read the list, and if you trust where the archive came from, resume with --trust"
 	case errors.As(err, &noFallback):

@@ -30,6 +30,7 @@ with the list, unless --trust is given.`,
 			&cli.StringFlag{Name: "project", Usage: "resume the containers of compose project `NAME`, dependencies first, with its networks"},
 			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest"},
 			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
+			&cli.BoolFlag{Name: "force", Usage: "resume a container that ran after its checkpoint was taken (its memory goes back, its newer files stay)"},
 			&cli.BoolFlag{Name: "trust", Usage: "let an imported checkpoint recreate its container with what it asks for beyond a plain container (privileged mode, host paths, devices, ...; ckpt import lists them)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
 			&cli.BoolFlag{Name: "json", Usage: "print progress and results as JSON lines on stdout"},
@@ -54,7 +55,7 @@ with the list, unless --trust is given.`,
 			}
 			opts := restore.Options{
 				Store: st, Engine: eng, Containers: names, All: c.Bool("all"),
-				From: c.String("from"), NoFallback: c.Bool("no-fallback"), Trust: c.Bool("trust"),
+				From: c.String("from"), NoFallback: c.Bool("no-fallback"), Trust: c.Bool("trust"), Force: c.Bool("force"),
 			}
 			var js *jsonWriter
 			opts.Progress, js = reporter(c)

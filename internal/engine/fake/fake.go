@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/checkpoint"
@@ -284,6 +285,13 @@ func (f *Engine) setState(id string, fn func(*container.State) error) error {
 	if err := fn(c.State); err != nil {
 		return err
 	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	switch {
+	case c.State.Running && c.State.Status != "running" && c.State.Status != "paused":
+		c.State.StartedAt = now
+	case !c.State.Running && (c.State.Status == "running" || c.State.Status == "paused"):
+		c.State.FinishedAt = now
+	}
 	switch {
 	case c.State.Paused:
 		c.State.Status = "paused"
@@ -395,6 +403,7 @@ func (f *Engine) CheckpointCreate(ctx context.Context, id string, opts checkpoin
 	}
 	if opts.Exit {
 		c.State.Running, c.State.Paused, c.State.Pid, c.State.ExitCode, c.State.Status = false, false, 0, 137, "exited"
+		c.State.FinishedAt = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	return nil
 }
