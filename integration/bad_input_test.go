@@ -122,6 +122,15 @@ func TestConcurrentSaves(t *testing.T) {
 // SIGINT during a save: ckpt cleans up, the container runs again with its
 // memory, and no checkpoint looks complete.
 func TestInterruptedSave(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) { interruptSave(t, sig) })
+	}
+}
+
+// interruptSave sends sig to a save once the engine has started
+// checkpointing: the container continues from the checkpoint just taken,
+// and no checkpoint is left.
+func interruptSave(t *testing.T, sig syscall.Signal) {
 	e := newEnv(t)
 	name := e.name("app")
 	e.startApp(name, appOpts{allocMB: bigMB()})
@@ -143,19 +152,48 @@ func TestInterruptedSave(t *testing.T) {
 			t.Fatal("the save never started checkpointing")
 		}
 	}
-	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Process.Signal(sig)
 	err := cmd.Wait()
 	t.Logf("interrupted save: %v\n%s", err, out.String())
 	if err == nil {
 		t.Fatal("an interrupted save exited 0")
 	}
-	if !strings.Contains(out.String(), "ckpt: interrupt: cleaning up") || !strings.Contains(out.String(), "(memory kept)") {
+	if !strings.Contains(out.String(), "ckpt: "+sig.String()+": cleaning up") || !strings.Contains(out.String(), "(memory kept)") {
 		t.Fatalf("output:\n%s", out.String())
 	}
 	e.assertContinues(name, before)
 	if ls := e.mustCkpt("ls", name).stdout; strings.Contains(ls, "complete") || strings.Contains(ls, "incomplete") {
 		t.Fatalf("the interrupted save left a checkpoint:\n%s", ls)
 	}
+}
+
+// ckpt save web | head: the reader goes away; the save is not killed
+// halfway, it completes, and the container resumes from it.
+func TestSaveReaderGone(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{})
+	before := e.waitCounter(name, 2)
+	cmd := exec.Command(ckptBin, "save", name)
+	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // the reader is gone before the first line
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	err = cmd.Run()
+	w.Close()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("ckpt was killed by %v\n%s", ws.Signal(), stderr.String())
+	}
+	t.Logf("save with its reader gone: %v\n%s", err, stderr.String())
+	if ls := e.mustCkpt("ls", name).stdout; !strings.Contains(ls, "complete") {
+		t.Fatalf("no complete checkpoint:\n%s", ls)
+	}
+	e.mustCkpt("resume", name)
+	e.assertContinues(name, before)
 }
 
 // When CRIU cannot restore (a file the process holds open changed size),

@@ -99,13 +99,17 @@ reboot.`,
 	return app
 }
 
-// Main runs ckpt with args and returns its exit code. SIGINT and SIGTERM
-// cancel the work, which then cleans up before returning.
+// Main runs ckpt with args and returns its exit code. SIGINT, SIGTERM and
+// SIGHUP (a terminal or an ssh session gone) cancel the work, which then
+// cleans up before returning. SIGPIPE is ignored: a reader of the output
+// that goes away (ckpt save web | head) does not kill ckpt between the
+// steps of a save; its writes fail instead, and the work goes on.
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
 		select {
