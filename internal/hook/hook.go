@@ -97,8 +97,12 @@ type shutdown struct {
 	running  int
 	targets  []target
 	out      Outcome
-	saved    []format.SavedContainer
 	orderErr error
+	// mu guards saved and the record's writes.
+	mu sync.Mutex
+	// saved is what this run saved; prev what the record held before it,
+	// not yet resumed.
+	saved, prev []format.SavedContainer
 }
 
 // Shutdown saves the running containers as the policy says and records
@@ -106,11 +110,17 @@ type shutdown struct {
 func Shutdown(ctx context.Context, o Options) (Outcome, error) {
 	start := time.Now()
 	h := &shutdown{o: o, p: &printer{out: o.Out}, start: start, deadline: start.Add(o.Policy.Deadline)}
+	h.readPrevious()
 	if err := h.selectTargets(ctx); err != nil {
 		return h.out, err
 	}
-	h.saveAll(ctx)
-	if err := h.record(); err != nil {
+	if err := h.saveAll(ctx); err != nil {
+		return h.out, err
+	}
+	h.mu.Lock()
+	err := h.record()
+	h.mu.Unlock()
+	if err != nil {
 		return h.out, err
 	}
 	h.p.linef("shutdown hook: %s in %s", h.out, units.Duration(time.Since(start)))
@@ -149,8 +159,27 @@ func (h *shutdown) selectTargets(ctx context.Context) error {
 	return nil
 }
 
-// saveAll saves the targets, dependents first, each level in parallel.
-func (h *shutdown) saveAll(ctx context.Context) {
+// readPrevious reads the record of an earlier shutdown that no boot has
+// used yet: the shutdown hook may run twice before a boot (vagrant halt
+// runs it, then the guest's own systemd unit at power-off finds nothing
+// running). A record that cannot be read is kept aside, and said so.
+func (h *shutdown) readPrevious() {
+	prev, err := h.o.Store.ReadShutdownRecord()
+	if err != nil {
+		aside, aerr := h.o.Store.SetAsideShutdownRecord()
+		h.p.linef("the previous shutdown record cannot be read (%v): kept as %s (%v)", err, aside, aerr)
+		return
+	}
+	if prev != nil {
+		h.prev = prev.Saved
+	}
+}
+
+// saveAll saves the targets, dependents first, each level in parallel,
+// recording each container as soon as it is saved, so that a shutdown cut
+// short keeps what it saved. It returns an error when the record cannot be
+// written.
+func (h *shutdown) saveAll(ctx context.Context) error {
 	levels, err := order(h.targets)
 	if err != nil {
 		h.orderErr = err
@@ -161,31 +190,31 @@ func (h *shutdown) saveAll(ctx context.Context) {
 	for _, t := range h.targets {
 		byName[t.name] = t
 	}
-	var mu sync.Mutex
+	var recordErr error
 	for _, level := range levels {
 		parallel(level, h.o.Policy.Parallel, func(name string) {
 			sc, ok := h.saveOne(ctx, byName[name])
-			mu.Lock()
-			defer mu.Unlock()
+			h.mu.Lock()
+			defer h.mu.Unlock()
 			h.out.count(ok, sc.Mode)
 			if ok {
 				h.saved = append(h.saved, sc)
+				if err := h.record(); err != nil && recordErr == nil {
+					recordErr = err
+				}
 			}
 		})
 	}
+	return recordErr
 }
 
-// record writes what was saved for the boot hook. A record the boot hook
-// has not used yet keeps its containers: the shutdown hook may run twice
-// before a boot (vagrant halt runs it, then the guest's own systemd unit at
-// power-off finds nothing running).
+// record writes what was saved, and what the previous record held that
+// this run did not save again, for the boot hook; h.mu must be held.
 func (h *shutdown) record() error {
-	saved := h.saved
-	if prev, err := h.o.Store.ReadShutdownRecord(); err == nil && prev != nil {
-		for _, p := range prev.Saved {
-			if !slices.ContainsFunc(saved, func(s format.SavedContainer) bool { return s.Name == p.Name }) {
-				saved = append(saved, p)
-			}
+	saved := slices.Clone(h.saved)
+	for _, p := range h.prev {
+		if !slices.ContainsFunc(saved, func(s format.SavedContainer) bool { return s.Name == p.Name }) {
+			saved = append(saved, p)
 		}
 	}
 	if err := h.o.Store.WriteShutdownRecord(&format.ShutdownRecordDoc{Time: h.start.UTC(), Saved: saved}); err != nil {
@@ -257,6 +286,7 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 		p.linef("ordering error: %v: resuming in name order", orderErr)
 	}
 	var mu sync.Mutex
+	var failed []format.SavedContainer
 	for _, level := range levels {
 		parallel(level, o.Policy.Parallel, func(name string) {
 			ok, hot := resumeOne(ctx, o, p, byName[name])
@@ -265,6 +295,7 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 			switch {
 			case !ok:
 				out.Failed++
+				failed = append(failed, byName[name])
 			case hot:
 				out.Hot++
 			default:
@@ -272,7 +303,13 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 			}
 		})
 	}
-	if err := o.Store.FinishShutdownRecord(); err != nil {
+	// What failed stays in the record, for the next boot to try again.
+	if len(failed) > 0 {
+		if err := o.Store.WriteShutdownRecord(&format.ShutdownRecordDoc{Time: rec.Time, Saved: failed}); err != nil {
+			return out, err
+		}
+		p.linef("boot hook: %d failed, kept in the shutdown record: the next boot tries them again (ckpt resume NAME tries now)", len(failed))
+	} else if err := o.Store.FinishShutdownRecord(); err != nil {
 		return out, err
 	}
 	p.linef("boot hook: %s in %s", out, units.Duration(time.Since(start)))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -246,5 +247,78 @@ func TestBootFallbackLine(t *testing.T) {
 	must(t, err)
 	if out.Cold != 1 || !strings.Contains(e.out.String(), "memory NOT restored: criu failed") {
 		t.Errorf("outcome %s:\n%s", out, e.out)
+	}
+}
+
+// TestShutdownRecordsAsItGoes: each container is in the record as soon as
+// it is saved, so a shutdown cut short (a hung call, SIGKILL, systemd's
+// forced power-off) keeps what it saved.
+func TestShutdownRecordsAsItGoes(t *testing.T) {
+	e := newEnv(t, "parallel: 1\ndefault:\n  mode: hot\n", "a", "b")
+	var during []string
+	calls := 0
+	e.f.Before("CheckpointCreate", func() {
+		if calls++; calls == 2 {
+			for _, s := range e.record(t).Saved {
+				during = append(during, s.Name)
+			}
+		}
+	})
+	_, err := hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	if len(during) != 1 {
+		t.Errorf("while the second container was saved, the record held %q, want the first", during)
+	}
+}
+
+// TestBootRetriesFailures: a container that fails to resume stays in the
+// record, and the next boot resumes it.
+func TestBootRetriesFailures(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n", "web", "db")
+	e.label("web", policy.LabelAfter, "db")
+	_, err := hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	// db comes first: its restore fails, and so does its start on its data.
+	e.f.FailOn("StartFromCheckpoint", errors.New("criu failed"))
+	e.f.FailOn("ContainerStart", errors.New("no start"))
+	out, err := hook.Boot(context.Background(), e.opts)
+	if err == nil || out.Failed != 1 || out.Hot != 1 {
+		t.Fatalf("first boot: %s, %v", out, err)
+	}
+	rec := e.record(t)
+	if rec == nil || len(rec.Saved) != 1 || rec.Saved[0].Name != "db" {
+		t.Fatalf("record after the first boot: %+v, want db only", rec)
+	}
+	if !strings.Contains(e.out.String(), "the next boot tries them again") {
+		t.Errorf("output:\n%s", e.out)
+	}
+	out, err = hook.Boot(context.Background(), e.opts)
+	must(t, err)
+	if out != (hook.Outcome{Hot: 1}) || !e.running(t, "db") {
+		t.Errorf("second boot: %s, db running %v", out, e.running(t, "db"))
+	}
+	if e.record(t) != nil {
+		t.Error("the record is still there after every container resumed")
+	}
+}
+
+// TestShutdownUnreadableRecord: a record that cannot be read is kept
+// aside, not silently overwritten.
+func TestShutdownUnreadableRecord(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: cold\n", "web")
+	dir := filepath.Join(e.st.Root, format.HooksDir)
+	must(t, os.MkdirAll(dir, 0o700))
+	must(t, os.WriteFile(filepath.Join(dir, format.ShutdownRecord), []byte("{not json"), 0o600))
+	_, err := hook.Shutdown(context.Background(), e.opts)
+	must(t, err)
+	if !strings.Contains(e.out.String(), "the previous shutdown record cannot be read") {
+		t.Errorf("output:\n%s", e.out)
+	}
+	aside, _ := filepath.Glob(filepath.Join(dir, format.ShutdownRecord+".unreadable-*"))
+	if len(aside) != 1 {
+		t.Errorf("set aside: %q", aside)
+	}
+	if rec := e.record(t); rec == nil || len(rec.Saved) != 1 {
+		t.Errorf("new record %+v", rec)
 	}
 }

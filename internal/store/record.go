@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
@@ -47,4 +48,12 @@ func (s *Store) ReadShutdownRecord() (*format.ShutdownRecordDoc, error) {
 // FinishShutdownRecord marks the record as handled by the boot hook.
 func (s *Store) FinishShutdownRecord() error {
 	return os.Rename(s.recordPath(), s.recordPath()+".done")
+}
+
+// SetAsideShutdownRecord renames a shutdown record that cannot be read out
+// of the way, so that a new one can be written without losing it, and
+// returns its new path.
+func (s *Store) SetAsideShutdownRecord() (string, error) {
+	aside := s.recordPath() + ".unreadable-" + time.Now().UTC().Format("20060102T150405Z")
+	return aside, os.Rename(s.recordPath(), aside)
 }
