@@ -94,6 +94,9 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRoot(abs); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(abs, format.ContainersDir), DirMode); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCannotCreate, err)
 	}
@@ -104,6 +107,36 @@ func Open(root string) (*Store, error) {
 	}
 	return &Store{Root: abs}, nil
 }
+
+// checkRoot refuses a root that exists and is not a store: a directory
+// with other contents (Open would make it root's only, 0700, and fill it),
+// or not a directory at all.
+func checkRoot(root string) error {
+	st, err := os.Lstat(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("%w: %w", ErrCannotCreate, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%w: %s exists and is not a directory", ErrCannotCreate, root)
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCannotCreate, err)
+	}
+	for _, e := range ents {
+		switch e.Name() {
+		case format.ContainersDir, format.HooksDir:
+		default:
+			return fmt.Errorf("%w: %s holds %s, which a store does not", ErrNotStore, root, e.Name())
+		}
+	}
+	return nil
+}
+
+// ErrNotStore is the error of a store directory that holds something else.
+var ErrNotStore = errors.New("not a checkpoint store")
 
 func (s *Store) containerDir(container string) string {
 	return filepath.Join(s.Root, format.ContainersDir, container)
@@ -390,18 +423,25 @@ func (s *Store) Remove(container, name string) error {
 		return fmt.Errorf("invalid checkpoint name %q", container+":"+name)
 	}
 	dir := s.checkpointsDir(container)
-	found := false
-	for _, n := range []string{name, format.TempPrefix + name} {
-		p := filepath.Join(dir, n)
-		if _, err := os.Lstat(p); err == nil {
-			found = true
-			if err := os.RemoveAll(p); err != nil {
-				return err
-			}
+	tmp := filepath.Join(dir, format.TempPrefix+name)
+	// Renamed first, in one step, to a name that is never complete: a crash
+	// while the files are deleted leaves an incomplete checkpoint (the next
+	// save of the container removes it), never a damaged one in the way.
+	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		if err := os.RemoveAll(tmp); err != nil { // an unfinished save's leftovers
+			return err
 		}
-	}
-	if !found {
+		if err := os.Rename(filepath.Join(dir, name), tmp); err != nil {
+			return err
+		}
+		if err := atomicfile.SyncDir(dir); err != nil {
+			return err
+		}
+	} else if _, err := os.Lstat(tmp); err != nil {
 		return hint.New(fmt.Sprintf("no checkpoint %q for container %s", name, container), "ckpt ls "+container+" lists its checkpoints")
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
 	}
 	return atomicfile.SyncDir(dir)
 }

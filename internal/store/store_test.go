@@ -1088,3 +1088,52 @@ func TestParseRef(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRefusesOtherDirectory: a directory that holds other things is not
+// made root's only (0700) and filled; an empty one or a store is fine.
+func TestOpenRefusesOtherDirectory(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.Chmod(dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644))
+	if _, err := Open(dir); !errors.Is(err, ErrNotStore) || !strings.Contains(err.Error(), "holds notes.txt") {
+		t.Fatalf("Open of a home-like directory: %v", err)
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o755 {
+		t.Errorf("its mode became %v", st.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(dir, format.ContainersDir)); err == nil {
+		t.Error("it was filled")
+	}
+	empty := t.TempDir()
+	if _, err := Open(empty); err != nil {
+		t.Errorf("an empty directory: %v", err)
+	}
+	if _, err := Open(empty); err != nil {
+		t.Errorf("an existing store: %v", err)
+	}
+}
+
+// TestRemoveCrash: Remove renames a checkpoint to a name that is never
+// complete before it deletes its files, so a crash halfway leaves an
+// incomplete checkpoint, not a damaged one in the way of Latest.
+func TestRemoveCrash(t *testing.T) {
+	s := newStore(t)
+	save(t, s, "web", "cp1", time.Now().Add(-time.Hour), nil)
+	save(t, s, "web", "cp2", time.Now(), nil)
+	dir := filepath.Join(s.Root, format.ContainersDir, "web", format.CheckpointsDir)
+	// What a crash while Remove deleted cp2's files leaves.
+	must(t, os.Rename(filepath.Join(dir, "cp2"), filepath.Join(dir, format.TempPrefix+"cp2")))
+	must(t, os.Remove(filepath.Join(dir, format.TempPrefix+"cp2", format.ManifestSumFile)))
+	ck, err := s.Latest("web")
+	if err != nil || ck.Name != "cp1" {
+		t.Fatalf("Latest after a crashed remove: %v, %v", ck, err)
+	}
+	must(t, s.Remove("web", "cp2")) // finishes the job
+	if _, err := os.Lstat(filepath.Join(dir, format.TempPrefix+"cp2")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the half-removed checkpoint is still there: %v", err)
+	}
+	must(t, s.Remove("web", "cp1"))
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left %d entries", len(ents))
+	}
+}

@@ -51,6 +51,8 @@ func flagHint(err error) string {
 		return "resume it on an " + incompat.Arch + " host, or use its data only (the resume does that unless --no-fallback)"
 	case errors.As(err, &incompat):
 		return "resume it on a host with the same CPU features, or use its data only (the resume does that unless --no-fallback)"
+	case errors.Is(err, store.ErrNotStore):
+		return "point --store (CKPT_STORE) at a new or empty directory, or at an existing store; nothing was changed"
 	case errors.Is(err, store.ErrCannotCreate) && errors.Is(err, fs.ErrPermission):
 		return "run ckpt as root, or point --store (CKPT_STORE) at a directory you own"
 	case errors.Is(err, transfer.ErrCannotEncrypt):
