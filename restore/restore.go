@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -441,7 +442,12 @@ func (r *resumer) removeNetworks(ctx context.Context) error {
 }
 
 func (r *resumer) removeVolumes(ctx context.Context) error {
-	return undoAll(r.volumes, func(name string) error { return r.eng.VolumeRemove(ctx, name, true) })
+	return undoAll(r.volumes, func(name string) error {
+		if err := r.eng.VolumeRemove(ctx, name, true); err != nil {
+			return err
+		}
+		return r.opts.Store.EndFill(r.name, name)
+	})
 }
 
 func (r *resumer) removeContainers(ctx context.Context) error {
@@ -783,7 +789,10 @@ func (r *resumer) recreateNetworks(ctx context.Context) error {
 
 // ensureVolume recreates a missing volume and fills it, and fills an
 // existing empty one. A volume that exists with contents is left alone:
-// that is live data, and ckpt never throws data away.
+// that is live data, and ckpt never throws data away; unless a resume that
+// did not finish left it partly filled (store.BeginFill), when it is emptied
+// and filled again. The fill is recorded before it starts and cleared once
+// it is whole.
 func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 	vol, err := r.eng.VolumeInspect(ctx, v.Name)
 	switch {
@@ -795,6 +804,11 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 		r.volumes = append(r.volumes, v.Name)
 	case err != nil:
 		return err
+	case r.opts.Store.PartlyFilled(r.name, v.Name, vol.CreatedAt):
+		if err := clearDir(vol.Mountpoint); err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+		r.res.Notes = append(r.res.Notes, "volume "+v.Name+" was left partly filled by a resume that did not finish: emptied and filled again")
 	default:
 		empty, err := archive.IsEmpty(vol.Mountpoint)
 		if err != nil {
@@ -805,12 +819,32 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 			return nil
 		}
 	}
+	if err := r.opts.Store.BeginFill(r.name, v.Name, vol.CreatedAt); err != nil {
+		return fmt.Errorf("volume %s: %w", v.Name, err)
+	}
 	stats, err := r.extract(ctx, v.Archive, vol.Mountpoint, archive.Plain)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.Name, err)
 	}
+	if err := r.opts.Store.EndFill(r.name, v.Name); err != nil {
+		return fmt.Errorf("volume %s: %w", v.Name, err)
+	}
 	r.res.Notes = append(r.res.Notes, fmt.Sprintf("restored volume %s (%d entries)", v.Name, stats.Entries))
 	r.rep.Report(progress.Event{Container: r.ck.Container, Phase: "volume " + v.Name, Bytes: stats.Bytes})
+	return nil
+}
+
+// clearDir removes everything inside dir, following no link.
+func clearDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

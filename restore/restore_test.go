@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/ckpt-dev/ckpt/checkpoint"
@@ -632,6 +633,46 @@ func TestResumeRanAfter(t *testing.T) {
 				if !strings.HasPrefix(c, "Lookup") {
 					t.Errorf("a refused resume called %s", c)
 				}
+			}
+		})
+	}
+}
+
+// TestResumePartlyFilled: a volume that a killed resume left partly filled
+// is not taken for live data: it is emptied and filled again. The same name
+// on a volume created since is live data, and kept.
+func TestResumePartlyFilled(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		sameVol   bool
+		wantCount string
+		wantNote  string
+	}{
+		{"left by a killed resume", true, "41", "left partly filled by a resume that did not finish"},
+		{"a newer volume of the same name", false, "junk", "exists and is not empty: kept its current contents"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "20.10.24", format.ModeHot)
+			e.removeAll(t)
+			ctx := context.Background()
+			v, err := e.f.VolumeCreate(ctx, volume.CreateOptions{Name: "data"})
+			must(t, err)
+			must(t, os.WriteFile(filepath.Join(v.Mountpoint, "count"), []byte("junk"), 0o644))
+			created := v.CreatedAt
+			if !tt.sameVol {
+				created = "2001-01-01T00:00:00Z"
+			}
+			must(t, e.st.BeginFill("web", "data", created)) // what the killed resume recorded
+			r := restore.ResumeContainer(ctx, e.opts, "web")
+			must(t, r.Err)
+			if b, _ := os.ReadFile(filepath.Join(e.f.Volume("data"), "count")); string(b) != tt.wantCount {
+				t.Errorf("count = %q, want %q", b, tt.wantCount)
+			}
+			if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, tt.wantNote) }) {
+				t.Errorf("notes %q lack %q", r.Notes, tt.wantNote)
+			}
+			if tt.sameVol && e.st.PartlyFilled("web", "data", v.CreatedAt) {
+				t.Error("the marker outlived the fill")
 			}
 		})
 	}

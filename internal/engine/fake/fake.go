@@ -607,7 +607,7 @@ func (f *Engine) volume(name, driver string, opts, labels map[string]string) (*v
 	if err := os.MkdirAll(mp, 0o755); err != nil {
 		return nil, err
 	}
-	v := &volume.Volume{Name: name, Driver: driver, Mountpoint: mp, Options: opts, Labels: labels}
+	v := &volume.Volume{Name: name, Driver: driver, Mountpoint: mp, Options: opts, Labels: labels, CreatedAt: time.Now().UTC().Format(time.RFC3339Nano)}
 	f.volumes[name] = v
 	return v, nil
 }
