@@ -660,7 +660,7 @@ func (r *resumer) ensureHolder(ctx context.Context) (string, error) {
 	}
 	src := r.cfg
 	var saved container.InspectResponse
-	if err := r.ck.ReadJSON(format.HolderFile, &saved); err == nil && saved.Config != nil && saved.HostConfig != nil {
+	if err := r.ck.ReadJSON(format.HolderFile, &saved); err == nil && saved.ContainerJSONBase != nil && saved.Config != nil && saved.HostConfig != nil {
 		src = saved
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err

@@ -46,10 +46,10 @@ func Powers(ck *store.Checkpoint) ([]string, error) {
 func powers(m *format.Manifest, cfg, holder *container.InspectResponse, nets []network.Inspect) []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	if cfg.HostConfig != nil {
+	if cfg.ContainerJSONBase != nil && cfg.HostConfig != nil {
 		hostConfigPowers(cfg.HostConfig, engine.HolderName(m.Container.Name), add)
 	}
-	if holder != nil && holder.HostConfig != nil {
+	if holder != nil && holder.ContainerJSONBase != nil && holder.HostConfig != nil {
 		if mode := holder.HostConfig.NetworkMode; mode.IsHost() || mode.IsContainer() {
 			add("network holder in network mode %s", mode)
 		}
