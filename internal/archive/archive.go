@@ -122,60 +122,12 @@ func Clear(dir string) error {
 // readXattrs returns all extended attributes of path, without following a
 // final symbolic link. A file system without xattr support yields none.
 func readXattrs(path string) (map[string]string, error) {
-	var buf []byte
-	for {
-		n, err := unix.Llistxattr(path, nil)
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "llistxattr", Path: path, Err: err}
-		}
-		if n == 0 {
-			return nil, nil
-		}
-		buf = make([]byte, n)
-		n, err = unix.Llistxattr(path, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue // the list grew in between; ask again
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "llistxattr", Path: path, Err: err}
-		}
-		buf = buf[:n]
-		break
-	}
-	attrs := make(map[string]string)
-	for _, name := range strings.Split(string(buf), "\x00") {
-		if name == "" {
-			continue
-		}
-		value, err := getXattr(path, name)
-		if errors.Is(err, unix.ENODATA) {
-			continue // removed in between
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "lgetxattr " + name, Path: path, Err: err}
-		}
-		attrs[name] = string(value)
-	}
-	return attrs, nil
+	return xattrsOf(
+		func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
+		func(n string, b []byte) (int, error) { return unix.Lgetxattr(path, n, b) },
+		"l", path)
 }
 
 func getXattr(path, name string) ([]byte, error) {
-	for {
-		n, err := unix.Lgetxattr(path, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Lgetxattr(path, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return xattrValue(func(n string, b []byte) (int, error) { return unix.Lgetxattr(path, n, b) }, name)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"path"
@@ -29,18 +28,30 @@ import (
 // attributes and mtimes are restored; directory mtimes are set last. In
 // Overlay kind, ".wh.NAME" entries become whiteouts and ".wh..wh..opq"
 // marks its directory opaque. Files are not synced.
+//
+// No symbolic link is followed, at any path element, even if something else
+// changes dst during the extraction: dst itself must be a directory, not a
+// link to one; every parent directory is opened one element at a time
+// without following links, and every entry is created and given its
+// metadata relative to its open parent or through a descriptor of its own
+// (see at.go). A directory swapped for a link meanwhile is an error, never a
+// way out of dst.
 func Extract(ctx context.Context, r io.Reader, dst string, kind Kind) (Stats, error) {
 	x := &extractor{
-		dst:  dst,
-		kind: kind,
-		dirs: make(map[string]bool),
-		fix:  make(map[string]*tar.Header),
+		dst:     dst,
+		kind:    kind,
+		cacheFd: -1,
+		fix:     make(map[string]*tar.Header),
 	}
-	if fi, err := os.Stat(dst); err != nil {
-		return x.stats, err
-	} else if !fi.IsDir() {
-		return x.stats, fmt.Errorf("archive: %s is not a directory", dst)
+	fd, err := openat(unix.AT_FDCWD, dst, dirFlags, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return x.stats, fmt.Errorf("archive: %s is not a directory", dst)
+		}
+		return x.stats, &os.PathError{Op: "open", Path: dst, Err: err}
 	}
+	x.root = fd
+	defer x.close()
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -62,16 +73,120 @@ func Extract(ctx context.Context, r io.Reader, dst string, kind Kind) (Stats, er
 }
 
 type extractor struct {
-	dst   string
-	kind  Kind
-	dirs  map[string]bool        // names known to be real directories in dst
-	fix   map[string]*tar.Header // directories whose mode and times are set last
-	stats Stats
+	dst     string
+	root    int // dst, open
+	kind    Kind
+	cache   string                 // the directory last opened for entries, and
+	cacheFd int                    // its descriptor, or -1
+	fix     map[string]*tar.Header // directories whose mode and times are set last
+	stats   Stats
 }
 
-// path returns where name lives on disk.
+func (x *extractor) close() {
+	x.forget("")
+	unix.Close(x.root)
+}
+
+// path returns where name lives on disk, for errors.
 func (x *extractor) path(name string) string {
 	return filepath.Join(x.dst, filepath.FromSlash(name))
+}
+
+// walk opens the directory dir (a clean relative name, "." for dst) one
+// element at a time from dst, following no link, creating missing elements
+// if create is set. done closes what walk opened.
+func (x *extractor) walk(dir string, create bool) (fd int, done func(), err error) {
+	cur, owned := x.root, false
+	release := func() {
+		if owned {
+			unix.Close(cur)
+		}
+	}
+	if dir == "." || dir == "" {
+		return cur, release, nil
+	}
+	for i := 0; i <= len(dir); i++ {
+		if i < len(dir) && dir[i] != '/' {
+			continue
+		}
+		p := dir[:i]
+		elem := path.Base(p)
+		next, err := openat(cur, elem, dirFlags, 0)
+		if create && errors.Is(err, unix.ENOENT) {
+			if err = unix.Mkdirat(cur, elem, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+				next, err = openat(cur, elem, dirFlags, 0)
+			}
+		}
+		if err != nil {
+			var st unix.Stat_t
+			switch {
+			case (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) &&
+				unix.Fstatat(cur, elem, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+				st.Mode&unix.S_IFMT == unix.S_IFLNK:
+				err = fmt.Errorf("parent %q is a symbolic link", p)
+			case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR):
+				err = fmt.Errorf("parent %q is not a directory", p)
+			default:
+				err = &os.PathError{Op: "open", Path: x.path(p), Err: err}
+			}
+			release()
+			return -1, nil, err
+		}
+		release()
+		cur, owned = next, true
+	}
+	return cur, release, nil
+}
+
+// parent returns the open directory that holds name (kept open for the
+// entries that follow) and name's last element.
+func (x *extractor) parent(name string, create bool) (int, string, error) {
+	dir, base := path.Split(name)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		return x.root, base, nil
+	}
+	if x.cacheFd >= 0 && x.cache == dir {
+		return x.cacheFd, base, nil
+	}
+	fd, _, err := x.walk(dir, create)
+	if err != nil {
+		return -1, "", err
+	}
+	x.forget("")
+	x.cache, x.cacheFd = dir, fd
+	return fd, base, nil
+}
+
+// forget closes the cached directory if it is name or lies under it (any
+// if name is "").
+func (x *extractor) forget(name string) {
+	if x.cacheFd >= 0 && (name == "" || x.cache == name || strings.HasPrefix(x.cache, name+"/")) {
+		unix.Close(x.cacheFd)
+		x.cache, x.cacheFd = "", -1
+	}
+}
+
+// openNode opens base in dir without following it, checks that it is of type
+// typ (it was just made so) and returns it as a node. The caller closes
+// n.fd.
+func (x *extractor) openNode(dir int, base, name string, typ uint32) (node, error) {
+	n := node{parent: dir, base: base, path: x.path(name), opath: true, link: typ == unix.S_IFLNK}
+	fd, err := openat(dir, base, pathFlags, 0)
+	if err != nil {
+		return n, &os.PathError{Op: "open", Path: n.path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return n, &os.PathError{Op: "fstat", Path: n.path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != typ {
+		unix.Close(fd)
+		return n, fmt.Errorf("%s changed type during extraction", n.path)
+	}
+	n.fd = fd
+	return n, nil
 }
 
 // entry extracts one tar entry.
@@ -80,7 +195,7 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return errors.New("the root entry is not a directory")
 		}
-		return x.setMetadata(".", x.dst, hdr)
+		return x.setMetadata(".", node{fd: x.root, parent: -1, path: x.dst}, hdr)
 	}
 	name, err := cleanName(hdr.Name)
 	if err != nil {
@@ -95,67 +210,84 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 	if x.kind == Overlay && strings.HasPrefix(path.Base(name), whiteoutPrefix) {
 		return x.whiteout(hdr, name)
 	}
-	if err := x.checkParents(name, true); err != nil {
+	dir, base, err := x.parent(name, true)
+	if err != nil {
 		return err
 	}
 	target := x.path(name)
 
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if fi, err := os.Lstat(target); err != nil || !fi.IsDir() {
-			if err := x.remove(name); err != nil {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if err := x.remove(dir, base, name); err != nil {
 				return err
 			}
-			if err := os.Mkdir(target, 0o755); err != nil {
-				return err
+			if err := unix.Mkdirat(dir, base, 0o755); err != nil {
+				return &os.PathError{Op: "mkdir", Path: target, Err: err}
 			}
 		}
-		x.dirs[name] = true
+		fd, err := openat(dir, base, dirFlags, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: target, Err: err}
+		}
+		defer unix.Close(fd)
+		return x.setMetadata(name, node{fd: fd, parent: -1, path: target}, hdr)
 
 	case tar.TypeReg:
-		if err := x.remove(name); err != nil {
+		if err := x.remove(dir, base, name); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+		fd, err := openat(dir, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
-			return err
+			return &os.PathError{Op: "open", Path: target, Err: err}
 		}
+		f := os.NewFile(uintptr(fd), target)
 		n, err := io.Copy(f, tr)
 		x.stats.Bytes += n
+		if err == nil {
+			err = x.setMetadata(name, node{fd: fd, parent: -1, path: target}, hdr)
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
-		if err != nil {
-			return err
-		}
+		return err
 
 	case tar.TypeSymlink:
-		if err := x.remove(name); err != nil {
+		if err := x.remove(dir, base, name); err != nil {
 			return err
 		}
-		if err := os.Symlink(hdr.Linkname, target); err != nil {
-			return err
+		if err := unix.Symlinkat(hdr.Linkname, dir, base); err != nil {
+			return &os.LinkError{Op: "symlink", Old: hdr.Linkname, New: target, Err: err}
 		}
+		return x.setNode(dir, base, name, unix.S_IFLNK, hdr)
 
 	case tar.TypeLink:
 		old, err := cleanName(hdr.Linkname)
 		if err != nil {
 			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 		}
-		if err := x.checkParents(old, false); err != nil {
+		odir, obase := path.Split(old)
+		ofd, done, err := x.walk(strings.TrimSuffix(odir, "/"), false)
+		if err != nil {
 			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 		}
+		defer done()
 		if old == name {
 			return errors.New("hard link to itself")
 		}
-		if err := x.remove(name); err != nil {
+		if err := x.remove(dir, base, name); err != nil {
 			return err
 		}
 		// The inode's metadata comes with the entry that created it.
-		return os.Link(x.path(old), target)
+		// Without AT_SYMLINK_FOLLOW, linkat does not follow obase.
+		if err := unix.Linkat(ofd, obase, dir, base, 0); err != nil {
+			return &os.LinkError{Op: "link", Old: x.path(old), New: target, Err: err}
+		}
+		return nil
 
-	case tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
-		if err := x.remove(name); err != nil {
+	default: // tar.TypeFifo, tar.TypeChar, tar.TypeBlock
+		if err := x.remove(dir, base, name); err != nil {
 			return err
 		}
 		mode := uint32(unix.S_IFIFO)
@@ -166,23 +298,33 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 			mode = unix.S_IFBLK
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknod(target, mode|uint32(hdr.Mode&0o7777), int(dev)); err != nil {
+		if err := unix.Mknodat(dir, base, mode|uint32(hdr.Mode&0o7777), int(dev)); err != nil {
 			return &os.PathError{Op: "mknod", Path: target, Err: err}
 		}
+		return x.setNode(dir, base, name, mode, hdr)
 	}
-	return x.setMetadata(name, target, hdr)
+}
+
+// setNode gives base in dir, just made of type typ, the metadata in hdr.
+func (x *extractor) setNode(dir int, base, name string, typ uint32, hdr *tar.Header) error {
+	n, err := x.openNode(dir, base, name, typ)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(n.fd)
+	return x.setMetadata(name, n, hdr)
 }
 
 // whiteout handles an Overlay entry named ".wh.*".
 func (x *extractor) whiteout(hdr *tar.Header, name string) error {
-	if err := x.checkParents(name, true); err != nil {
+	dir, base, err := x.parent(name, true)
+	if err != nil {
 		return err
 	}
-	dir, base := path.Split(name)
 	if base == opaqueMarker {
-		target := x.path(dir)
-		if err := unix.Lsetxattr(target, opaqueXattr, []byte("y"), 0); err != nil {
-			return &os.PathError{Op: "lsetxattr " + opaqueXattr, Path: target, Err: err}
+		// dir is open for reading: its own xattr, by descriptor.
+		if err := unix.Fsetxattr(dir, opaqueXattr, []byte("y"), 0); err != nil {
+			return &os.PathError{Op: "setxattr " + opaqueXattr, Path: x.path(path.Dir(name)), Err: err}
 		}
 		return nil
 	}
@@ -190,18 +332,23 @@ func (x *extractor) whiteout(hdr *tar.Header, name string) error {
 	if victim == "" || victim == "." || victim == ".." {
 		return errors.New("invalid whiteout name")
 	}
-	name = dir + victim
-	if err := x.remove(name); err != nil {
+	name = path.Join(path.Dir(name), victim)
+	if err := x.remove(dir, victim, name); err != nil {
 		return err
 	}
 	target := x.path(name)
-	if err := unix.Mknod(target, unix.S_IFCHR, 0); err != nil {
+	if err := unix.Mknodat(dir, victim, unix.S_IFCHR, 0); err != nil {
 		return &os.PathError{Op: "mknod", Path: target, Err: err}
 	}
-	if err := os.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
+	n, err := x.openNode(dir, victim, name, unix.S_IFCHR)
+	if err != nil {
 		return err
 	}
-	if err := setTimes(target, hdr); err != nil {
+	defer unix.Close(n.fd)
+	if err := n.chown(hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	if err := n.setTimes(hdr); err != nil {
 		return err
 	}
 	x.stats.Deleted++
@@ -212,11 +359,11 @@ func (x *extractor) whiteout(hdr *tar.Header, name string) error {
 // times and the default ACL of directories are only recorded here, and set by
 // fixDirs: a default ACL set now would be inherited by every entry extracted
 // into the directory afterwards.
-func (x *extractor) setMetadata(name, target string, hdr *tar.Header) error {
-	if err := os.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
+func (x *extractor) setMetadata(name string, n node, hdr *tar.Header) error {
+	if err := n.chown(hdr.Uid, hdr.Gid); err != nil {
 		return err
 	}
-	if err := setXattrs(target, hdr, func(name string) bool { return name != defaultACL }); err != nil {
+	if err := setXattrs(n, hdr, func(name string) bool { return name != defaultACL }); err != nil {
 		return err
 	}
 	switch hdr.Typeflag {
@@ -226,17 +373,19 @@ func (x *extractor) setMetadata(name, target string, hdr *tar.Header) error {
 	case tar.TypeSymlink:
 		// Linux ignores the mode of symbolic links.
 	default:
-		// After Lchown, which clears setuid and setgid bits.
-		if err := unix.Chmod(target, uint32(hdr.Mode&0o7777)); err != nil {
-			return &os.PathError{Op: "chmod", Path: target, Err: err}
+		// After chown, which clears setuid and setgid bits.
+		if err := n.chmod(uint32(hdr.Mode & 0o7777)); err != nil {
+			return err
 		}
 	}
-	return setTimes(target, hdr)
+	return n.setTimes(hdr)
 }
 
 // fixDirs sets the mode and times of the extracted directories, deepest
-// first, once nothing more is written into them.
+// first, once nothing more is written into them. Each is opened again from
+// dst, following no link.
 func (x *extractor) fixDirs() error {
+	x.forget("")
 	names := make([]string, 0, len(x.fix))
 	for name := range x.fix {
 		names = append(names, name)
@@ -255,72 +404,49 @@ func (x *extractor) fixDirs() error {
 		return names[i] < names[j]
 	})
 	for _, name := range names {
-		hdr, target := x.fix[name], x.path(name)
-		if err := setXattrs(target, hdr, func(name string) bool { return name == defaultACL }); err != nil {
-			return fmt.Errorf("archive: entry %q: %w", hdr.Name, err)
-		}
-		if err := unix.Chmod(target, uint32(hdr.Mode&0o7777)); err != nil {
-			return fmt.Errorf("archive: entry %q: %w", hdr.Name, &os.PathError{Op: "chmod", Path: target, Err: err})
-		}
-		if err := setTimes(target, hdr); err != nil {
-			return fmt.Errorf("archive: entry %q: %w", hdr.Name, err)
+		if err := x.fixDir(name, x.fix[name]); err != nil {
+			return fmt.Errorf("archive: entry %q: %w", x.fix[name].Name, err)
 		}
 	}
 	return nil
 }
 
-// checkParents verifies that every parent of name inside dst is a real
-// directory, not a symbolic link, creating missing ones if create is set.
-func (x *extractor) checkParents(name string, create bool) error {
-	dir := path.Dir(name)
-	if dir == "." {
-		return nil
-	}
-	for i := 0; i <= len(dir); i++ {
-		if i < len(dir) && dir[i] != '/' {
-			continue
-		}
-		p := dir[:i]
-		if x.dirs[p] {
-			continue
-		}
-		target := x.path(p)
-		fi, err := os.Lstat(target)
-		switch {
-		case create && errors.Is(err, fs.ErrNotExist):
-			if err := os.Mkdir(target, 0o755); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return fmt.Errorf("parent %q is a symbolic link", p)
-		case !fi.IsDir():
-			return fmt.Errorf("parent %q is not a directory", p)
-		}
-		x.dirs[p] = true
-	}
-	return nil
-}
-
-// remove deletes whatever is at name, forgetting what is known about the
-// directories under it.
-func (x *extractor) remove(name string) error {
-	target := x.path(name)
-	fi, err := os.Lstat(target)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+func (x *extractor) fixDir(name string, hdr *tar.Header) error {
+	fd, done, err := x.walk(name, false)
 	if err != nil {
 		return err
 	}
-	if !fi.IsDir() {
-		return os.Remove(target)
+	defer done()
+	n := node{fd: fd, parent: -1, path: x.path(name)}
+	if err := setXattrs(n, hdr, func(name string) bool { return name == defaultACL }); err != nil {
+		return err
 	}
-	inside := func(d string) bool { return d == name || strings.HasPrefix(d, name+"/") }
-	maps.DeleteFunc(x.dirs, func(d string, _ bool) bool { return inside(d) })
-	maps.DeleteFunc(x.fix, func(d string, _ *tar.Header) bool { return inside(d) })
-	return os.RemoveAll(target)
+	if err := n.chmod(uint32(hdr.Mode & 0o7777)); err != nil {
+		return err
+	}
+	return n.setTimes(hdr)
+}
+
+// remove deletes base, named name, from the open directory dir, whatever it
+// is, forgetting what is known about the directories under it.
+func (x *extractor) remove(dir int, base, name string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return &os.PathError{Op: "lstat", Path: x.path(name), Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		inside := func(d string) bool { return d == name || strings.HasPrefix(d, name+"/") }
+		maps.DeleteFunc(x.fix, func(d string, _ *tar.Header) bool { return inside(d) })
+		x.forget(name)
+	}
+	if err := removeAllAt(dir, base); err != nil {
+		return &os.PathError{Op: "remove", Path: x.path(name), Err: err}
+	}
+	return nil
 }
 
 // isRoot reports whether a tar entry name stands for the archived tree's
@@ -353,7 +479,7 @@ const defaultACL = "system.posix_acl_default"
 // setXattrs restores the extended attributes recorded in hdr that want
 // accepts, except those of overlayfs itself. Unsupported user.* attributes
 // are skipped.
-func setXattrs(target string, hdr *tar.Header, want func(name string) bool) error {
+func setXattrs(n node, hdr *tar.Header, want func(name string) bool) error {
 	var names []string
 	for k := range hdr.PAXRecords {
 		if name, ok := strings.CutPrefix(k, paxXattr); ok && !isOverlayXattr(name) && want(name) {
@@ -363,33 +489,30 @@ func setXattrs(target string, hdr *tar.Header, want func(name string) bool) erro
 	sort.Strings(names)
 	for _, name := range names {
 		value := hdr.PAXRecords[paxXattr+name]
-		if err := unix.Lsetxattr(target, name, []byte(value), 0); err != nil {
+		if err := n.setxattr(name, []byte(value)); err != nil {
 			if errors.Is(err, unix.ENOTSUP) && strings.HasPrefix(name, "user.") {
 				continue
 			}
-			return &os.PathError{Op: "lsetxattr " + name, Path: target, Err: err}
+			return &os.PathError{Op: "setxattr " + name, Path: n.path, Err: err}
 		}
 	}
 	return nil
 }
 
-// setTimes sets the access and modification times of target, not following
-// a final symbolic link.
-func setTimes(target string, hdr *tar.Header) error {
+// times returns the access and modification times recorded in hdr, for
+// utimensat.
+func times(hdr *tar.Header) ([]unix.Timespec, error) {
 	atime := hdr.AccessTime
 	if atime.IsZero() {
 		atime = hdr.ModTime
 	}
 	at, err := unix.TimeToTimespec(atime)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mt, err := unix.TimeToTimespec(hdr.ModTime)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, []unix.Timespec{at, mt}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "utimensat", Path: target, Err: err}
-	}
-	return nil
+	return []unix.Timespec{at, mt}, nil
 }

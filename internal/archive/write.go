@@ -29,6 +29,12 @@ import (
 // attributes are kept; overlayfs' own xattrs are not. Hard links become link
 // entries to the first path seen, Unix sockets are skipped, and files that
 // vanish during the walk are skipped silently.
+//
+// No symbolic link is followed, at any path element, even if the tree
+// changes during the walk: root itself must be a directory, not a link to
+// one, a link inside it is archived as a link, and every file is opened from
+// its already open parent directory without following links (see at.go).
+// Metadata comes from the opened file, not from a separate lookup by name.
 func Write(ctx context.Context, w io.Writer, root string, kind Kind) (Stats, error) {
 	wr := &writer{
 		tw:    tar.NewWriter(w),
@@ -36,19 +42,18 @@ func Write(ctx context.Context, w io.Writer, root string, kind Kind) (Stats, err
 		kind:  kind,
 		links: make(map[inode]string),
 	}
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			if p != root && errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return wr.add(p)
-	})
+	fd, err := openat(unix.AT_FDCWD, root, dirFlags, 0)
 	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return wr.stats, fmt.Errorf("archive: %s is not a directory", root)
+		}
+		return wr.stats, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := ctx.Err(); err != nil {
+		return wr.stats, err
+	}
+	if err := wr.tree(ctx, fd, "."); err != nil {
 		return wr.stats, err
 	}
 	if err := wr.tw.Close(); err != nil {
@@ -65,22 +70,14 @@ type writer struct {
 	stats Stats
 }
 
-// add writes the entry (or entries) for the file at p.
-func (wr *writer) add(p string) error {
-	rel, err := filepath.Rel(wr.root, p)
-	if err != nil {
-		return err
-	}
-	name := filepath.ToSlash(rel) // "." for root
+// path returns the full name of name, for errors.
+func (wr *writer) path(name string) string {
+	return filepath.Join(wr.root, filepath.FromSlash(name))
+}
 
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return &os.PathError{Op: "lstat", Path: p, Err: err}
-	}
-	hdr := &tar.Header{
+// header starts the header of name from its metadata.
+func header(name string, st *unix.Stat_t) *tar.Header {
+	return &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
 		Uid:     int(st.Uid),
@@ -88,10 +85,91 @@ func (wr *writer) add(p string) error {
 		ModTime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)),
 		Format:  tar.FormatPAX,
 	}
-	typ := st.Mode & unix.S_IFMT
-	if name == "." && typ != unix.S_IFDIR {
-		return fmt.Errorf("archive: %s is not a directory", p)
+}
+
+// addXattrs records attrs in hdr, except those of overlayfs.
+func addXattrs(hdr *tar.Header, attrs map[string]string) {
+	for k, v := range attrs {
+		if isOverlayXattr(k) {
+			continue
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = make(map[string]string)
+		}
+		hdr.PAXRecords[paxXattr+k] = v
 	}
+}
+
+// tree writes the entries of the directory open (for reading) as fd and
+// named name ("." for root): the directory itself, then what it holds, in
+// lexical order.
+func (wr *writer) tree(ctx context.Context, fd int, name string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: wr.path(name), Err: err}
+	}
+	attrs, err := fdXattrs(fd, wr.path(name))
+	if err != nil {
+		return err
+	}
+	hdr := header(name, &st)
+	hdr.Typeflag = tar.TypeDir
+	hdr.Name += "/"
+	addXattrs(hdr, attrs)
+	if err := wr.writeHeader(hdr); err != nil {
+		return err
+	}
+	if wr.kind == Overlay && (attrs[opaqueXattr] == "y" || attrs[userOpaque] == "y") {
+		err := wr.writeHeader(&tar.Header{
+			Name:     hdr.Name + opaqueMarker,
+			Typeflag: tar.TypeReg,
+			Uid:      hdr.Uid,
+			Gid:      hdr.Gid,
+			ModTime:  hdr.ModTime,
+			Format:   tar.FormatPAX,
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	names, err := readNames(fd)
+	if err != nil {
+		return &os.PathError{Op: "readdirent", Path: wr.path(name), Err: err}
+	}
+	for _, base := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		child := base
+		if name != "." {
+			child = name + "/" + base
+		}
+		if err := wr.add(ctx, fd, base, child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add writes the entry (or entries) for base, named name, in the directory
+// open as dir.
+func (wr *writer) add(ctx context.Context, dir int, base, name string) error {
+	p := wr.path(name)
+	fd, err := openat(dir, base, pathFlags, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	hdr := header(name, &st)
+	typ := st.Mode & unix.S_IFMT
 
 	switch {
 	case typ == unix.S_IFSOCK:
@@ -116,29 +194,36 @@ func (wr *writer) add(p string) error {
 	}
 
 	var file *os.File
+	var attrs map[string]string
 	switch typ {
+	case unix.S_IFDIR:
+		// "." from the O_PATH descriptor is the same directory, whatever
+		// its name holds now.
+		dfd, err := openat(fd, ".", dirFlags, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		defer unix.Close(dfd)
+		return wr.tree(ctx, dfd, name)
 	case unix.S_IFREG:
 		hdr.Typeflag = tar.TypeReg
 		hdr.Size = st.Size
-		// Open before writing the header, so that a file that has just
-		// vanished can still be skipped.
-		if file, err = os.Open(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
+		// Reopened through the O_PATH descriptor: the very inode just
+		// checked to be a regular file, never a device or a link that
+		// took its name since.
+		rfd, err := openat(unix.AT_FDCWD, procFd(fd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		file = os.NewFile(uintptr(rfd), p)
+		defer file.Close()
+		if attrs, err = fdXattrs(rfd, p); err != nil {
 			return err
 		}
-		defer file.Close()
-	case unix.S_IFDIR:
-		hdr.Typeflag = tar.TypeDir
-		hdr.Name += "/"
 	case unix.S_IFLNK:
 		hdr.Typeflag = tar.TypeSymlink
-		if hdr.Linkname, err = os.Readlink(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
+		if hdr.Linkname, err = readlinkFd(fd); err != nil {
+			return &os.PathError{Op: "readlinkat", Path: p, Err: err}
 		}
 	case unix.S_IFIFO:
 		hdr.Typeflag = tar.TypeFifo
@@ -152,23 +237,17 @@ func (wr *writer) add(p string) error {
 	default:
 		return fmt.Errorf("archive: %s: unknown file type %#o", p, typ)
 	}
-
-	attrs, err := readXattrs(p)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+	if file == nil {
+		// A link, FIFO or device, which is not opened: its xattrs are
+		// read by its name in the pinned parent, not following it.
+		if attrs, err = atXattrs(dir, base, p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
 		}
-		return err
 	}
-	for k, v := range attrs {
-		if isOverlayXattr(k) {
-			continue
-		}
-		if hdr.PAXRecords == nil {
-			hdr.PAXRecords = make(map[string]string)
-		}
-		hdr.PAXRecords[paxXattr+k] = v
-	}
+	addXattrs(hdr, attrs)
 
 	if err := wr.writeHeader(hdr); err != nil {
 		return err
@@ -183,22 +262,24 @@ func (wr *writer) add(p string) error {
 			return fmt.Errorf("archive: %s: %w", p, err)
 		}
 	}
-	if typ != unix.S_IFDIR && st.Nlink > 1 {
+	if st.Nlink > 1 {
 		wr.links[inode{uint64(st.Dev), st.Ino}] = name
 	}
-
-	if typ == unix.S_IFDIR && wr.kind == Overlay &&
-		(attrs[opaqueXattr] == "y" || attrs[userOpaque] == "y") {
-		return wr.writeHeader(&tar.Header{
-			Name:     hdr.Name + opaqueMarker,
-			Typeflag: tar.TypeReg,
-			Uid:      hdr.Uid,
-			Gid:      hdr.Gid,
-			ModTime:  hdr.ModTime,
-			Format:   tar.FormatPAX,
-		})
-	}
 	return nil
+}
+
+// readlinkFd returns the target of the symbolic link open (O_PATH) as fd.
+func readlinkFd(fd int) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(fd, "", buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
 }
 
 func (wr *writer) writeHeader(hdr *tar.Header) error {
