@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -805,7 +804,7 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 	case err != nil:
 		return err
 	case r.opts.Store.PartlyFilled(r.name, v.Name, vol.CreatedAt):
-		if err := clearDir(vol.Mountpoint); err != nil {
+		if err := archive.Clear(vol.Mountpoint); err != nil {
 			return fmt.Errorf("volume %s: %w", v.Name, err)
 		}
 		r.res.Notes = append(r.res.Notes, "volume "+v.Name+" was left partly filled by a resume that did not finish: emptied and filled again")
@@ -831,20 +830,6 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 	}
 	r.res.Notes = append(r.res.Notes, fmt.Sprintf("restored volume %s (%d entries)", v.Name, stats.Entries))
 	r.rep.Report(progress.Event{Container: r.ck.Container, Phase: "volume " + v.Name, Bytes: stats.Bytes})
-	return nil
-}
-
-// clearDir removes everything inside dir, following no link.
-func clearDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

@@ -276,6 +276,22 @@ func (f *Engine) Running(ctx context.Context, opts container.ListOptions) ([]con
 // DumpMemory implements the engine interfaces.
 func (f *Engine) DumpMemory(ctx context.Context, id string) int64 { return f.Memory }
 
+// locked records a call of method on container id and returns the
+// container with the lock held (release it with f.mu.Unlock), or the error
+// the call fails with.
+func (f *Engine) locked(method, id string) (*container.InspectResponse, error) {
+	if err := f.enter(method, id); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	c := f.find(id)
+	if c == nil {
+		f.mu.Unlock()
+		return nil, notFound("container", id)
+	}
+	return c, nil
+}
+
 // setState changes container id's state; the lock must be held.
 func (f *Engine) setState(id string, fn func(*container.State) error) error {
 	c := f.find(id)
@@ -380,15 +396,11 @@ func (f *Engine) SetRestartPolicy(ctx context.Context, id string, p format.Resta
 // into the checkpoint directory and, with Exit, stops the container as the
 // engine does (exit code 137).
 func (f *Engine) CheckpointCreate(ctx context.Context, id string, opts checkpoint.CreateOptions) error {
-	if err := f.enter("CheckpointCreate", id); err != nil {
+	c, err := f.locked("CheckpointCreate", id)
+	if err != nil {
 		return err
 	}
-	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := f.find(id)
-	if c == nil {
-		return notFound("container", id)
-	}
 	if !c.State.Running {
 		return fmt.Errorf("container %s is not running: %w", id, cerrdefs.ErrConflict)
 	}
@@ -431,15 +443,11 @@ func (f *Engine) StartFromCheckpoint(ctx context.Context, id, dir string) ([]byt
 
 // ContainerRemove implements the engine interfaces.
 func (f *Engine) ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error {
-	if err := f.enter("ContainerRemove", id); err != nil {
+	c, err := f.locked("ContainerRemove", id)
+	if err != nil {
 		return err
 	}
-	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := f.find(id)
-	if c == nil {
-		return notFound("container", id)
-	}
 	if c.State.Running && !opts.Force {
 		return fmt.Errorf("container %s is running: %w", id, cerrdefs.ErrConflict)
 	}
