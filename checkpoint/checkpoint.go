@@ -99,6 +99,9 @@ type Result struct {
 	// Recovery says how the container was brought back after a failed save
 	// that had already stopped or paused it; empty when it was not.
 	Recovery string
+	// Recovered says what was done about an earlier save that a killed
+	// ckpt left in flight (Recover); empty when there was none.
+	Recovered string
 }
 
 // Save saves each container of opts in turn. It returns one result per
@@ -179,6 +182,12 @@ func SaveContainer(ctx context.Context, opts Options, ref string) (res Result) {
 		return res
 	}
 	defer lock.Unlock()
+	rec, err := Recover(ctx, s.eng, opts.Store, s.name)
+	res.Recovered = rec.Message
+	if err != nil {
+		res.Err = err
+		return res
+	}
 	// Look again under the lock: another save may have just stopped it.
 	if s.c, err = engine.Find(ctx, s.eng, c.ID); err != nil {
 		res.Err = err
@@ -201,6 +210,7 @@ func (s *saver) run(ctx context.Context) error {
 	return steps.Run(ctx,
 		steps.Step{Name: "preflight", Do: s.preflight},
 		steps.Step{Name: "begin", Do: s.begin, Undo: s.abort},
+		steps.Step{Name: "journal", Do: s.journal, Undo: s.clearJournal},
 		steps.Step{Name: "configuration", Do: s.writeConfig},
 		steps.Step{Name: "restart policy", Do: s.holdRestartPolicy, Undo: s.putRestartPolicyBack},
 		steps.Step{Name: "pause", Do: s.pause, Undo: s.unpause},
@@ -210,6 +220,7 @@ func (s *saver) run(ctx context.Context) error {
 		steps.Step{Name: "layer", Do: s.captureLayer},
 		steps.Step{Name: "commit", Do: s.commit},
 		steps.Step{Name: "finish", Do: s.finish},
+		steps.Step{Name: "done", Do: s.clearJournal},
 	)
 }
 
@@ -270,6 +281,17 @@ func (s *saver) abort(context.Context) error {
 	}
 	return s.pending.Abort()
 }
+
+// journal records the save in the store before it changes anything in the
+// engine, so that Recover can put things back if ckpt is killed.
+func (s *saver) journal(ctx context.Context) error {
+	return s.opts.Store.WriteJournal(s.name, &store.Journal{
+		Op: "save", ContainerID: s.c.ID, Checkpoint: s.pending.Name,
+		RestartPolicy: s.m.RestartPolicy, Stops: !s.m.LeftRunning, Hot: s.hot(),
+	})
+}
+
+func (s *saver) clearJournal(context.Context) error { return s.opts.Store.ClearJournal(s.name) }
 
 // holdRestartPolicy turns the restart policy off while the container is
 // checkpointed: the engine restarts a checkpointed container with restart

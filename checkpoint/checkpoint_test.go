@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -517,5 +518,80 @@ func TestProject(t *testing.T) {
 	}
 	if _, err := checkpoint.Project(context.Background(), e.f, "none"); err == nil || !strings.Contains(err.Error(), "no running container of compose project none") {
 		t.Errorf("unknown project: %v", err)
+	}
+}
+
+// killedSave runs a save that dies, as under SIGKILL, when the engine is
+// called for method: nothing after that runs, no undo, and its lock goes
+// with it. It returns once the save is dead.
+func killedSave(t *testing.T, e *env, method string) {
+	t.Helper()
+	e.f.Before(method, runtime.Goexit)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkpoint.SaveContainer(context.Background(), e.opts, "web")
+		t.Errorf("the save went on after it was killed")
+	}()
+	<-done
+	e.f.Before(method, nil)
+}
+
+// TestRecoverKilledSave: a save killed at any point is finished or undone
+// by the next ckpt run on the container, as its journal records.
+func TestRecoverKilledSave(t *testing.T) {
+	tests := []struct {
+		name         string
+		left         bool
+		killAt       string
+		wantRecovery string
+		// restored: started again from the images the killed save took.
+		restored bool
+	}{
+		{name: "after the checkpoint stopped it", killAt: "VolumeInspect",
+			wantRecovery: "started it again from the checkpoint it had taken (memory kept), put its restart policy always back, removed the unfinished checkpoint", restored: true},
+		{name: "before the checkpoint", killAt: "CheckpointCreate",
+			wantRecovery: "put its restart policy always back, removed the unfinished checkpoint"},
+		{name: "while paused for --leave-running", left: true, killAt: "VolumeInspect",
+			wantRecovery: "unpaused it, removed the unfinished checkpoint"},
+		{name: "after the commit, still paused", left: true, killAt: "ContainerUnpause",
+			wantRecovery: "after its checkpoint before-kill was complete: unpaused it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.policy("always")
+			e.opts.LeaveRunning = tt.left
+			e.opts.Name = "before-kill"
+			killedSave(t, e, tt.killAt)
+			if j, _ := e.st.ReadJournal("web"); j == nil {
+				t.Fatal("the killed save left no journal")
+			}
+
+			e.opts.Name = "after"
+			r := checkpoint.SaveContainer(context.Background(), e.opts, "web")
+			must(t, r.Err)
+			if !strings.Contains(r.Recovered, tt.wantRecovery) {
+				t.Errorf("recovered %q, want %q", r.Recovered, tt.wantRecovery)
+			}
+			if restored := e.f.RestoredFrom(e.id) != ""; restored != tt.restored {
+				t.Errorf("started from the killed save's images: %v, want %v", restored, tt.restored)
+			}
+			if j, _ := e.st.ReadJournal("web"); j != nil {
+				t.Errorf("the journal outlived the recovery: %+v", j)
+			}
+			var names []string
+			for _, ent := range e.checkpoints(t) {
+				names = append(names, ent.Name+":"+ent.State)
+			}
+			want := []string{"after:complete"}
+			if tt.killAt == "ContainerUnpause" {
+				want = []string{"after:complete", "before-kill:complete"}
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, want) {
+				t.Errorf("checkpoints %q, want %q", names, want)
+			}
+		})
 	}
 }

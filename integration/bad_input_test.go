@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/container"
 )
 
 func wantExit(t *testing.T, r result, code int, stderr string) {
@@ -135,23 +137,8 @@ func interruptSave(t *testing.T, sig syscall.Signal) {
 	name := e.name("app")
 	e.startApp(name, appOpts{allocMB: bigMB()})
 	before := e.waitCounter(name, 2)
-
-	cmd := exec.Command(ckptBin, "save", name)
-	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
 	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Interrupt once the engine has started checkpointing.
-	for deadline := time.Now().Add(patience(20 * time.Second)); ; time.Sleep(10 * time.Millisecond) {
-		if m, _ := filepath.Glob(filepath.Join(e.store, "containers", name, "checkpoints", ".tmp-*", "criu")); len(m) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the save never started checkpointing")
-		}
-	}
+	cmd := e.saveUntilCheckpointing(name, &out)
 	cmd.Process.Signal(sig)
 	err := cmd.Wait()
 	t.Logf("interrupted save: %v\n%s", err, out.String())
@@ -164,6 +151,66 @@ func interruptSave(t *testing.T, sig syscall.Signal) {
 	e.assertContinues(name, before)
 	if ls := e.mustCkpt("ls", name).stdout; strings.Contains(ls, "complete") || strings.Contains(ls, "incomplete") {
 		t.Fatalf("the interrupted save left a checkpoint:\n%s", ls)
+	}
+}
+
+// saveUntilCheckpointing starts ckpt save name, its output to out, and
+// returns once the engine has started writing the checkpoint.
+func (e *env) saveUntilCheckpointing(name string, out *strings.Builder) *exec.Cmd {
+	e.t.Helper()
+	cmd := exec.Command(ckptBin, "save", name)
+	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(patience(20 * time.Second)); ; time.Sleep(10 * time.Millisecond) {
+		if m, _ := filepath.Glob(filepath.Join(e.store, "containers", name, "checkpoints", ".tmp-*", "criu")); len(m) > 0 {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			e.t.Fatal("the save never started checkpointing")
+		}
+	}
+}
+
+// A save killed (SIGKILL: no clean-up at all) while the engine checkpoints:
+// the engine finishes the checkpoint and the container stops, with restart
+// policy no. The next ckpt run on it reads the save's journal: ckpt resume
+// starts it from the images the killed save took, memory kept, and puts its
+// restart policy back.
+func TestKilledSave(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{allocMB: bigMB(), restart: container.RestartPolicyAlways})
+	before := e.waitCounter(name, 2)
+	var out strings.Builder
+	cmd := e.saveUntilCheckpointing(name, &out)
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Logf("killed save:\n%s", out.String())
+	// The engine finishes the checkpoint it was asked for, whoever asked:
+	// the container stops. (Where the engine cannot restore, ckpt had paused
+	// it and checkpointed it left running: it stays paused.)
+	for deadline := time.Now().Add(patience(60 * time.Second)); !holderEngine(t); time.Sleep(100 * time.Millisecond) {
+		if !e.inspect(name).State.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the container did not stop after the killed save")
+		}
+	}
+	r := e.mustCkpt("resume", name)
+	if !strings.Contains(r.stdout+r.stderr, "a save of "+name+" was interrupted") {
+		t.Errorf("resume did not say it recovered an interrupted save:\n%s%s", r.stdout, r.stderr)
+	}
+	e.assertContinues(name, before)
+	if c := e.inspect(name); c.HostConfig.RestartPolicy.Name != container.RestartPolicyAlways {
+		t.Errorf("restart policy %q after the recovery", c.HostConfig.RestartPolicy.Name)
+	}
+	if ls := e.mustCkpt("ls", name).stdout; strings.Contains(ls, "complete") || strings.Contains(ls, "incomplete") {
+		t.Errorf("the killed save left a checkpoint:\n%s", ls)
 	}
 }
 

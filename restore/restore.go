@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/volume"
 
+	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/archive"
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/engine"
@@ -41,6 +42,8 @@ type Engine interface {
 	// System is the engine's system information.
 	System() system.Info
 	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
+	// ContainerUnpause is for a save that a killed ckpt left paused.
+	ContainerUnpause(ctx context.Context, id string) error
 	// StartFromCheckpoint starts container id from the CRIU images in dir,
 	// returning CRIU's log when that fails and the log could be caught.
 	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
@@ -201,6 +204,16 @@ func ResumeContainer(ctx context.Context, opts Options, name string) (res Result
 		return res
 	}
 	defer lock.Unlock()
+	// A save that a killed ckpt left in flight is finished or undone first;
+	// when that brought the container back, that is the resume.
+	rec, err := checkpoint.Recover(ctx, opts.Engine, opts.Store, name)
+	if rec.Message != "" {
+		res.Notes = append(res.Notes, rec.Message)
+	}
+	if err != nil || rec.Started {
+		res.Err, res.MemoryRestored = err, rec.MemoryKept
+		return res
+	}
 	r := &resumer{opts: opts, eng: opts.Engine, rep: progress.Or(opts.Progress), res: &res, name: name}
 	res.Err = r.run(ctx)
 	return res

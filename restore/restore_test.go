@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -675,5 +676,37 @@ func TestResumePartlyFilled(t *testing.T) {
 				t.Error("the marker outlived the fill")
 			}
 		})
+	}
+}
+
+// TestResumeAfterKilledSave: ckpt resume after a save that was killed once
+// the checkpoint had stopped the container brings it back from the images
+// that save took, with its restart policy.
+func TestResumeAfterKilledSave(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	ctx := context.Background()
+	must(t, e.f.ContainerStart(ctx, "web", container.StartOptions{})) // running again, as before any save
+	must(t, e.f.SetRestartPolicy(ctx, "web", format.RestartPolicy{Name: "always"}))
+	e.f.Before("VolumeInspect", runtime.Goexit)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkpoint.SaveContainer(ctx, checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host, Name: "killed"}, "web")
+	}()
+	<-done
+	e.f.Before("VolumeInspect", nil)
+	if c := e.web(t); c.State.Running || c.HostConfig.RestartPolicy.Name != "no" {
+		t.Fatalf("after the killed save: %s, restart policy %q", c.State.Status, c.HostConfig.RestartPolicy.Name)
+	}
+	r := restore.ResumeContainer(ctx, e.opts, "web")
+	must(t, r.Err)
+	if !r.MemoryRestored || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "a save of web was interrupted") {
+		t.Errorf("result %+v", r)
+	}
+	if c := e.web(t); !c.State.Running || c.HostConfig.RestartPolicy.Name != "always" {
+		t.Errorf("after resume: %s, restart policy %q", c.State.Status, c.HostConfig.RestartPolicy.Name)
+	}
+	if !strings.HasSuffix(e.f.RestoredFrom(e.id), filepath.Join(format.TempPrefix+"killed", format.ImagesDir)) {
+		t.Errorf("started from %q, want the killed save's images", e.f.RestoredFrom(e.id))
 	}
 }

@@ -64,6 +64,9 @@ until ckpt resume, so the engine does not restart a saved container.`,
 			if js != nil {
 				for _, r := range results {
 					l := jsonLine{Container: r.Container, Recovery: r.Recovery}
+					if r.Recovered != "" {
+						l.Notes = append(l.Notes, r.Recovered)
+					}
 					if ck := r.Checkpoint; ck != nil {
 						l.Checkpoint, l.Mode, l.MemoryBytes = ck.Name, ck.Manifest.Mode, ck.Manifest.MemoryBytes
 					}
@@ -76,6 +79,9 @@ until ckpt resume, so the engine does not restart a saved container.`,
 			}
 			failed := 0
 			for _, r := range results {
+				if r.Recovered != "" {
+					fmt.Fprintf(c.App.ErrWriter, "ckpt: %s\n", r.Recovered)
+				}
 				if r.Err != nil {
 					failed++
 					printError(c.App.ErrWriter, prefix(results, r.Container), r.Err)

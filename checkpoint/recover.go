@@ -1,0 +1,106 @@
+package checkpoint
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/ckpt-dev/ckpt/internal/engine"
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/store"
+)
+
+// RecoverEngine is what Recover needs of the engine: what resume has too.
+type RecoverEngine interface {
+	engine.Looker
+	ContainerUnpause(ctx context.Context, id string) error
+	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
+	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
+	SetRestartPolicy(ctx context.Context, id string, p format.RestartPolicy) error
+}
+
+// Recovery is what Recover did about a save that a killed ckpt left in
+// flight.
+type Recovery struct {
+	// Message says what was found and done; "" when nothing was in flight.
+	Message string
+	// Started is true when the container runs again (started, or unpaused);
+	// MemoryKept when it kept its memory (unpaused, or started from the
+	// images the interrupted save had taken).
+	Started, MemoryKept bool
+}
+
+// Recover finishes or undoes a save of container name that a killed ckpt
+// (SIGKILL, a power cut) left in flight, as its journal in st records: a
+// save that had committed its checkpoint is left as a finished save leaves
+// it; otherwise a container it had paused is unpaused, one it had stopped is
+// started again — from the images it had taken when they are whole, so that
+// its memory is kept — and its restart policy is put back, and the
+// unfinished checkpoint is removed. The caller holds the container's lock.
+// On an error the journal stays, for a later run to try again.
+func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name string) (Recovery, error) {
+	var r Recovery
+	j, err := st.ReadJournal(name)
+	if err != nil || j == nil {
+		return r, err
+	}
+	c, err := eng.Lookup(ctx, j.ContainerID)
+	if err != nil {
+		return r, err
+	}
+	if _, err := st.Load(name, j.Checkpoint); err == nil {
+		// It had committed: the checkpoint is whole. A container it had
+		// paused goes on; one it had stopped stays stopped, to be resumed.
+		r.Message = fmt.Sprintf("a save of %s was interrupted after its checkpoint %s was complete", name, j.Checkpoint)
+		if c != nil && c.State.Paused {
+			if err := eng.ContainerUnpause(ctx, c.ID); err != nil {
+				return r, fmt.Errorf("%s, and it cannot be unpaused: %w", r.Message, err)
+			}
+			r.Message += ": unpaused it"
+		}
+		return r, st.ClearJournal(name)
+	}
+	var did []string
+	switch {
+	case c == nil:
+		did = append(did, "the container no longer exists")
+	case c.State.Paused:
+		if err := eng.ContainerUnpause(ctx, c.ID); err != nil {
+			return r, fmt.Errorf("a save of %s was interrupted, and it cannot be unpaused: %w", name, err)
+		}
+		r.Started, r.MemoryKept = true, true
+		did = append(did, "unpaused it")
+	case !c.State.Running && j.Stops:
+		images := ""
+		if j.Hot {
+			images = st.PendingImages(name, j.Checkpoint)
+		}
+		if images != "" {
+			if _, err := eng.StartFromCheckpoint(ctx, c.ID, images); err == nil {
+				r.Started, r.MemoryKept = true, true
+				did = append(did, "started it again from the checkpoint it had taken (memory kept)")
+			}
+		}
+		if !r.Started {
+			if err := eng.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+				return r, fmt.Errorf("a save of %s was interrupted, and it cannot be started again: %w", name, err)
+			}
+			r.Started = true
+			did = append(did, "started it again normally (memory lost)")
+		}
+	}
+	if c != nil && j.Stops && j.RestartPolicy.Restarts() { // only a save that stops holds it
+		if err := eng.SetRestartPolicy(ctx, c.ID, j.RestartPolicy); err != nil {
+			return r, fmt.Errorf("a save of %s was interrupted, and its restart policy cannot be put back: %w", name, err)
+		}
+		did = append(did, "put its restart policy "+j.RestartPolicy.Name+" back")
+	}
+	if err := st.RemoveIncomplete(name); err != nil {
+		return r, err
+	}
+	did = append(did, "removed the unfinished checkpoint")
+	r.Message = fmt.Sprintf("a save of %s was interrupted (ckpt was killed): %s", name, strings.Join(did, ", "))
+	return r, st.ClearJournal(name)
+}
