@@ -57,6 +57,10 @@ type Engine interface {
 	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
 	NetworkInspect(ctx context.Context, name string, opts network.InspectOptions) (network.Inspect, error)
 	VolumeInspect(ctx context.Context, name string) (volume.Volume, error)
+	// Removals, for what a killed resume created (Recover).
+	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
+	NetworkRemove(ctx context.Context, id string) error
+	VolumeRemove(ctx context.Context, name string, force bool) error
 }
 
 // Options say what to save and how.
@@ -286,7 +290,7 @@ func (s *saver) abort(context.Context) error {
 // engine, so that Recover can put things back if ckpt is killed.
 func (s *saver) journal(ctx context.Context) error {
 	return s.opts.Store.WriteJournal(s.name, &store.Journal{
-		Op: "save", ContainerID: s.c.ID, Checkpoint: s.pending.Name,
+		Op: store.JournalSave, ContainerID: s.c.ID, Checkpoint: s.pending.Name,
 		RestartPolicy: s.m.RestartPolicy, Stops: !s.m.LeftRunning, Hot: s.hot(),
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/ckpt-dev/ckpt/internal/engine"
@@ -15,6 +16,9 @@ import (
 // RecoverEngine is what Recover needs of the engine: what resume has too.
 type RecoverEngine interface {
 	engine.Looker
+	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
+	NetworkRemove(ctx context.Context, id string) error
+	VolumeRemove(ctx context.Context, name string, force bool) error
 	ContainerUnpause(ctx context.Context, id string) error
 	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
 	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
@@ -45,6 +49,9 @@ func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name strin
 	j, err := st.ReadJournal(name)
 	if err != nil || j == nil {
 		return r, err
+	}
+	if j.Op == store.JournalResume {
+		return recoverResume(ctx, eng, st, name, j)
 	}
 	c, err := eng.Lookup(ctx, j.ContainerID)
 	if err != nil {
@@ -102,5 +109,56 @@ func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name strin
 	}
 	did = append(did, "removed the unfinished checkpoint")
 	r.Message = fmt.Sprintf("a save of %s was interrupted (ckpt was killed): %s", name, strings.Join(did, ", "))
+	return r, st.ClearJournal(name)
+}
+
+// recoverResume finishes or undoes a resume of container name that a killed
+// ckpt left in flight: when the container runs, the resume had started it
+// and only its restart policy is put back; otherwise what it created
+// (containers, networks, volumes) is removed, newest first, so that the
+// next resume starts from the checkpoint again.
+func recoverResume(ctx context.Context, eng RecoverEngine, st *store.Store, name string, j *store.Journal) (Recovery, error) {
+	var r Recovery
+	c, err := eng.Lookup(ctx, name)
+	if err != nil {
+		return r, err
+	}
+	if c != nil && c.State.Running {
+		r.Started = true
+		r.Message = fmt.Sprintf("a resume of %s was interrupted after it started the container", name)
+		if j.RestartPolicy.Restarts() {
+			if err := eng.SetRestartPolicy(ctx, c.ID, j.RestartPolicy); err != nil {
+				return r, fmt.Errorf("%s, and its restart policy cannot be put back: %w", r.Message, err)
+			}
+			r.Message += ": put its restart policy " + j.RestartPolicy.Name + " back"
+		}
+		return r, st.ClearJournal(name)
+	}
+	var did []string
+	for i := len(j.Containers) - 1; i >= 0; i-- {
+		if err := eng.ContainerRemove(ctx, j.Containers[i], container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return r, fmt.Errorf("a resume of %s was interrupted, and the container it created cannot be removed: %w", name, err)
+		}
+		did = append(did, "removed the container it had created")
+	}
+	for i := len(j.Networks) - 1; i >= 0; i-- {
+		if err := eng.NetworkRemove(ctx, j.Networks[i]); err != nil && !cerrdefs.IsNotFound(err) {
+			return r, fmt.Errorf("a resume of %s was interrupted, and the network it created cannot be removed: %w", name, err)
+		}
+		did = append(did, "removed the network it had created")
+	}
+	for i := len(j.Volumes) - 1; i >= 0; i-- {
+		if err := eng.VolumeRemove(ctx, j.Volumes[i], true); err != nil && !cerrdefs.IsNotFound(err) {
+			return r, fmt.Errorf("a resume of %s was interrupted, and volume %s it created cannot be removed: %w", name, j.Volumes[i], err)
+		}
+		if err := st.EndFill(name, j.Volumes[i]); err != nil {
+			return r, err
+		}
+		did = append(did, "removed volume "+j.Volumes[i]+" it had created")
+	}
+	if len(did) == 0 {
+		did = append(did, "it had created nothing")
+	}
+	r.Message = fmt.Sprintf("a resume of %s was interrupted (ckpt was killed): %s", name, strings.Join(did, ", "))
 	return r, st.ClearJournal(name)
 }

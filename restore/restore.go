@@ -227,6 +227,7 @@ func (r *resumer) run(ctx context.Context) error {
 		steps.Step{Name: "checkpoint", Do: r.find},
 		steps.Step{Name: "container", Do: r.existing},
 		steps.Step{Name: "preflight", Do: r.preflight},
+		steps.Step{Name: "journal", Do: r.journal, Undo: r.clearJournal},
 		steps.Step{Name: "image", Do: r.pickImage},
 		steps.Step{Name: "networks", Do: r.recreateNetworks, Undo: r.removeNetworks},
 		steps.Step{Name: "volumes", Do: r.ensureVolumes, Undo: r.removeVolumes},
@@ -234,8 +235,22 @@ func (r *resumer) run(ctx context.Context) error {
 		steps.Step{Name: "recreate", Do: r.ensureContainer, Undo: r.removeContainers},
 		steps.Step{Name: "start", Do: r.start},
 		steps.Step{Name: "restart policy", Do: r.putRestartPolicyBack},
+		steps.Step{Name: "done", Do: r.clearJournal},
 	)
 }
+
+// journal records the resume in the store before it changes anything in
+// the engine, and again each time it creates something (created), so that
+// checkpoint.Recover can remove what a killed resume left half made.
+func (r *resumer) journal(context.Context) error {
+	return r.opts.Store.WriteJournal(r.name, &store.Journal{Op: store.JournalResume, Checkpoint: r.ck.Name,
+		RestartPolicy: r.ck.Manifest.RestartPolicy, Containers: r.containers, Networks: r.networks, Volumes: r.volumes})
+}
+
+func (r *resumer) clearJournal(context.Context) error { return r.opts.Store.ClearJournal(r.name) }
+
+// created records in the journal what was just created.
+func (r *resumer) created() error { return r.journal(context.Background()) }
 
 // find picks the checkpoint, verifies every byte of it and reads the saved
 // configuration.
@@ -627,6 +642,9 @@ func (r *resumer) recreate(ctx context.Context) (*container.InspectResponse, err
 		return nil, fmt.Errorf("cannot recreate container %s: %w", name, err)
 	}
 	r.containers = append(r.containers, id)
+	if err := r.created(); err != nil {
+		return nil, err
+	}
 	for net, ep := range others {
 		if err := r.eng.NetworkConnect(ctx, net, id, ep); err != nil {
 			return nil, fmt.Errorf("cannot connect %s to network %s: %w", name, net, err)
@@ -710,6 +728,9 @@ func (r *resumer) ensureHolder(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("cannot create the network holder %s: %w", name, err)
 	}
 	r.containers = append(r.containers, id)
+	if err := r.created(); err != nil {
+		return "", err
+	}
 	for net, ep := range others {
 		if err := r.eng.NetworkConnect(ctx, net, id, ep); err != nil {
 			return "", fmt.Errorf("cannot connect the network holder %s to network %s: %w", name, net, err)
@@ -794,6 +815,9 @@ func (r *resumer) recreateNetworks(ctx context.Context) error {
 			return fmt.Errorf("cannot recreate network %s: %w", n.Name, err)
 		}
 		r.networks = append(r.networks, resp.ID)
+		if err := r.created(); err != nil {
+			return err
+		}
 		r.res.Notes = append(r.res.Notes, "recreated network "+n.Name)
 	}
 	return nil
@@ -814,6 +838,9 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 			return fmt.Errorf("cannot recreate volume %s: %w", v.Name, err)
 		}
 		r.volumes = append(r.volumes, v.Name)
+		if err := r.created(); err != nil {
+			return err
+		}
 	case err != nil:
 		return err
 	case r.opts.Store.PartlyFilled(r.name, v.Name, vol.CreatedAt):

@@ -710,3 +710,56 @@ func TestResumeAfterKilledSave(t *testing.T) {
 		t.Errorf("started from %q, want the killed save's images", e.f.RestoredFrom(e.id))
 	}
 }
+
+// TestRecoverKilledResume: a resume killed (as under SIGKILL: no undo) at
+// each engine call is finished or undone by the next one, which brings the
+// container back with its memory, its data and its restart policy.
+func TestRecoverKilledResume(t *testing.T) {
+	for _, tt := range []struct {
+		killAt, wantNote string
+	}{
+		{"NetworkCreate", "it had created nothing"},
+		{"VolumeCreate", "removed the network it had created"},
+		{"Create", "removed volume data it had created"},
+		{"NetworkConnect", "removed the container it had created"},
+		{"StartFromCheckpoint", "removed the container it had created"},
+		{"SetRestartPolicy", "after it started the container: put its restart policy always back"},
+	} {
+		t.Run(tt.killAt, func(t *testing.T) {
+			e := newEnv(t, "20.10.24", format.ModeHot)
+			e.removeAll(t)
+			ctx := context.Background()
+			e.f.Before(tt.killAt, runtime.Goexit)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				restore.ResumeContainer(ctx, e.opts, "web")
+				t.Error("the resume went on after it was killed")
+			}()
+			<-done
+			e.f.Before(tt.killAt, nil)
+			if j, _ := e.st.ReadJournal("web"); j == nil {
+				t.Fatal("the killed resume left no journal")
+			}
+
+			r := restore.ResumeContainer(ctx, e.opts, "web")
+			must(t, r.Err)
+			if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, tt.wantNote) }) {
+				t.Errorf("notes %q lack %q", r.Notes, tt.wantNote)
+			}
+			c := e.web(t)
+			if !c.State.Running || c.HostConfig.RestartPolicy.Name != "always" {
+				t.Errorf("web %s, restart policy %q", c.State.Status, c.HostConfig.RestartPolicy.Name)
+			}
+			if b, _ := os.ReadFile(filepath.Join(e.f.Volume("data"), "count")); string(b) != "41" {
+				t.Errorf("volume data holds %q", b)
+			}
+			if j, _ := e.st.ReadJournal("web"); j != nil {
+				t.Errorf("the journal outlived the recovery: %+v", j)
+			}
+			if tt.killAt != "SetRestartPolicy" && e.f.RestoredFrom(c.ID) == "" {
+				t.Error("the second resume did not restore memory")
+			}
+		})
+	}
+}

@@ -20,7 +20,7 @@ const JournalFile = "journal.json"
 
 // Journal is the content of JournalFile.
 type Journal struct {
-	// Op is what was in flight: "save".
+	// Op is what was in flight: JournalSave or JournalResume.
 	Op string `json:"op"`
 	// ContainerID is the container's id.
 	ContainerID string `json:"containerId"`
@@ -32,7 +32,18 @@ type Journal struct {
 	Stops bool `json:"stops"`
 	// Hot is true when the save checkpoints memory.
 	Hot bool `json:"hot"`
+	// Containers, Networks and Volumes are what a resume created so far
+	// (ids, ids, names), for a later run to remove.
+	Containers []string `json:"containers,omitempty"`
+	Networks   []string `json:"networks,omitempty"`
+	Volumes    []string `json:"volumes,omitempty"`
 }
+
+// Operations a journal records.
+const (
+	JournalSave   = "save"
+	JournalResume = "resume"
+)
 
 func (s *Store) journalPath(container string) string {
 	return filepath.Join(s.containerDir(container), JournalFile)
