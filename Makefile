@@ -4,7 +4,7 @@ BIN     := bin/ckpt
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ckpt-dev/ckpt/cmd/ckpt/app.Version=$(VERSION)
 
-.PHONY: all build setup demo test unit fuzz check bench docs vm-test vagrant-validate engine-matrix clean
+.PHONY: all build setup demo test unit fuzz check bench soak docs vm-test vagrant-validate engine-matrix clean
 
 all: build
 
@@ -79,6 +79,10 @@ docs: build
 # Speed and size on this machine; see bench/README.md.
 bench: setup build
 	bench/run.sh
+
+# CYCLES save/resume cycles of a container under load (not in CI).
+soak: setup build
+	bench/soak.sh
 
 clean:
 	rm -rf bin
