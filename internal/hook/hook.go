@@ -267,6 +267,7 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 	start := time.Now()
 	p := &printer{out: o.Out}
 	var out Outcome
+	recoverInterrupted(ctx, o, p)
 	rec, err := o.Store.ReadShutdownRecord()
 	if err != nil {
 		return out, fmt.Errorf("cannot read the shutdown record: %w", err)
@@ -317,6 +318,35 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 		return out, fmt.Errorf("%d of %d containers failed", out.Failed, len(rec.Saved))
 	}
 	return out, orderErr
+}
+
+// recoverInterrupted finishes or undoes the saves and resumes that a killed
+// ckpt left in flight (a power cut during a save, say), whatever container
+// they were for, and says what it did. A container another ckpt works on
+// is left to it.
+func recoverInterrupted(ctx context.Context, o Options, p *printer) {
+	names, err := o.Store.Containers()
+	if err != nil {
+		p.linef("cannot look for interrupted saves: %v", err)
+		return
+	}
+	for _, name := range names {
+		if j, err := o.Store.ReadJournal(name); err != nil || j == nil {
+			continue
+		}
+		lock, err := o.Store.Lock(name, "recover")
+		if err != nil {
+			continue
+		}
+		rec, err := checkpoint.Recover(ctx, o.Engine, o.Store, name)
+		lock.Unlock()
+		switch {
+		case err != nil:
+			p.linef("%s: %v", name, err)
+		case rec.Message != "":
+			p.linef("%s: %s", name, rec.Message)
+		}
+	}
 }
 
 // resumeOne resumes one saved container; it reports success, and whether

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/engine/fake"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hook"
@@ -320,5 +322,29 @@ func TestShutdownUnreadableRecord(t *testing.T) {
 	}
 	if rec := e.record(t); rec == nil || len(rec.Saved) != 1 {
 		t.Errorf("new record %+v", rec)
+	}
+}
+
+// TestBootRecoversKilledSave: the boot hook finishes or undoes a save that
+// a power cut killed, though no record names its container.
+func TestBootRecoversKilledSave(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n")
+	e.f.Run("web", "app:1", "data:/data")
+	e.f.Update("web", func(c *container.InspectResponse) { c.HostConfig.RestartPolicy = container.RestartPolicy{Name: "always"} })
+	e.f.Before("VolumeInspect", runtime.Goexit) // the save dies after the checkpoint stopped web
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkpoint.SaveContainer(context.Background(), checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host}, "web")
+	}()
+	<-done
+	e.f.Before("VolumeInspect", nil)
+	if e.running(t, "web") {
+		t.Fatal("the killed save left web running")
+	}
+	_, err := hook.Boot(context.Background(), e.opts)
+	must(t, err)
+	if !e.running(t, "web") || !strings.Contains(e.out.String(), "web: a save of web was interrupted") {
+		t.Errorf("web running %v; output:\n%s", e.running(t, "web"), e.out)
 	}
 }
