@@ -330,7 +330,9 @@ func TestShutdownUnreadableRecord(t *testing.T) {
 func TestBootRecoversKilledSave(t *testing.T) {
 	e := newEnv(t, "default:\n  mode: hot\n")
 	e.f.Run("web", "app:1", "data:/data")
-	e.f.Update("web", func(c *container.InspectResponse) { c.HostConfig.RestartPolicy = container.RestartPolicy{Name: "always"} })
+	e.f.Update("web", func(c *container.InspectResponse) {
+		c.HostConfig.RestartPolicy = container.RestartPolicy{Name: "always"}
+	})
 	e.f.Before("VolumeInspect", runtime.Goexit) // the save dies after the checkpoint stopped web
 	done := make(chan struct{})
 	go func() {
