@@ -8,6 +8,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/store"
@@ -84,10 +85,14 @@ func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name strin
 		if j.Hot {
 			images = st.PendingImages(name, j.Checkpoint)
 		}
+		why := "the save had taken no images"
 		if images != "" {
-			if _, err := eng.StartFromCheckpoint(ctx, c.ID, images); err == nil {
+			log, err := eng.StartFromCheckpoint(ctx, c.ID, images)
+			if err == nil {
 				r.Started, r.MemoryKept = true, true
 				did = append(did, "started it again from the checkpoint it had taken (memory kept)")
+			} else {
+				why = firstLine(criu.Explain(err, log))
 			}
 		}
 		if !r.Started {
@@ -95,7 +100,7 @@ func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name strin
 				return r, fmt.Errorf("a save of %s was interrupted, and it cannot be started again: %w", name, err)
 			}
 			r.Started = true
-			did = append(did, "started it again normally (memory lost)")
+			did = append(did, "started it again normally (memory lost: "+why+")")
 		}
 	}
 	if c != nil && j.Stops && j.RestartPolicy.Restarts() { // only a save that stops holds it
@@ -161,4 +166,10 @@ func recoverResume(ctx context.Context, eng RecoverEngine, st *store.Store, name
 	}
 	r.Message = fmt.Sprintf("a resume of %s was interrupted (ckpt was killed): %s", name, strings.Join(did, ", "))
 	return r, st.ClearJournal(name)
+}
+
+// firstLine is the first line of err's message.
+func firstLine(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return msg
 }

@@ -175,11 +175,13 @@ func (e *env) saveUntilCheckpointing(name string, out *strings.Builder) *exec.Cm
 	}
 }
 
-// A save killed (SIGKILL: no clean-up at all) while the engine checkpoints:
-// the engine finishes the checkpoint and the container stops, with restart
-// policy no. The next ckpt run on it reads the save's journal: ckpt resume
-// starts it from the images the killed save took, memory kept, and puts its
-// restart policy back.
+// A save killed (SIGKILL: no clean-up at all) while the engine checkpoints.
+// The engine then finishes or abandons the checkpoint on its own (20.10
+// abandons it when its client goes: the images are gone, the container
+// stopped), and the container is left stopped with restart policy no. The
+// next ckpt run on it reads the save's journal: ckpt resume brings it back
+// — from the images the killed save took when they are whole, else on its
+// data — with its restart policy, and no unfinished checkpoint is left.
 func TestKilledSave(t *testing.T) {
 	e := newEnv(t)
 	name := e.name("app")
@@ -201,11 +203,20 @@ func TestKilledSave(t *testing.T) {
 			t.Fatal("the container did not stop after the killed save")
 		}
 	}
+	imgs, _ := filepath.Glob(filepath.Join(e.store, "containers", name, "checkpoints", ".tmp-*", "criu", "*"))
+	t.Logf("the killed save left %d image files", len(imgs))
 	r := e.mustCkpt("resume", name)
-	if !strings.Contains(r.stdout+r.stderr, "a save of "+name+" was interrupted") {
-		t.Errorf("resume did not say it recovered an interrupted save:\n%s%s", r.stdout, r.stderr)
+	said := r.stdout + r.stderr
+	if !strings.Contains(said, "a save of "+name+" was interrupted") {
+		t.Errorf("resume did not say it recovered an interrupted save:\n%s", said)
 	}
-	e.assertContinues(name, before)
+	if strings.Contains(said, "memory kept") {
+		e.assertContinues(name, before)
+	} else if !strings.Contains(said, "started it again normally (memory lost: ") {
+		t.Errorf("resume did not say how it started the container:\n%s", said)
+	} else {
+		e.waitState(name)
+	}
 	if c := e.inspect(name); c.HostConfig.RestartPolicy.Name != container.RestartPolicyAlways {
 		t.Errorf("restart policy %q after the recovery", c.HostConfig.RestartPolicy.Name)
 	}

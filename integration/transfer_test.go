@@ -136,14 +136,14 @@ func TestImportUntrusted(t *testing.T) {
 
 	e.store = t.TempDir() // the other host's store
 	r := e.mustCkpt("import", archive)
-	for _, want := range []string{"resume it with: ckpt resume --trust " + name, "  capability NET_ADMIN\n", "  bind mount " + hostDir + ":/hostdir\n"} {
+	for _, want := range []string{"resume it with: ckpt resume --trust " + name, "  capability CAP_NET_ADMIN\n", "  bind mount " + hostDir + ":/hostdir\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("import output lacks %q:\n%s", want, r.stdout)
 		}
 	}
 	r = e.ckpt("resume", name)
 	want := fmt.Sprintf("ckpt: error: checkpoint %s:", name)
-	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "was imported, and it asks for more than a plain container: capability NET_ADMIN; bind mount "+hostDir+":/hostdir") ||
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "was imported, and it asks for more than a plain container: capability CAP_NET_ADMIN; bind mount "+hostDir+":/hostdir") ||
 		!strings.Contains(r.stderr, "resume with --trust") {
 		t.Fatalf("untrusted resume: exit %d\n%s", r.code, r.stderr)
 	}

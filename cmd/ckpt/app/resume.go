@@ -100,7 +100,13 @@ with the list, unless --trust is given.`,
 				if r.Recreated {
 					how += ", container recreated"
 				}
-				fmt.Fprintf(c.App.Writer, "resumed %s from %s: %s\n", r.Container, r.Checkpoint, how)
+				if r.Checkpoint == "" {
+					// Brought back by finishing an interrupted save or
+					// resume: the note says how.
+					fmt.Fprintf(c.App.Writer, "resumed %s without a checkpoint:\n", r.Container)
+				} else {
+					fmt.Fprintf(c.App.Writer, "resumed %s from %s: %s\n", r.Container, r.Checkpoint, how)
+				}
 				for _, n := range r.Notes {
 					fmt.Fprintf(c.App.Writer, "  %s\n", n)
 				}
