@@ -553,7 +553,7 @@ func TestRecoverKilledSave(t *testing.T) {
 		{name: "before the checkpoint", killAt: "CheckpointCreate",
 			wantRecovery: "put its restart policy always back, removed the unfinished checkpoint"},
 		{name: "while paused for --leave-running", left: true, killAt: "VolumeInspect",
-			wantRecovery: "unpaused it, removed the unfinished checkpoint"},
+			wantRecovery: "unpaused it (memory kept), removed the unfinished checkpoint"},
 		{name: "after the commit, still paused", left: true, killAt: "ContainerUnpause",
 			wantRecovery: "after its checkpoint before-kill was complete: unpaused it"},
 	}

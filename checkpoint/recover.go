@@ -79,7 +79,7 @@ func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name strin
 			return r, fmt.Errorf("a save of %s was interrupted, and it cannot be unpaused: %w", name, err)
 		}
 		r.Started, r.MemoryKept = true, true
-		did = append(did, "unpaused it")
+		did = append(did, "unpaused it (memory kept)")
 	case !c.State.Running && j.Stops:
 		images := ""
 		if j.Hot {
