@@ -367,18 +367,38 @@ func (s *saver) checkpoint(ctx context.Context) error {
 	}
 	s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
 	s.stopped = exit
-	err := s.host.WithOptions(s.runcOpts, func() error {
-		return s.eng.CheckpointCreate(ctx, s.c.ID, checkpoint.CreateOptions{
-			CheckpointID:  format.ImagesDir,
-			CheckpointDir: s.pending.Dir(),
-			Exit:          exit,
+	for attempt := 1; ; attempt++ {
+		err := s.host.WithOptions(s.runcOpts, func() error {
+			return s.eng.CheckpointCreate(ctx, s.c.ID, checkpoint.CreateOptions{
+				CheckpointID:  format.ImagesDir,
+				CheckpointDir: s.pending.Dir(),
+				Exit:          exit,
+			})
 		})
-	})
-	if err != nil {
-		return fmt.Errorf("the engine could not checkpoint %s: %w", s.name, criu.Explain(err, nil))
+		if err == nil {
+			break
+		}
+		err = criu.Explain(err, nil)
+		if attempt == 2 || !criu.Transient(err) || !s.stillRunning(ctx) {
+			return fmt.Errorf("the engine could not checkpoint %s: %w", s.name, err)
+		}
+		// CRIU could not freeze a process busy in the kernel in time, and
+		// let the container go on: try once more, from a clean directory.
+		s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint", Warning: true,
+			Message: "CRIU could not freeze a process waiting for the disk in time; trying again"})
+		if err := os.RemoveAll(s.pending.Path(format.ImagesDir)); err != nil {
+			return err
+		}
 	}
 	s.done("checkpoint", 0)
 	return nil
+}
+
+// stillRunning reports whether the container runs, unpaused or paused by
+// this save, after a checkpoint that failed.
+func (s *saver) stillRunning(ctx context.Context) bool {
+	c, err := s.eng.Lookup(ctx, s.c.ID)
+	return err == nil && c != nil && c.State.Running
 }
 
 // recover starts a container that a failed save had stopped: from the

@@ -595,3 +595,40 @@ func TestRecoverKilledSave(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveRetriesUnfreezable: CRIU gives up freezing a process that waits
+// for the disk (state D) and lets the container go on; the save tries once
+// more. Other failures are not retried.
+func TestSaveRetriesUnfreezable(t *testing.T) {
+	unfreezable := errors.New("criu failed: Error (compel/src/lib/infect.c:262): Unseizable non-zombie 27711 found, state D, err -1/4")
+	for _, tt := range []struct {
+		name      string
+		errs      []error
+		wantCalls int
+		wantErr   string
+	}{
+		{"once", []error{unfreezable}, 2, ""},
+		{"twice", []error{unfreezable, unfreezable}, 2, "Unseizable non-zombie"},
+		{"another failure", []error{errBoom}, 1, "boom"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.f.FailOn("CheckpointCreate", tt.errs...)
+			r := checkpoint.SaveContainer(context.Background(), e.opts, "web")
+			if got := e.f.Called("CheckpointCreate"); got != tt.wantCalls {
+				t.Errorf("%d checkpoint calls, want %d", got, tt.wantCalls)
+			}
+			if tt.wantErr == "" {
+				must(t, r.Err)
+				must(t, r.Checkpoint.Verify(context.Background()))
+				return
+			}
+			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", r.Err, tt.wantErr)
+			}
+			if !e.state(t).State.Running {
+				t.Error("the container does not run after the failed save")
+			}
+		})
+	}
+}

@@ -455,6 +455,7 @@ func TestExplainKnownHints(t *testing.T) {
 		{"Error (criu/proc_parse.c:502): Unknown shit 600 (anon_inode:[io_uring])", "innodb_use_native_aio=0"},
 		{"Error (criu/pagemap-cache.c:54): pagemap-cache: pmc_init: Can't allocate 17179803648 bytes", "innodb_buffer_pool_size_max"},
 		{"Error (criu/file-lock.c:110): Some file locks are hold by dumping tasks! You can try --file-locks to dump them.", "file-locks"},
+		{"Error (compel/src/lib/infect.c:262): Unseizable non-zombie 27711 found, state D, err -1/4", "uninterruptible sleep"},
 	} {
 		got := Explain(errors.New("x path= /nonexistent/criu-dump.log: unknown"), []byte("a\n"+tc.line+"\n"))
 		if h := hint.Of(got); !strings.Contains(h, tc.hint) {
@@ -516,4 +517,23 @@ func TestWithRuncOptions(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestTransient(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{
+		{"Error (compel/src/lib/infect.c:262): Unseizable non-zombie 27711 found, state D, err -1/4", true},
+		{"Error (criu/cr-dump.c:1655): Timeout reached. Try to interrupt: 0", true},
+		{"Error (criu/files-reg.c:6): File /app/data has bad size 10 (expect 20)", false},
+	} {
+		got := Explain(errors.New("x path= /nonexistent/criu-dump.log: unknown"), []byte("a\n"+tc.line+"\n"))
+		if Transient(got) != tc.want {
+			t.Errorf("%s: Transient = %v", tc.line, !tc.want)
+		}
+	}
+	if Transient(nil) {
+		t.Error("Transient(nil)")
+	}
 }
