@@ -2,8 +2,11 @@ package checkpoint
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"syscall"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -109,7 +112,7 @@ func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name strin
 		}
 		did = append(did, "put its restart policy "+j.RestartPolicy.Name+" back")
 	}
-	if err := st.RemoveIncomplete(name); err != nil {
+	if err := removeIncomplete(st, name); err != nil {
 		return r, err
 	}
 	did = append(did, "removed the unfinished checkpoint")
@@ -172,4 +175,18 @@ func recoverResume(ctx context.Context, eng RecoverEngine, st *store.Store, name
 func firstLine(err error) string {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	return msg
+}
+
+// removeIncomplete removes the unfinished checkpoints of container name.
+// The engine may still be writing into one, or cleaning it up, for a moment
+// after its client was killed: a removal that finds new files is tried
+// again, for up to five seconds.
+func removeIncomplete(st *store.Store, name string) error {
+	for i := 0; ; i++ {
+		err := st.RemoveIncomplete(name)
+		if err == nil || i == 50 || !errors.Is(err, syscall.ENOTEMPTY) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/docker/docker/api/types/container"
 )
 
 func wantExit(t *testing.T, r result, code int, stderr string) {
@@ -172,56 +170,6 @@ func (e *env) saveUntilCheckpointing(name string, out *strings.Builder) *exec.Cm
 			cmd.Process.Kill()
 			e.t.Fatal("the save never started checkpointing")
 		}
-	}
-}
-
-// A save killed (SIGKILL: no clean-up at all) while the engine checkpoints.
-// The engine then finishes or abandons the checkpoint on its own (20.10
-// abandons it when its client goes: the images are gone, the container
-// stopped), and the container is left stopped with restart policy no. The
-// next ckpt run on it reads the save's journal: ckpt resume brings it back
-// — from the images the killed save took when they are whole, else on its
-// data — with its restart policy, and no unfinished checkpoint is left.
-func TestKilledSave(t *testing.T) {
-	e := newEnv(t)
-	name := e.name("app")
-	e.startApp(name, appOpts{allocMB: bigMB(), restart: container.RestartPolicyAlways})
-	before := e.waitCounter(name, 2)
-	var out strings.Builder
-	cmd := e.saveUntilCheckpointing(name, &out)
-	cmd.Process.Kill()
-	cmd.Wait()
-	t.Logf("killed save:\n%s", out.String())
-	// The engine finishes the checkpoint it was asked for, whoever asked:
-	// the container stops. (Where the engine cannot restore, ckpt had paused
-	// it and checkpointed it left running: it stays paused.)
-	for deadline := time.Now().Add(patience(60 * time.Second)); !holderEngine(t); time.Sleep(100 * time.Millisecond) {
-		if !e.inspect(name).State.Running {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the container did not stop after the killed save")
-		}
-	}
-	imgs, _ := filepath.Glob(filepath.Join(e.store, "containers", name, "checkpoints", ".tmp-*", "criu", "*"))
-	t.Logf("the killed save left %d image files", len(imgs))
-	r := e.mustCkpt("resume", name)
-	said := r.stdout + r.stderr
-	if !strings.Contains(said, "a save of "+name+" was interrupted") {
-		t.Errorf("resume did not say it recovered an interrupted save:\n%s", said)
-	}
-	if strings.Contains(said, "memory kept") {
-		e.assertContinues(name, before)
-	} else if !strings.Contains(said, "started it again normally (memory lost: ") {
-		t.Errorf("resume did not say how it started the container:\n%s", said)
-	} else {
-		e.waitState(name)
-	}
-	if c := e.inspect(name); c.HostConfig.RestartPolicy.Name != container.RestartPolicyAlways {
-		t.Errorf("restart policy %q after the recovery", c.HostConfig.RestartPolicy.Name)
-	}
-	if ls := e.mustCkpt("ls", name).stdout; strings.Contains(ls, "complete") || strings.Contains(ls, "incomplete") {
-		t.Errorf("the killed save left a checkpoint:\n%s", ls)
 	}
 }
 
