@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -329,8 +330,20 @@ func (s *saver) pause(ctx context.Context) error {
 	if !(s.m.LeftRunning || s.killAfter) || s.c.State.Paused {
 		return nil
 	}
-	if err := s.eng.ContainerPause(ctx, s.c.ID); err != nil {
-		return fmt.Errorf("cannot pause %s: %w", s.name, err)
+	for attempt := 1; ; attempt++ {
+		err := s.eng.ContainerPause(ctx, s.c.ID)
+		if err == nil {
+			break
+		}
+		// The cgroup freezer cannot freeze a thread in uninterruptible
+		// sleep either: wait for the disk as for a checkpoint.
+		if attempt == checkpointAttempts || ctx.Err() != nil || len(criu.Blocked(s.c.State.Pid)) == 0 {
+			return fmt.Errorf("cannot pause %s: %w", s.name, err)
+		}
+		s.rep.Report(progress.Event{Container: s.name, Phase: "pause", Warning: true,
+			Message: fmt.Sprintf("could not pause: a thread is waiting for the disk; trying again once it is done (attempt %d of %d)",
+				attempt+1, checkpointAttempts)})
+		criu.WaitUnblocked(ctx, s.c.State.Pid, 10*time.Second)
 	}
 	s.paused = true
 	return nil
@@ -353,8 +366,8 @@ func (s *saver) unpause(ctx context.Context) error {
 // checkpoint has the engine write the CRIU images straight into the
 // pending checkpoint (a hot save), or stops the container (a cold one).
 // Neither call is cancelled midway: the engine would go on regardless.
-func (s *saver) checkpoint(ctx context.Context) error {
-	ctx = context.WithoutCancel(ctx)
+func (s *saver) checkpoint(cancelled context.Context) error {
+	ctx := context.WithoutCancel(cancelled)
 	exit := !s.m.LeftRunning && !s.killAfter
 	if !s.hot() {
 		s.rep.Report(progress.Event{Container: s.name, Phase: "stop"})
@@ -367,8 +380,9 @@ func (s *saver) checkpoint(ctx context.Context) error {
 	}
 	s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
 	s.stopped = exit
+	opts := append(slices.Clip(s.runcOpts), criu.FreezeTimeoutOption())
 	for attempt := 1; ; attempt++ {
-		err := s.host.WithOptions(s.runcOpts, func() error {
+		err := s.host.WithOptions(opts, func() error {
 			return s.eng.CheckpointCreate(ctx, s.c.ID, checkpoint.CreateOptions{
 				CheckpointID:  format.ImagesDir,
 				CheckpointDir: s.pending.Dir(),
@@ -379,19 +393,45 @@ func (s *saver) checkpoint(ctx context.Context) error {
 			break
 		}
 		err = criu.Explain(err, nil)
-		if attempt == 2 || !criu.Transient(err) || !s.stillRunning(ctx) {
+		if attempt == checkpointAttempts || !criu.Transient(err) || cancelled.Err() != nil || !s.stillRunning(ctx) {
 			return fmt.Errorf("the engine could not checkpoint %s: %w", s.name, err)
 		}
-		// CRIU could not freeze a process busy in the kernel in time, and
-		// let the container go on: try once more, from a clean directory.
+		// CRIU could not freeze a thread busy in the kernel in time and let
+		// the container go on: let it run until its threads are out of the
+		// disk wait, then try again from a clean directory.
 		s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint", Warning: true,
-			Message: "CRIU could not freeze a process waiting for the disk in time; trying again"})
+			Message: fmt.Sprintf("CRIU could not freeze a thread waiting for the disk within %v; trying again once it is done (attempt %d of %d)",
+				criu.FreezeTimeout, attempt+1, checkpointAttempts)})
+		if err := s.settle(cancelled); err != nil {
+			return err
+		}
 		if err := os.RemoveAll(s.pending.Path(format.ImagesDir)); err != nil {
 			return err
 		}
 	}
 	s.done("checkpoint", 0)
 	return nil
+}
+
+// checkpointAttempts is how many times a checkpoint that CRIU could not
+// freeze in time (criu.Transient) is tried.
+const checkpointAttempts = 3
+
+// settle lets a container whose checkpoint CRIU could not freeze run
+// until no thread of it waits for the disk (at most 10 s), unpausing it
+// when this save paused it and pausing it again after.
+func (s *saver) settle(ctx context.Context) error {
+	if s.paused {
+		if err := s.eng.ContainerUnpause(context.WithoutCancel(ctx), s.c.ID); err != nil {
+			return fmt.Errorf("%s stays paused: %w", s.name, err)
+		}
+		s.paused = false
+	}
+	criu.WaitUnblocked(ctx, s.c.State.Pid, 10*time.Second)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return s.pause(ctx)
 }
 
 // stillRunning reports whether the container runs, unpaused or paused by

@@ -284,7 +284,9 @@ func TestSaveHot(t *testing.T) {
 			t.Errorf("no %q progress in %q", want, phases)
 		}
 	}
-	if opts := e.host.Options(); len(opts) != 0 {
+	// Only the freeze timeout: no namespace is marked external on an
+	// engine that restores.
+	if opts := e.host.Options(); len(opts) != 1 || !slices.Equal(opts[0], []string{"timeout 20"}) {
 		t.Errorf("runc.conf got extra lines %q on an engine that restores", opts)
 	}
 }
@@ -366,7 +368,7 @@ func TestSaveModes(t *testing.T) {
 			}
 			if tt.wantNetNS != "" {
 				opts := e.host.Options()
-				if len(opts) != 1 || len(opts[0]) != 1 || !strings.HasPrefix(opts[0][0], "external net[") {
+				if len(opts) != 1 || len(opts[0]) != 2 || !strings.HasPrefix(opts[0][0], "external net[") || opts[0][1] != "timeout 20" {
 					t.Errorf("runc.conf lines %q, want the network namespace marked external", opts)
 				}
 			}
@@ -451,7 +453,7 @@ func TestSaveInHolder(t *testing.T) {
 	if h.Config.Hostname != "web-host" {
 		t.Errorf("holder.json %+v", h.Config)
 	}
-	if opts := e.host.Options(); len(opts) != 0 {
+	if opts := e.host.Options(); len(opts) != 1 || !slices.Equal(opts[0], []string{"timeout 20"}) {
 		t.Errorf("runc.conf lines %q: runc marks a shared namespace external itself", opts)
 	}
 }
@@ -597,26 +599,57 @@ func TestRecoverKilledSave(t *testing.T) {
 }
 
 // TestSaveRetriesUnfreezable: CRIU gives up freezing a process that waits
-// for the disk (state D) and lets the container go on; the save tries once
-// more. Other failures are not retried.
+// for the disk (state D) and lets the container go on; the save lets it
+// run (unpausing it when the save paused it) and tries again, three times
+// in all. Other failures are not retried.
 func TestSaveRetriesUnfreezable(t *testing.T) {
 	unfreezable := errors.New("criu failed: Error (compel/src/lib/infect.c:262): Unseizable non-zombie 27711 found, state D, err -1/4")
 	for _, tt := range []struct {
 		name      string
+		version   string
 		errs      []error
-		wantCalls int
+		wantCalls []string
 		wantErr   string
 	}{
-		{"once", []error{unfreezable}, 2, ""},
-		{"twice", []error{unfreezable, unfreezable}, 2, "Unseizable non-zombie"},
-		{"another failure", []error{errBoom}, 1, "boom"},
+		{name: "once", errs: []error{unfreezable},
+			wantCalls: []string{"CheckpointCreate", "CheckpointCreate"}},
+		{name: "twice", errs: []error{unfreezable, unfreezable},
+			wantCalls: []string{"CheckpointCreate", "CheckpointCreate", "CheckpointCreate"}},
+		{name: "three times", errs: []error{unfreezable, unfreezable, unfreezable},
+			wantCalls: []string{"CheckpointCreate", "CheckpointCreate", "CheckpointCreate"}, wantErr: "Unseizable non-zombie"},
+		{name: "paused by the save: unpaused between attempts", version: "28.5.2", errs: []error{unfreezable},
+			wantCalls: []string{"ContainerPause", "CheckpointCreate", "ContainerUnpause", "ContainerPause", "CheckpointCreate", "ContainerKill"}},
+		{name: "paused by the save, failing: unpaused at the end", version: "28.5.2", errs: []error{unfreezable, unfreezable, unfreezable},
+			wantCalls: []string{"ContainerPause", "CheckpointCreate", "ContainerUnpause", "ContainerPause", "CheckpointCreate",
+				"ContainerUnpause", "ContainerPause", "CheckpointCreate", "ContainerUnpause"}, wantErr: "Unseizable non-zombie"},
+		{name: "another failure", errs: []error{errBoom}, wantCalls: []string{"CheckpointCreate"}, wantErr: "boom"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
+			if tt.version != "" {
+				e.f.Info.ServerVersion = tt.version
+			}
 			e.f.FailOn("CheckpointCreate", tt.errs...)
+			var reports []string
+			e.opts.Progress = progress.Func(func(ev progress.Event) {
+				if ev.Warning {
+					reports = append(reports, ev.Message)
+				}
+			})
 			r := checkpoint.SaveContainer(context.Background(), e.opts, "web")
-			if got := e.f.Called("CheckpointCreate"); got != tt.wantCalls {
-				t.Errorf("%d checkpoint calls, want %d", got, tt.wantCalls)
+			var calls []string
+			for _, c := range e.f.Calls() {
+				for _, m := range []string{"ContainerPause", "ContainerUnpause", "CheckpointCreate", "ContainerKill"} {
+					if c == m || strings.HasPrefix(c, m+" ") {
+						calls = append(calls, m)
+					}
+				}
+			}
+			if !slices.Equal(calls, tt.wantCalls) {
+				t.Errorf("calls %q, want %q", calls, tt.wantCalls)
+			}
+			if retries := min(len(tt.errs), 2); len(tt.errs) > 0 && tt.errs[0] == unfreezable && len(reports) != retries {
+				t.Errorf("warnings %q, want %d", reports, retries)
 			}
 			if tt.wantErr == "" {
 				must(t, r.Err)
@@ -626,8 +659,9 @@ func TestSaveRetriesUnfreezable(t *testing.T) {
 			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", r.Err, tt.wantErr)
 			}
-			if !e.state(t).State.Running {
-				t.Error("the container does not run after the failed save")
+			c := e.state(t)
+			if !c.State.Running || c.State.Paused {
+				t.Errorf("after the failed save the container runs %v, paused %v", c.State.Running, c.State.Paused)
 			}
 		})
 	}

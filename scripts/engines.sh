@@ -30,8 +30,8 @@ mirror=${CKPT_VM_MIRROR:-http://deb.debian.org/debian}
 export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 table='
-trixie  trixie  docker.io,docker-cli,containerd,runc,criu,iptables,iproute2,ca-certificates,procps,openssh-client,docker-compose
-sid     sid     docker.io,docker-cli,containerd,runc,criu,iptables,iproute2,ca-certificates,procps,openssh-client,docker-compose
+trixie  trixie  docker.io,docker-cli,containerd,runc,criu,iptables,iproute2,ca-certificates,procps,openssh-client,docker-compose,e2fsprogs
+sid     sid     docker.io,docker-cli,containerd,runc,criu,iptables,iproute2,ca-certificates,procps,openssh-client,docker-compose,e2fsprogs
 '
 
 say() { echo "engines: $*" >&2; }

@@ -123,7 +123,7 @@ var known = []struct {
 	{pattern: regexp.MustCompile(`pmc_init: Can't allocate`),
 		hint: "this CRIU cannot dump a process with a huge reserved mapping (MariaDB 10.11.12 and later reserve innodb_buffer_pool_size_max, terabytes by default): use CRIU 4 on a kernel >= 6.7 (scripts/setup.sh builds 4.2.1), or cap the mapping (MariaDB: innodb_buffer_pool_size_max = a few times innodb_buffer_pool_size)"},
 	{pattern: transient,
-		hint: "a process stayed in uninterruptible sleep (state D: waiting for the disk, a database's fsync) longer than CRIU waits to freeze it (10 s), so CRIU let the container go on; ckpt tried twice: save again when the disk is less busy"},
+		hint: "a process stayed in uninterruptible sleep (state D: waiting for the disk, a database's fsync) longer than CRIU waits to freeze it (ckpt sets 20 s), so CRIU let the container go on; ckpt tried three times, letting the disk wait end in between: save again when the disk is less busy"},
 	{pattern: regexp.MustCompile(`Some file locks are hold by dumping tasks`),
 		hint: "the processes hold file locks (a database does) and runc.conf lacks file-locks; ckpt adds it to its block in " + RuncConf + " on every save, so check that the file is writable and that the engine's runc reads it"},
 	{pattern: regexp.MustCompile(`Connected TCP socket, consider using --tcp-established`),
@@ -141,9 +141,9 @@ var known = []struct {
 }
 
 // transient matches CRIU failing to freeze a process that was busy in the
-// kernel: it gives up and lets the processes go on, and a second try a
-// moment later usually succeeds.
-var transient = regexp.MustCompile(`Unseizable non-zombie .* state D|Timeout reached\. Try to interrupt`)
+// kernel: it gives up and lets the processes go on, and another try once
+// the wait is over usually succeeds.
+var transient = regexp.MustCompile(`Unseizable non-zombie .* state D|Timeout reached\. Try to interrupt|Unable to freeze cgroup`)
 
 // Transient reports whether err, as Explain returns it, is a dump that
 // failed only because a process could not be frozen in time: the container

@@ -526,6 +526,7 @@ func TestTransient(t *testing.T) {
 	}{
 		{"Error (compel/src/lib/infect.c:262): Unseizable non-zombie 27711 found, state D, err -1/4", true},
 		{"Error (criu/cr-dump.c:1655): Timeout reached. Try to interrupt: 0", true},
+		{"Error (criu/seize.c:635): Unable to freeze cgroup /sys/fs/cgroup/freezer/docker/0123 (200 x 100ms attempts, timeout: 20s)", true},
 		{"Error (criu/files-reg.c:6): File /app/data has bad size 10 (expect 20)", false},
 	} {
 		got := Explain(errors.New("x path= /nonexistent/criu-dump.log: unknown"), []byte("a\n"+tc.line+"\n"))
