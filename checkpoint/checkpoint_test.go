@@ -666,3 +666,38 @@ func TestSaveRetriesUnfreezable(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverKilledBeforeTheKill: on an engine that cannot restore, a save
+// pauses the container, checkpoints it left running and kills it after the
+// commit. Killed between the commit and that kill, the save is finished by
+// the recovery: the container is stopped (it has not run since the
+// checkpoint), not unpaused to run on past it, and its restart policy stays
+// held for the resume to put back.
+func TestRecoverKilledBeforeTheKill(t *testing.T) {
+	e := newEnv(t)
+	e.f.Info.ServerVersion = "28.5.2"
+	e.policy("always")
+	e.opts.Name = "before-kill"
+	killedSave(t, e, "ContainerKill")
+	if c := e.state(t); !c.State.Paused {
+		t.Fatalf("the killed save did not leave the container paused: %+v", c.State)
+	}
+	rec, err := checkpoint.Recover(context.Background(), e.f, e.st, "web")
+	must(t, err)
+	if !strings.Contains(rec.Message, "was complete: stopped it as the save would have") || rec.Started {
+		t.Errorf("recovery %+v", rec)
+	}
+	c := e.state(t)
+	if c.State.Running || c.State.Paused {
+		t.Errorf("after the recovery the container runs %v, paused %v", c.State.Running, c.State.Paused)
+	}
+	if got := c.HostConfig.RestartPolicy.Name; got != "no" {
+		t.Errorf("restart policy %q, want it held (no) until the resume", got)
+	}
+	if j, _ := e.st.ReadJournal("web"); j != nil {
+		t.Errorf("the journal outlived the recovery: %+v", j)
+	}
+	if _, err := e.st.Load("web", "before-kill"); err != nil {
+		t.Errorf("the complete checkpoint: %v", err)
+	}
+}

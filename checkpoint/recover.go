@@ -24,6 +24,7 @@ type RecoverEngine interface {
 	NetworkRemove(ctx context.Context, id string) error
 	VolumeRemove(ctx context.Context, name string, force bool) error
 	ContainerUnpause(ctx context.Context, id string) error
+	ContainerKill(ctx context.Context, id, signal string) error
 	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
 	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
 	SetRestartPolicy(ctx context.Context, id string, p format.RestartPolicy) error
@@ -38,12 +39,21 @@ type Recovery struct {
 	// MemoryKept when it kept its memory (unpaused, or started from the
 	// images the interrupted save had taken).
 	Started, MemoryKept bool
+	// Committed names the checkpoint of a save that was interrupted after
+	// its commit and left the container stopped: it is to be resumed, as a
+	// finished save's would be (the boot hook does, a shutdown hook killed
+	// before it recorded the save had not said so).
+	Committed string
+	// Mode is the committed checkpoint's mode.
+	Mode format.Mode
 }
 
 // Recover finishes or undoes a save of container name that a killed ckpt
 // (SIGKILL, a power cut) left in flight, as its journal in st records: a
 // save that had committed its checkpoint is left as a finished save leaves
-// it; otherwise a container it had paused is unpaused, one it had stopped is
+// it (a container it had paused to kill after the commit is killed, one
+// paused to go on is unpaused); otherwise a container it had paused is
+// unpaused, one it had stopped is
 // started again — from the images it had taken when they are whole, so that
 // its memory is kept — and its restart policy is put back, and the
 // unfinished checkpoint is removed. The caller holds the container's lock.
@@ -65,7 +75,23 @@ func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name strin
 		// It had committed: the checkpoint is whole. A container it had
 		// paused goes on; one it had stopped stays stopped, to be resumed.
 		r.Message = fmt.Sprintf("a save of %s was interrupted after its checkpoint %s was complete", name, j.Checkpoint)
-		if c != nil && c.State.Paused {
+		if c != nil && j.Stops && (!c.State.Running || c.State.Paused) {
+			r.Committed, r.Mode = j.Checkpoint, format.ModeCold
+			if j.Hot {
+				r.Mode = format.ModeHot
+			}
+		}
+		switch {
+		case c == nil || !c.State.Paused:
+		case j.Stops:
+			// Paused to be checkpointed left running and killed after the
+			// commit (an engine that cannot restore otherwise): finish
+			// that. It has not run since the checkpoint.
+			if err := eng.ContainerKill(ctx, c.ID, "KILL"); err != nil {
+				return r, fmt.Errorf("%s, and it cannot be stopped as the save would have: %w", r.Message, err)
+			}
+			r.Message += ": stopped it as the save would have (ckpt resume brings it back)"
+		default:
 			if err := eng.ContainerUnpause(ctx, c.ID); err != nil {
 				return r, fmt.Errorf("%s, and it cannot be unpaused: %w", r.Message, err)
 			}

@@ -44,8 +44,10 @@ var (
 	// unavailable says why the suite cannot run here; empty when it can.
 	unavailable string
 	ckptBin     string
-	repoRoot    string
-	docker      *client.Client
+	// ckptFaultBin is ckpt built with -tags ckptfault (internal/fault).
+	ckptFaultBin string
+	repoRoot     string
+	docker       *client.Client
 )
 
 func TestMain(m *testing.M) {
@@ -102,9 +104,14 @@ func setUp(tmp string) string {
 		// Prebuilt binaries, for a compiled suite run where there is no Go
 		// toolchain (the VM test runs it inside the guest).
 		ckptBin, app = filepath.Join(dir, "ckpt"), filepath.Join(dir, "testapp")
+		ckptFaultBin = filepath.Join(dir, "ckpt-fault")
 	} else {
 		if out, err := goBuild(ckptBin, "./cmd/ckpt"); err != nil {
 			return "building ckpt: " + err.Error() + "\n" + out
+		}
+		ckptFaultBin = filepath.Join(tmp, "ckpt-fault")
+		if out, err := goBuild(ckptFaultBin, "./cmd/ckpt", "-tags", "ckptfault"); err != nil {
+			return "building ckpt with fault points: " + err.Error() + "\n" + out
 		}
 		if out, err := goBuild(app, "./internal/testapp"); err != nil {
 			return "building the test app: " + err.Error() + "\n" + out
@@ -116,8 +123,8 @@ func setUp(tmp string) string {
 	return ""
 }
 
-func goBuild(out, pkg string) (string, error) {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+func goBuild(out, pkg string, flags ...string) (string, error) {
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", out, pkg)...)
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	b, err := cmd.CombinedOutput()

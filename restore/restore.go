@@ -42,8 +42,10 @@ type Engine interface {
 	// System is the engine's system information.
 	System() system.Info
 	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
-	// ContainerUnpause is for a save that a killed ckpt left paused.
+	// ContainerUnpause and ContainerKill are for a save that a killed ckpt
+	// left paused (checkpoint.Recover).
 	ContainerUnpause(ctx context.Context, id string) error
+	ContainerKill(ctx context.Context, id, signal string) error
 	// StartFromCheckpoint starts container id from the CRIU images in dir,
 	// returning CRIU's log when that fails and the log could be caught.
 	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)

@@ -131,6 +131,7 @@ suite() {
 	dest=$root/opt/ckpt
 	mkdir -p "$dest/bin" "$dest/scripts"
 	(cd "$repo" && CGO_ENABLED=0 go build -o "$dest/bin/ckpt" ./cmd/ckpt &&
+		CGO_ENABLED=0 go build -tags ckptfault -o "$dest/bin/ckpt-fault" ./cmd/ckpt &&
 		CGO_ENABLED=0 go build -o "$dest/bin/testapp" ./internal/testapp &&
 		CGO_ENABLED=0 go test -c -o "$dest/integration.test" ./integration)
 	cp "$repo/scripts/engine.sh" "$dest/scripts/"

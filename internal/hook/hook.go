@@ -18,6 +18,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/engine"
+	"github.com/ckpt-dev/ckpt/internal/fault"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
@@ -117,6 +118,7 @@ func Shutdown(ctx context.Context, o Options) (Outcome, error) {
 	if err := h.saveAll(ctx); err != nil {
 		return h.out, err
 	}
+	fault.Point("hook:record")
 	h.mu.Lock()
 	err := h.record()
 	h.mu.Unlock()
@@ -202,6 +204,7 @@ func (h *shutdown) saveAll(ctx context.Context) error {
 				if err := h.record(); err != nil && recordErr == nil {
 					recordErr = err
 				}
+				fault.Point("hook:recorded")
 			}
 		})
 	}
@@ -267,20 +270,33 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 	start := time.Now()
 	p := &printer{out: o.Out}
 	var out Outcome
-	recoverInterrupted(ctx, o, p)
+	committed := recoverInterrupted(ctx, o, p)
 	rec, err := o.Store.ReadShutdownRecord()
 	if err != nil {
 		return out, fmt.Errorf("cannot read the shutdown record: %w", err)
 	}
-	if rec == nil {
+	if rec == nil && len(committed) == 0 {
 		p.linef("boot hook: nothing to resume (no shutdown record in %s)", o.Store.Root)
 		return out, nil
+	}
+	recorded := rec != nil
+	if !recorded {
+		rec = &format.ShutdownRecordDoc{Time: start.UTC()}
 	}
 	var targets []target
 	byName := map[string]format.SavedContainer{}
 	for _, s := range rec.Saved {
 		targets = append(targets, target{name: s.Name, after: s.After})
 		byName[s.Name] = s
+	}
+	// Saves that committed but were killed before the shutdown hook
+	// recorded them are resumed too.
+	for _, s := range committed {
+		if _, ok := byName[s.Name]; !ok {
+			rec.Saved = append(rec.Saved, s)
+			targets = append(targets, target{name: s.Name})
+			byName[s.Name] = s
+		}
 	}
 	levels, orderErr := order(targets)
 	if orderErr != nil {
@@ -310,8 +326,10 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 			return out, err
 		}
 		p.linef("boot hook: %d failed, kept in the shutdown record: the next boot tries them again (ckpt resume NAME tries now)", len(failed))
-	} else if err := o.Store.FinishShutdownRecord(); err != nil {
-		return out, err
+	} else if recorded {
+		if err := o.Store.FinishShutdownRecord(); err != nil {
+			return out, err
+		}
 	}
 	p.linef("boot hook: %s in %s", out, units.Duration(time.Since(start)))
 	if out.Failed > 0 {
@@ -323,12 +341,13 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 // recoverInterrupted finishes or undoes the saves and resumes that a killed
 // ckpt left in flight (a power cut during a save, say), whatever container
 // they were for, and says what it did. A container another ckpt works on
-// is left to it.
-func recoverInterrupted(ctx context.Context, o Options, p *printer) {
+// is left to it. It returns the containers whose interrupted save had
+// committed its checkpoint and left them stopped: those are to be resumed.
+func recoverInterrupted(ctx context.Context, o Options, p *printer) (committed []format.SavedContainer) {
 	names, err := o.Store.Containers()
 	if err != nil {
 		p.linef("cannot look for interrupted saves: %v", err)
-		return
+		return nil
 	}
 	for _, name := range names {
 		if j, err := o.Store.ReadJournal(name); err != nil || j == nil {
@@ -346,7 +365,11 @@ func recoverInterrupted(ctx context.Context, o Options, p *printer) {
 		case rec.Message != "":
 			p.linef("%s: %s", name, rec.Message)
 		}
+		if err == nil && rec.Committed != "" {
+			committed = append(committed, format.SavedContainer{Name: name, Mode: rec.Mode, Checkpoint: rec.Committed})
+		}
 	}
+	return committed
 }
 
 // resumeOne resumes one saved container; it reports success, and whether

@@ -350,3 +350,38 @@ func TestBootRecoversKilledSave(t *testing.T) {
 		t.Errorf("web running %v; output:\n%s", e.running(t, "web"), e.out)
 	}
 }
+
+// TestBootResumesCommittedSave: a shutdown hook killed after a save
+// committed its checkpoint but before it recorded the save: the boot hook
+// finishes the save and resumes the container from that checkpoint.
+func TestBootResumesCommittedSave(t *testing.T) {
+	e := newEnv(t, "default:\n  mode: hot\n")
+	e.f.Info.ServerVersion = "28.5.2" // paused, checkpointed, killed after the commit
+	id := e.f.Run("web", "app:1", "data:/data")
+	e.f.Update("web", func(c *container.InspectResponse) {
+		c.HostConfig.RestartPolicy = container.RestartPolicy{Name: "always"}
+	})
+	e.f.Before("ContainerKill", runtime.Goexit)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkpoint.SaveContainer(context.Background(), checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host}, "web")
+	}()
+	<-done
+	e.f.Before("ContainerKill", nil)
+	if rec, err := e.st.ReadShutdownRecord(); err != nil || rec != nil {
+		t.Fatalf("a shutdown record %+v, %v", rec, err)
+	}
+	out, err := hook.Boot(context.Background(), e.opts)
+	must(t, err)
+	if !e.running(t, "web") || out.Hot != 1 || !strings.Contains(e.out.String(), "stopped it as the save would have") ||
+		!strings.Contains(e.out.String(), "web: resumed hot") {
+		t.Errorf("web running %v, outcome %+v; output:\n%s", e.running(t, "web"), out, e.out)
+	}
+	// This engine resumes into a recreated container, in a network holder.
+	c, err := e.f.Lookup(context.Background(), "web")
+	must(t, err)
+	if c.ID == id || e.f.RestoredFrom(c.ID) == "" {
+		t.Errorf("web (id %s, was %s) was not restored from its checkpoint", c.ID, id)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/ckpt-dev/ckpt/internal/fault"
 )
 
 // Step is one step of an operation.
@@ -32,6 +34,7 @@ func Run(ctx context.Context, steps ...Step) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(err, undo(ctx, steps[:i]))
 		}
+		fault.Point("step:" + s.Name)
 		if err := s.Do(ctx); err != nil {
 			return errors.Join(err, undo(ctx, steps[:i+1]))
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ckpt-dev/ckpt/internal/atomicfile"
+	"github.com/ckpt-dev/ckpt/internal/fault"
 	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
@@ -81,6 +82,7 @@ func (p *Pending) Commit(manifest []byte) (*Checkpoint, error) {
 	if err := syncTree(p.dir); err != nil {
 		return nil, err
 	}
+	fault.Point("store:commit")
 	if err := os.Rename(p.dir, p.final); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ckpt-dev/ckpt/internal/atomicfile"
+	"github.com/ckpt-dev/ckpt/internal/fault"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 )
@@ -440,6 +441,7 @@ func (s *Store) Remove(container, name string) error {
 	} else if _, err := os.Lstat(tmp); err != nil {
 		return hint.New(fmt.Sprintf("no checkpoint %q for container %s", name, container), "ckpt ls "+container+" lists its checkpoints")
 	}
+	fault.Point("store:remove")
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
 	}

@@ -87,6 +87,9 @@ with the list, unless --trust is given.`,
 			for _, r := range results {
 				if r.Err != nil {
 					failed++
+					for _, n := range r.Notes { // what a recovery did, first
+						fmt.Fprintf(c.App.ErrWriter, "ckpt: %s\n", n)
+					}
 					printError(c.App.ErrWriter, prefix(results, r.Container), r.Err)
 					continue
 				}
