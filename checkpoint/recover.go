@@ -14,6 +14,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
@@ -121,7 +122,7 @@ func Recover(ctx context.Context, eng RecoverEngine, st *store.Store, name strin
 				r.Started, r.MemoryKept = true, true
 				did = append(did, "started it again from the checkpoint it had taken (memory kept)")
 			} else {
-				why = firstLine(criu.Explain(err, log))
+				why = hint.FirstLine(criu.Explain(err, log))
 			}
 		}
 		if !r.Started {
@@ -195,12 +196,6 @@ func recoverResume(ctx context.Context, eng RecoverEngine, st *store.Store, name
 	}
 	r.Message = fmt.Sprintf("a resume of %s was interrupted (ckpt was killed): %s", name, strings.Join(did, ", "))
 	return r, st.ClearJournal(name)
-}
-
-// firstLine is the first line of err's message.
-func firstLine(err error) string {
-	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return msg
 }
 
 // removeIncomplete removes the unfinished checkpoints of container name.

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -58,12 +59,7 @@ func powers(m *format.Manifest, cfg, holder *container.InspectResponse, nets []n
 		if v.Driver != "" && v.Driver != "local" {
 			add("volume %s of driver %s", v.Name, v.Driver)
 		}
-		keys := make([]string, 0, len(v.DriverOpts))
-		for k := range v.DriverOpts {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(v.DriverOpts)) {
 			add("volume %s with driver option %s=%s (the local driver mounts host devices and paths with them)", v.Name, k, v.DriverOpts[k])
 		}
 	}
@@ -126,12 +122,7 @@ func hostConfigPowers(hc *container.HostConfig, holder string, add func(string, 
 			add("security option %s", o)
 		}
 	}
-	keys := make([]string, 0, len(hc.Sysctls))
-	for k := range hc.Sysctls {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(hc.Sysctls)) {
 		add("sysctl %s=%s", k, hc.Sysctls[k])
 	}
 	if hc.CgroupParent != "" {

@@ -6,7 +6,10 @@
 // the hint on separate lines and picks the exit code in one place.
 package hint
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Error is an error with advice for the person who sees it.
 type Error struct {
@@ -37,4 +40,14 @@ func Of(err error) string {
 		return h.Hint
 	}
 	return ""
+}
+
+// FirstLine is the first line of err's message ("" for nil): for one-line
+// reports of errors that carry a log or a hint on further lines.
+func FirstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return msg
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/fault"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/units"
@@ -240,13 +240,13 @@ func (h *shutdown) saveOne(ctx context.Context, t target) (format.SavedContainer
 	began := time.Now()
 	r := save(mode)
 	if r.Err != nil && mode == policy.Hot && d.OnFailure == policy.FallbackCold {
-		note = "hot save failed: " + firstLine(r.Err)
+		note = "hot save failed: " + hint.FirstLine(r.Err)
 		mode = policy.Cold
 		r = save(mode)
 	}
 	took := units.Duration(time.Since(began))
 	if r.Err != nil {
-		msg := fmt.Sprintf("%s: failed %s save after %s: %s", t.name, mode, took, firstLine(r.Err))
+		msg := fmt.Sprintf("%s: failed %s save after %s: %s", t.name, mode, took, hint.FirstLine(r.Err))
 		if note != "" {
 			msg += " (" + note + ")"
 		}
@@ -384,14 +384,14 @@ func resumeOne(ctx context.Context, o Options, p *printer, s format.SavedContain
 	took := units.Duration(time.Since(began))
 	switch {
 	case r.Err != nil:
-		p.linef("%s: failed to resume after %s: %s", s.Name, took, firstLine(r.Err))
+		p.linef("%s: failed to resume after %s: %s", s.Name, took, hint.FirstLine(r.Err))
 		return false, false
 	case r.Cold:
 		p.linef("%s: resumed cold in %s (started fresh on its saved data)", s.Name, took)
 	case r.MemoryRestored:
 		p.linef("%s: resumed hot in %s (memory restored)", s.Name, took)
 	default:
-		p.linef("%s: resumed in %s, memory NOT restored: %s", s.Name, took, firstLine(r.Fallback))
+		p.linef("%s: resumed in %s, memory NOT restored: %s", s.Name, took, hint.FirstLine(r.Fallback))
 	}
 	return true, r.MemoryRestored
 }
@@ -429,11 +429,4 @@ func parallel(names []string, n int, f func(string)) {
 		}()
 	}
 	wg.Wait()
-}
-
-func firstLine(err error) string {
-	if err == nil {
-		return ""
-	}
-	return strings.SplitN(err.Error(), "\n", 2)[0]
 }
