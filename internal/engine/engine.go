@@ -18,11 +18,13 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/checkpoint"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 
+	"github.com/ckpt-dev/ckpt/internal/ctrd"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 )
@@ -55,6 +57,26 @@ func Connect(ctx context.Context) (*Engine, error) {
 		return nil, unreachable(err)
 	}
 	return &Engine{Client: c, Info: info}, nil
+}
+
+// ViaEnv names the environment variable that picks how a checkpoint is
+// taken: "containerd" (the default) through the engine's own containerd,
+// CRIU writing straight into the store; "engine" through Docker's
+// checkpoint API, which copies the images through containerd's content
+// store (8.8 s against 1.4 s for 512 MiB here, docs/performance.md).
+const ViaEnv = "CKPT_CHECKPOINT_VIA"
+
+// CheckpointCreate checkpoints container id into
+// opts.CheckpointDir/opts.CheckpointID: through the engine's containerd
+// when it runs on this host and can be reached, else through Docker's API.
+func (e *Engine) CheckpointCreate(ctx context.Context, id string, opts checkpoint.CreateOptions) error {
+	if os.Getenv(ViaEnv) != "engine" && strings.HasPrefix(e.DaemonHost(), "unix://") {
+		err := ctrd.Checkpoint(ctx, id, filepath.Join(opts.CheckpointDir, opts.CheckpointID), opts.Exit)
+		if !errors.Is(err, ctrd.ErrUnavailable) {
+			return err
+		}
+	}
+	return e.Client.CheckpointCreate(ctx, id, opts)
 }
 
 // System returns the engine's system information, read at connect time.
