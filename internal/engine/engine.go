@@ -63,7 +63,8 @@ func Connect(ctx context.Context) (*Engine, error) {
 // taken: "containerd" (the default) through the engine's own containerd,
 // CRIU writing straight into the store; "engine" through Docker's
 // checkpoint API, which copies the images through containerd's content
-// store (8.8 s against 1.4 s for 512 MiB here, docs/performance.md).
+// store (16.4 s against 0.7 s for 512 MiB on Docker 20.10 here,
+// bench/README.md).
 const ViaEnv = "CKPT_CHECKPOINT_VIA"
 
 // CheckpointCreate checkpoints container id into
