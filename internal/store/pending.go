@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
@@ -137,7 +139,7 @@ func (p *Pending) WriteJSON(rel string, v any) error {
 // to disk, and records its size and sha256. It returns the files recorded.
 func (p *Pending) Adopt(rel string) ([]format.File, error) {
 	root := p.Path(rel)
-	var added []format.File
+	var paths []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -148,34 +150,63 @@ func (p *Pending) Adopt(rel string) ([]format.File, error) {
 		case !d.Type().IsRegular():
 			return fmt.Errorf("%s: unexpected %s in checkpoint images", path, d.Type())
 		}
-		if err := os.Chmod(path, FileMode); err != nil {
-			return err
-		}
-		r, err := filepath.Rel(p.dir, path)
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, f)
-		if err != nil {
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			return err
-		}
-		added = append(added, format.File{Path: filepath.ToSlash(r), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
-		return nil
+		paths = append(paths, path)
+		return os.Chmod(path, FileMode)
 	})
 	if err != nil {
 		return nil, err
 	}
+	// Each file is hashed while the kernel writes it back (fsync), and
+	// files are taken in parallel: a save waits for the slower of the two,
+	// not for their sum.
+	added := make([]format.File, len(paths))
+	errs := make([]error, len(paths))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(len(paths), max(runtime.GOMAXPROCS(0), 2)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				added[i], errs[i] = p.hashAndSync(paths[i])
+			}
+		}()
+	}
+	for i := range paths {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	p.files = append(p.files, added...)
 	return added, syncTree(root)
+}
+
+// hashAndSync returns the file list entry of the file at path, a file of
+// the pending checkpoint, once its contents are on disk.
+func (p *Pending) hashAndSync(path string) (format.File, error) {
+	r, err := filepath.Rel(p.dir, path)
+	if err != nil {
+		return format.File{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return format.File{}, err
+	}
+	defer f.Close()
+	synced := make(chan error, 1)
+	go func() { synced <- f.Sync() }()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if serr := <-synced; err == nil {
+		err = serr
+	}
+	if err != nil {
+		return format.File{}, err
+	}
+	return format.File{Path: filepath.ToSlash(r), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 // Abort removes the pending checkpoint.
