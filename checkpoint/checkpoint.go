@@ -34,10 +34,11 @@ import (
 	"github.com/ckpt-dev/ckpt/policy"
 )
 
-// Engine is what a save needs of the container engine. internal/engine's
-// Docker adapter implements it, and internal/engine/fake for tests.
+// Engine is what a save needs of the container engine: what Recover needs,
+// and more. internal/engine's Docker adapter implements it, and
+// internal/engine/fake for tests.
 type Engine interface {
-	engine.Looker
+	RecoverEngine
 	// Running lists the running containers that match opts' filters.
 	Running(ctx context.Context, opts container.ListOptions) ([]container.InspectResponse, error)
 	// System is the engine's system information.
@@ -47,21 +48,11 @@ type Engine interface {
 	// DumpMemory estimates the bytes CRIU dumps for container id (0 if
 	// unknown).
 	DumpMemory(ctx context.Context, id string) int64
-	SetRestartPolicy(ctx context.Context, id string, p format.RestartPolicy) error
 	ContainerPause(ctx context.Context, id string) error
-	ContainerUnpause(ctx context.Context, id string) error
-	ContainerKill(ctx context.Context, id, signal string) error
 	ContainerStop(ctx context.Context, id string, opts container.StopOptions) error
-	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
 	CheckpointCreate(ctx context.Context, id string, opts checkpoint.CreateOptions) error
-	// StartFromCheckpoint starts container id from the CRIU images in dir.
-	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
 	NetworkInspect(ctx context.Context, name string, opts network.InspectOptions) (network.Inspect, error)
 	VolumeInspect(ctx context.Context, name string) (volume.Volume, error)
-	// Removals, for what a killed resume created (Recover).
-	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
-	NetworkRemove(ctx context.Context, id string) error
-	VolumeRemove(ctx context.Context, name string, force bool) error
 }
 
 // Options say what to save and how.
@@ -343,7 +334,7 @@ func (s *saver) pause(ctx context.Context) error {
 		s.rep.Report(progress.Event{Container: s.name, Phase: "pause", Warning: true,
 			Message: fmt.Sprintf("could not pause: a thread is waiting for the disk; trying again once it is done (attempt %d of %d)",
 				attempt+1, checkpointAttempts)})
-		criu.WaitUnblocked(ctx, s.c.State.Pid, 10*time.Second)
+		criu.WaitUnblocked(ctx, s.c.State.Pid, diskWait)
 	}
 	s.paused = true
 	return nil
@@ -414,11 +405,16 @@ func (s *saver) checkpoint(cancelled context.Context) error {
 }
 
 // checkpointAttempts is how many times a checkpoint that CRIU could not
-// freeze in time (criu.Transient) is tried.
-const checkpointAttempts = 3
+// freeze in time (criu.Transient), or a pause the freezer could not
+// finish, is tried; diskWait is how long a container may then run until
+// no thread of it waits for the disk, before the next attempt.
+const (
+	checkpointAttempts = 3
+	diskWait           = 10 * time.Second
+)
 
 // settle lets a container whose checkpoint CRIU could not freeze run
-// until no thread of it waits for the disk (at most 10 s), unpausing it
+// until no thread of it waits for the disk (at most diskWait), unpausing it
 // when this save paused it and pausing it again after.
 func (s *saver) settle(ctx context.Context) error {
 	if s.paused {
@@ -427,7 +423,7 @@ func (s *saver) settle(ctx context.Context) error {
 		}
 		s.paused = false
 	}
-	criu.WaitUnblocked(ctx, s.c.State.Pid, 10*time.Second)
+	criu.WaitUnblocked(ctx, s.c.State.Pid, diskWait)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

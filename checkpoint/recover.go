@@ -18,7 +18,8 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
-// RecoverEngine is what Recover needs of the engine: what resume has too.
+// RecoverEngine is what Recover needs of the engine. Save's Engine and
+// resume's both embed it: each of them runs Recover first.
 type RecoverEngine interface {
 	engine.Looker
 	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
@@ -27,6 +28,8 @@ type RecoverEngine interface {
 	ContainerUnpause(ctx context.Context, id string) error
 	ContainerKill(ctx context.Context, id, signal string) error
 	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
+	// StartFromCheckpoint starts container id from the CRIU images in dir,
+	// returning CRIU's log when that fails and the log could be caught.
 	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
 	SetRestartPolicy(ctx context.Context, id string, p format.RestartPolicy) error
 }

@@ -35,31 +35,20 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
-// Engine is what a resume needs of the container engine. internal/engine's
-// Docker adapter implements it, and internal/engine/fake for tests.
+// Engine is what a resume needs of the container engine: what
+// checkpoint.Recover needs, and more. internal/engine's Docker adapter
+// implements it, and internal/engine/fake for tests.
 type Engine interface {
-	engine.Looker
+	checkpoint.RecoverEngine
 	// System is the engine's system information.
 	System() system.Info
-	ContainerStart(ctx context.Context, id string, opts container.StartOptions) error
-	// ContainerUnpause and ContainerKill are for a save that a killed ckpt
-	// left paused (checkpoint.Recover).
-	ContainerUnpause(ctx context.Context, id string) error
-	ContainerKill(ctx context.Context, id, signal string) error
-	// StartFromCheckpoint starts container id from the CRIU images in dir,
-	// returning CRIU's log when that fails and the log could be caught.
-	StartFromCheckpoint(ctx context.Context, id, dir string) (restoreLog []byte, err error)
-	SetRestartPolicy(ctx context.Context, id string, p format.RestartPolicy) error
-	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
 	// Create creates container name and returns its id.
 	Create(ctx context.Context, name string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (string, error)
 	NetworkConnect(ctx context.Context, net, id string, ep *network.EndpointSettings) error
 	NetworkInspect(ctx context.Context, name string, opts network.InspectOptions) (network.Inspect, error)
 	NetworkCreate(ctx context.Context, name string, opts network.CreateOptions) (network.CreateResponse, error)
-	NetworkRemove(ctx context.Context, id string) error
 	VolumeInspect(ctx context.Context, name string) (volume.Volume, error)
 	VolumeCreate(ctx context.Context, opts volume.CreateOptions) (volume.Volume, error)
-	VolumeRemove(ctx context.Context, name string, force bool) error
 	// ImageID returns the id of the image ref names.
 	ImageID(ctx context.Context, ref string) (string, error)
 	// HolderImage returns the image network holders run.
