@@ -11,17 +11,8 @@ CKPT=${CKPT:-bin/ckpt}
 NAME=ckpt-bench
 VOLUME=ckpt-bench-data
 IMAGE=ckpt-bench:latest
-work=$(mktemp -d /var/tmp/ckpt-bench.XXXXXX)
-export CKPT_STORE=$work/store
-cleanup() {
-	docker rm -f "$NAME" >/dev/null 2>&1 || true
-	docker volume rm "$VOLUME" >/dev/null 2>&1 || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-CGO_ENABLED=0 go build -o "$work/app" ./internal/testapp
-tar -C "$work" -c app | docker import -c 'ENTRYPOINT ["/app"]' -c 'EXPOSE 8080' - "$IMAGE" >/dev/null
+. bench/lib.sh
+bench_init ckpt-bench
 
 # start: a container with MEM_MB of random (incompressible) memory and a
 # volume holding VOL_MB of random data in 64 files.

@@ -16,17 +16,8 @@ CKPT=${CKPT:-bin/ckpt}
 NAME=ckpt-soak
 VOLUME=ckpt-soak-data
 IMAGE=ckpt-soak:latest
-work=$(mktemp -d /var/tmp/ckpt-soak.XXXXXX)
-export CKPT_STORE=$work/store
-cleanup() {
-	docker rm -f "$NAME" >/dev/null 2>&1 || true
-	docker volume rm "$VOLUME" >/dev/null 2>&1 || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-CGO_ENABLED=0 go build -o "$work/app" ./internal/testapp
-tar -C "$work" -c app | docker import -c 'ENTRYPOINT ["/app"]' -c 'EXPOSE 8080' - "$IMAGE" >/dev/null
+. bench/lib.sh
+bench_init ckpt-soak
 docker run -d --name "$NAME" -p 127.0.0.1::8080 -v "$VOLUME:/data" -e APP_ALLOC_MB="$MEM_MB" "$IMAGE" >/dev/null
 
 state() { # prints "id counter", waiting until the app answers
