@@ -325,6 +325,19 @@ func TestShutdownUnreadableRecord(t *testing.T) {
 	}
 }
 
+// killedSave runs a save of container name that dies, as under SIGKILL,
+// when the engine is called for method: nothing after that runs, no undo.
+func (e *env) killedSave(name, method string) {
+	e.f.Before(method, runtime.Goexit)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkpoint.SaveContainer(context.Background(), checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host}, name)
+	}()
+	<-done
+	e.f.Before(method, nil)
+}
+
 // TestBootRecoversKilledSave: the boot hook finishes or undoes a save that
 // a power cut killed, though no record names its container.
 func TestBootRecoversKilledSave(t *testing.T) {
@@ -333,14 +346,7 @@ func TestBootRecoversKilledSave(t *testing.T) {
 	e.f.Update("web", func(c *container.InspectResponse) {
 		c.HostConfig.RestartPolicy = container.RestartPolicy{Name: "always"}
 	})
-	e.f.Before("VolumeInspect", runtime.Goexit) // the save dies after the checkpoint stopped web
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		checkpoint.SaveContainer(context.Background(), checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host}, "web")
-	}()
-	<-done
-	e.f.Before("VolumeInspect", nil)
+	e.killedSave("web", "VolumeInspect") // the save dies after the checkpoint stopped web
 	if e.running(t, "web") {
 		t.Fatal("the killed save left web running")
 	}
@@ -361,14 +367,7 @@ func TestBootResumesCommittedSave(t *testing.T) {
 	e.f.Update("web", func(c *container.InspectResponse) {
 		c.HostConfig.RestartPolicy = container.RestartPolicy{Name: "always"}
 	})
-	e.f.Before("ContainerKill", runtime.Goexit)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		checkpoint.SaveContainer(context.Background(), checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host}, "web")
-	}()
-	<-done
-	e.f.Before("ContainerKill", nil)
+	e.killedSave("web", "ContainerKill")
 	if rec, err := e.st.ReadShutdownRecord(); err != nil || rec != nil {
 		t.Fatalf("a shutdown record %+v, %v", rec, err)
 	}
