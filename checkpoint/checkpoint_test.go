@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 
 	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/engine"
@@ -699,5 +700,63 @@ func TestRecoverKilledBeforeTheKill(t *testing.T) {
 	}
 	if _, err := e.st.Load("web", "before-kill"); err != nil {
 		t.Errorf("the complete checkpoint: %v", err)
+	}
+}
+
+// TestRecoverKilledResume: a resume killed before it started the container
+// has what it created removed, newest first, so that the next resume starts
+// from the checkpoint again; one killed after the start only has its
+// restart policy put back. Either way the journal goes.
+func TestRecoverKilledResume(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		running bool
+		want    string
+	}{
+		{name: "before the start", want: "removed the container it had created, removed the network it had created, removed volume fresh it had created"},
+		{name: "after the start", running: true, want: "after it started the container: put its restart policy always back"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			must(t, e.f.ContainerRemove(ctx, e.id, container.RemoveOptions{Force: true}))
+			net, err := e.f.NetworkCreate(ctx, "backend", network.CreateOptions{})
+			must(t, err)
+			_, err = e.f.VolumeCreate(ctx, volume.CreateOptions{Name: "fresh"})
+			must(t, err)
+			must(t, e.st.BeginFill("web", "fresh", "now"))
+			id, err := e.f.Create(ctx, "web", &container.Config{Image: "app:1"},
+				&container.HostConfig{Binds: []string{"fresh:/data"}, NetworkMode: "backend"}, nil)
+			must(t, err)
+			if tt.running {
+				must(t, e.f.ContainerStart(ctx, id, container.StartOptions{}))
+			}
+			must(t, e.st.WriteJournal("web", &store.Journal{Op: store.JournalResume, Checkpoint: "c1",
+				RestartPolicy: format.RestartPolicy{Name: "always"},
+				Containers:    []string{id}, Networks: []string{net.ID}, Volumes: []string{"fresh"}}))
+
+			rec, err := checkpoint.Recover(ctx, e.f, e.st, "web")
+			must(t, err)
+			if !strings.Contains(rec.Message, tt.want) || rec.Started != tt.running {
+				t.Errorf("recovery %+v, want %q", rec, tt.want)
+			}
+			if j, _ := e.st.ReadJournal("web"); j != nil {
+				t.Errorf("the journal outlived the recovery: %+v", j)
+			}
+			c, err := e.f.Lookup(ctx, "web")
+			must(t, err)
+			if tt.running {
+				if c == nil || c.HostConfig.RestartPolicy.Name != "always" {
+					t.Errorf("after the recovery: %+v", c)
+				}
+				return
+			}
+			if c != nil || e.f.Network("backend") || e.f.Volume("fresh") != "" {
+				t.Errorf("left behind: container %v, network %v, volume %q", c != nil, e.f.Network("backend"), e.f.Volume("fresh"))
+			}
+			if e.st.PartlyFilled("web", "fresh", "now") {
+				t.Error("the fill marker outlived the removed volume")
+			}
+		})
 	}
 }
