@@ -13,6 +13,14 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
+// progressFlags are --quiet and --json, which reporter reads.
+func progressFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
+		&cli.BoolFlag{Name: "json", Usage: "print progress and results as JSON lines on stdout"},
+	}
+}
+
 // reporter is the progress reporter the --json and --quiet flags ask for;
 // js is set with --json, for the result lines.
 func reporter(c *cli.Context) (r progress.Reporter, js *jsonWriter) {

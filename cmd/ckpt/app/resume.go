@@ -25,16 +25,14 @@ recreated as a plain one, and a resume that would give it more (privileged
 mode, added capabilities, host namespaces, devices, host paths, security
 options, sysctls, volume or network drivers that reach the host) is refused
 with the list, unless --trust is given.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "resume every stopped container that has a checkpoint"},
 			&cli.StringFlag{Name: "project", Usage: "resume the containers of compose project `NAME`, dependencies first, with its networks"},
 			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest"},
 			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
 			&cli.BoolFlag{Name: "force", Usage: "resume a container that ran after its checkpoint was taken (its memory goes back, its newer files stay)"},
 			&cli.BoolFlag{Name: "trust", Usage: "let an imported checkpoint recreate its container with what it asks for beyond a plain container (privileged mode, host paths, devices, ...; ckpt import lists them)"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
-			&cli.BoolFlag{Name: "json", Usage: "print progress and results as JSON lines on stdout"},
-		},
+		}, progressFlags()...),
 		Action: func(c *cli.Context) error {
 			names, err := targets(c)
 			if err != nil {

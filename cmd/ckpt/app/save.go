@@ -20,15 +20,13 @@ func saveCommand() *cli.Command {
 as with docker checkpoint create; with --leave-running it is paused while its
 state is captured and keeps running after. Restart policies are held off
 until ckpt resume, so the engine does not restart a saved container.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "save every running container"},
 			&cli.StringFlag{Name: "project", Usage: "save every running container of compose project `NAME`, dependents first"},
 			&cli.BoolFlag{Name: "cold", Usage: "save data only: stop the containers gracefully, keep volumes and writable layer"},
 			&cli.BoolFlag{Name: "leave-running", Usage: "keep the containers running (paused during the save)"},
 			&cli.StringFlag{Name: "name", Usage: "checkpoint `NAME` (default: the UTC time)"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress"},
-			&cli.BoolFlag{Name: "json", Usage: "print progress and results as JSON lines on stdout"},
-		},
+		}, progressFlags()...),
 		Action: func(c *cli.Context) error {
 			refs, err := targets(c)
 			if err != nil {
