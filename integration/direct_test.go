@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -92,4 +93,60 @@ func containerEvents(t *testing.T, name string, since time.Time) []string {
 			return actions
 		}
 	}
+}
+
+// A resume hands the engine a checkpoint of symbolic links to the store's
+// images (CKPT_RESTORE_VIA=links, the default), which the engine copies
+// through containerd's content store in a few kilobytes while CRIU reads
+// the store's files; with CKPT_RESTORE_VIA=images the images themselves.
+// Either way the container comes back with its memory, into the same
+// container and into a removed one, and nothing is left in containerd's
+// temporary directory. The fault build's trace tells which way the images
+// went.
+func TestRestorePaths(t *testing.T) {
+	for _, via := range []string{"links", "images"} {
+		t.Run(via, func(t *testing.T) {
+			e := newEnv(t)
+			name, vol := e.name("app"), e.name("data")
+			policy := container.RestartPolicyAlways
+			e.startApp(name, appOpts{volume: vol, restart: policy})
+			e.call(name, "POST", "/write?path=/data/kept.txt&data=kept")
+			before := e.waitCounter(name, 2)
+			leaks := leakedCopies(t)
+			for _, removed := range []bool{false, true} {
+				e.mustCkpt("save", name)
+				if removed {
+					removeContainer(t, name)
+					e.removeHolder(name)
+					must(t, docker.VolumeRemove(t.Context(), vol, true))
+				}
+				pts := e.tracePoints([]string{engine.RestoreViaEnv + "=" + via}, "resume", name)
+				for _, how := range []string{"links", "images"} {
+					if took := slices.Contains(pts, "engine:placed "+how); took != (how == via) {
+						t.Fatalf("%s=%s, removed %v: placed as %s %v (points %q)", engine.RestoreViaEnv, via, removed, how, took, pts)
+					}
+				}
+				before = e.assertWhole(name, before, policy, "nothing")
+				if kept, _ := e.call(name, "GET", "/read?path=/data/kept.txt"); kept != "kept" {
+					t.Fatalf("removed %v: the volume holds %q", removed, kept)
+				}
+			}
+			if now := leakedCopies(t); !slices.Equal(now, leaks) {
+				t.Fatalf("containerd's temporary directory held %q before, %q after", leaks, now)
+			}
+		})
+	}
+}
+
+// leakedCopies lists containerd's checkpoint copies in its temporary
+// directory.
+func leakedCopies(t *testing.T) []string {
+	t.Helper()
+	var all []string
+	for _, d := range engine.LeakDirs() {
+		m, err := filepath.Glob(filepath.Join(d, engine.LeakPattern))
+		must(t, err)
+		all = append(all, m...)
+	}
+	return all
 }

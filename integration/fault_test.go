@@ -45,8 +45,14 @@ func (e *env) faultCkpt(env []string, args ...string) (killed bool) {
 // fault points the operation passed, in order, each once.
 func (e *env) points(args ...string) []string {
 	e.t.Helper()
+	return e.tracePoints(nil, args...)
+}
+
+// tracePoints is points with env added to ckpt's environment.
+func (e *env) tracePoints(env []string, args ...string) []string {
+	e.t.Helper()
 	trace := filepath.Join(e.t.TempDir(), "trace")
-	if e.faultCkpt([]string{"CKPT_FAULT_TRACE=" + trace}, args...) {
+	if e.faultCkpt(append(env, "CKPT_FAULT_TRACE="+trace), args...) {
 		e.t.Fatal("killed without a fault point set")
 	}
 	b, err := os.ReadFile(trace)

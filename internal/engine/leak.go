@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,7 +14,8 @@ import (
 // a second copy of the container's memory behind. images is the directory that
 // holds the engine's output; only a directory holding exactly the same files
 // with the same sizes, whose small files are byte for byte the same, is
-// removed. It returns the number of bytes freed.
+// removed, and so is one of symbolic links to them (symlinkTree). It returns
+// the number of bytes freed.
 func RemoveLeakedCopy(images string) (int64, error) {
 	want, err := listFiles(images)
 	if err != nil {
@@ -23,12 +25,14 @@ func RemoveLeakedCopy(images string) (int64, error) {
 	for _, d := range LeakDirs() {
 		cands, _ := filepath.Glob(filepath.Join(d, LeakPattern))
 		for _, c := range cands {
-			if !sameImages(images, want, c) {
-				continue
-			}
 			n := int64(0)
-			for _, f := range want {
-				n += f.size
+			switch {
+			case sameImages(images, want, c):
+				for _, f := range want {
+					n += f.size
+				}
+			case !linksTo(images, want, c):
+				continue
 			}
 			if err := os.RemoveAll(c); err != nil {
 				return freed, err
@@ -96,6 +100,28 @@ func sameImages(images string, want []fileInfo, dir string) bool {
 		a, err1 := os.ReadFile(filepath.Join(images, f.name))
 		b, err2 := os.ReadFile(filepath.Join(dir, f.name))
 		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			return false
+		}
+	}
+	return true
+}
+
+// linksTo reports whether dir holds symbolic links to the image files of
+// images, as symlinkTree makes them, and nothing else.
+func linksTo(images string, want []fileInfo, dir string) bool {
+	abs, err := filepath.Abs(images)
+	if err != nil {
+		return false
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != len(want) {
+		return false
+	}
+	for i, e := range ents { // both sorted by name
+		if e.Name() != want[i].name || e.Type() != fs.ModeSymlink {
+			return false
+		}
+		if t, err := os.Readlink(filepath.Join(dir, e.Name())); err != nil || t != linkTo(filepath.Join(abs, e.Name())) {
 			return false
 		}
 	}
