@@ -23,6 +23,11 @@
 // drops; /state then also says the peer's id and how many calls succeeded
 // and failed. APP_CWD=DIR makes it work in DIR, as a database server does in
 // its data directory (CRIU then checks DIR's mode on restore).
+// APP_LISTEN=ADDR listens on ADDR instead of :8080 (a process run on the
+// host, as bench/perf.sh runs it for raw CRIU). APP_WARM_SECONDS=N makes
+// /state answer 503 for the first N seconds, as an app warming a cache
+// would: a restored process answers at once. POST /touch?pct=P writes new
+// random bytes over the first P percent of the APP_ALLOC_MB memory.
 //
 //go:debug multipathtcp=0
 package main
@@ -50,6 +55,7 @@ type state struct {
 	peerErrors int64
 	held       *os.File
 	ballast    []byte
+	warm       bool
 }
 
 func main() {
@@ -92,6 +98,15 @@ func main() {
 		dataDir = "/data"
 	}
 	go s.tick(dataDir)
+	warmFor, _ := strconv.Atoi(os.Getenv("APP_WARM_SECONDS"))
+	s.warm = warmFor <= 0
+	if !s.warm {
+		time.AfterFunc(time.Duration(warmFor)*time.Second, func() {
+			s.mu.Lock()
+			s.warm = true
+			s.mu.Unlock()
+		})
+	}
 	if peer := os.Getenv("APP_PEER"); peer != "" {
 		go s.askPeer(peer)
 	}
@@ -99,6 +114,10 @@ func main() {
 	http.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if !s.warm {
+			http.Error(w, "warming", http.StatusServiceUnavailable)
+			return
+		}
 		json.NewEncoder(w).Encode(map[string]any{"id": s.id, "counter": s.counter, "pid": os.Getpid(),
 			"peer_id": s.peerID, "peer_calls": s.peerCalls, "peer_errors": s.peerErrors})
 	})
@@ -146,8 +165,18 @@ func main() {
 			http.Error(w, err.Error(), 500)
 		}
 	})
-	log.Printf("testapp %s listening on :8080", s.id)
-	log.Fatal(http.ListenAndServe(":8080", nil))
+	http.HandleFunc("POST /touch", func(w http.ResponseWriter, r *http.Request) {
+		pct, _ := strconv.Atoi(r.URL.Query().Get("pct"))
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		rand.Read(s.ballast[:len(s.ballast)*min(max(pct, 0), 100)/100])
+	})
+	addr := os.Getenv("APP_LISTEN")
+	if addr == "" {
+		addr = ":8080"
+	}
+	log.Printf("testapp %s listening on %s", s.id, addr)
+	log.Fatal(http.ListenAndServe(addr, nil))
 }
 
 func (s *state) tick(dataDir string) {
