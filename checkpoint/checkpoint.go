@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -132,8 +133,10 @@ type saver struct {
 	upper   string
 	pending *store.Pending
 	m       *format.Manifest
-	phase   time.Time
 	ck      *store.Checkpoint
+	// mu serializes the phases' reports and timings: capture runs phases
+	// at once.
+	mu sync.Mutex
 	// holder is the network holder whose namespace the container shares,
 	// if it does.
 	holder *container.InspectResponse
@@ -160,7 +163,7 @@ func SaveContainer(ctx context.Context, opts Options, ref string) (res Result) {
 	if opts.Mode == "" {
 		opts.Mode = format.ModeHot
 	}
-	s := &saver{opts: opts, eng: opts.Engine, host: opts.Host, rep: progress.Or(opts.Progress), start: start, phase: start}
+	s := &saver{opts: opts, eng: opts.Engine, host: opts.Host, rep: progress.Or(opts.Progress), start: start}
 	if err := preflight.Engine(s.eng.System()); err != nil {
 		res.Err = err
 		return res
@@ -211,9 +214,7 @@ func (s *saver) run(ctx context.Context) error {
 		steps.Step{Name: "restart policy", Do: s.holdRestartPolicy, Undo: s.putRestartPolicyBack},
 		steps.Step{Name: "pause", Do: s.pause, Undo: s.unpause},
 		steps.Step{Name: "checkpoint", Do: s.checkpoint, Undo: s.recover},
-		steps.Step{Name: "images", Do: s.adoptImages},
-		steps.Step{Name: "volumes", Do: s.captureMounts},
-		steps.Step{Name: "layer", Do: s.captureLayer},
+		steps.Step{Name: "capture", Do: s.capture},
 		steps.Step{Name: "commit", Do: s.commit},
 		steps.Step{Name: "finish", Do: s.finish},
 		steps.Step{Name: "done", Do: s.clearJournal},
@@ -360,13 +361,14 @@ func (s *saver) unpause(ctx context.Context) error {
 func (s *saver) checkpoint(cancelled context.Context) error {
 	ctx := context.WithoutCancel(cancelled)
 	exit := !s.m.LeftRunning && !s.killAfter
+	began := time.Now()
 	if !s.hot() {
 		s.rep.Report(progress.Event{Container: s.name, Phase: "stop"})
 		s.stopped = true
 		if err := s.eng.ContainerStop(ctx, s.c.ID, container.StopOptions{}); err != nil {
 			return fmt.Errorf("cannot stop %s: %w", s.name, err)
 		}
-		s.done("stop", 0)
+		s.done("stop", began, 0)
 		return nil
 	}
 	s.rep.Report(progress.Event{Container: s.name, Phase: "checkpoint"})
@@ -400,7 +402,7 @@ func (s *saver) checkpoint(cancelled context.Context) error {
 			return err
 		}
 	}
-	s.done("checkpoint", 0)
+	s.done("checkpoint", began, 0)
 	return nil
 }
 
@@ -466,12 +468,22 @@ func (s *saver) recover(ctx context.Context) error {
 	return nil
 }
 
+// capture takes the CRIU images into the checkpoint's file list, and
+// archives the volumes and the writable layer, all at once: the container's
+// processes can no longer change any of them (the checkpoint stopped them,
+// or they stay frozen until the commit). Each phase's timing is its own;
+// they overlap.
+func (s *saver) capture(ctx context.Context) error {
+	return steps.Together(ctx, s.adoptImages, s.captureMounts, s.captureLayer)
+}
+
 // adoptImages takes the images the engine wrote into the checkpoint's file
 // list, hashing them.
 func (s *saver) adoptImages(ctx context.Context) error {
 	if !s.hot() {
 		return nil
 	}
+	began := time.Now()
 	files, err := s.pending.Adopt(format.ImagesDir)
 	if err != nil {
 		return err
@@ -481,18 +493,19 @@ func (s *saver) adoptImages(ctx context.Context) error {
 			s.m.MemoryBytes += f.Size
 		}
 	}
-	s.done("images", s.m.MemoryBytes)
+	s.done("images", began, s.m.MemoryBytes)
 	return nil
 }
 
 // captureLayer archives the writable layer.
 func (s *saver) captureLayer(ctx context.Context) error {
+	began := time.Now()
 	stats, err := s.writeArchive(ctx, format.LayerFile, s.upper, archive.Overlay)
 	if err != nil {
 		return fmt.Errorf("writable layer: %w", err)
 	}
 	s.m.Layer = format.Layer{Archive: format.LayerFile, Entries: stats.Entries, Bytes: stats.Bytes, Deleted: stats.Deleted}
-	s.done("layer", stats.Bytes)
+	s.done("layer", began, stats.Bytes)
 	return nil
 }
 
@@ -650,6 +663,7 @@ func (s *saver) captureMounts(ctx context.Context) error {
 				return fmt.Errorf("volume %s: %w", mnt.Name, err)
 			}
 			rel := format.VolumesDir + "/" + mnt.Name + ".tar"
+			began := time.Now()
 			stats, err := s.writeArchive(ctx, rel, mnt.Source, archive.Plain)
 			if err != nil {
 				return fmt.Errorf("volume %s: %w", mnt.Name, err)
@@ -659,7 +673,7 @@ func (s *saver) captureMounts(ctx context.Context) error {
 				Destination: mnt.Destination, Anonymous: !named[mnt.Name],
 				Archive: rel, Bytes: stats.Bytes, Entries: stats.Entries,
 			})
-			s.done("volume "+mnt.Name, stats.Bytes)
+			s.done("volume "+mnt.Name, began, stats.Bytes)
 		case "tmpfs":
 			// CRIU saves the contents of tmpfs mounts with the process images.
 		default:
@@ -686,11 +700,12 @@ func (s *saver) writeArchive(ctx context.Context, rel, root string, kind archive
 	return stats, err
 }
 
-// done records the end of a phase in the manifest and reports it.
-func (s *saver) done(phase string, bytes int64) {
-	now := time.Now()
-	d := now.Sub(s.phase)
-	s.phase = now
+// done records the end of a phase begun at began in the manifest and
+// reports it.
+func (s *saver) done(phase string, began time.Time, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := time.Since(began)
 	s.m.Timings = append(s.m.Timings, format.Timing{Phase: phase, Millis: d.Milliseconds()})
 	s.rep.Report(progress.Event{Container: s.name, Phase: phase, Elapsed: d, Bytes: bytes})
 }

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/ckpt-dev/ckpt/internal/fault"
 )
@@ -78,4 +80,50 @@ func Each[R any](ctx context.Context, names []string, one func(string) R, failed
 		return results, errs[0]
 	}
 	return results, errors.Join(errs...)
+}
+
+// Together runs fns at the same time and waits for all of them. The first
+// to fail cancels the context of the others, and its error is returned. A
+// fn that ends its goroutine (runtime.Goexit: how the unit tests kill an
+// operation at an engine call, as SIGKILL would) ends the caller's too,
+// once the others have returned.
+func Together(ctx context.Context, fns ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		first  error
+		exited bool
+		wg     sync.WaitGroup
+	)
+	for _, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			returned := false
+			defer func() {
+				if !returned {
+					mu.Lock()
+					exited = true
+					mu.Unlock()
+					cancel()
+				}
+			}()
+			err := fn(ctx)
+			returned = true
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if exited {
+		runtime.Goexit()
+	}
+	return first
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"runtime"
 	"testing"
 )
 
@@ -103,5 +104,43 @@ func TestEach(t *testing.T) {
 	rs, err = Each(ctx, []string{"a"}, one, failed)
 	if len(rs) != 0 || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v, %v", rs, err)
+	}
+}
+
+// TestTogether: all run at once; the first error is returned and cancels
+// the others; a fn that ends its goroutine ends the caller's too.
+func TestTogether(t *testing.T) {
+	boom := errors.New("boom")
+	a, b := make(chan struct{}), make(chan struct{})
+	var cancelled bool
+	err := Together(context.Background(),
+		func(ctx context.Context) error {
+			close(a)
+			<-b // both run at once
+			<-ctx.Done()
+			cancelled = true
+			return ctx.Err()
+		},
+		func(ctx context.Context) error {
+			close(b)
+			<-a
+			return boom
+		},
+	)
+	if err != boom || !cancelled {
+		t.Errorf("err %v, the other cancelled %v", err, cancelled)
+	}
+	if err := Together(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Errorf("nothing failed: %v", err)
+	}
+
+	returned := make(chan bool)
+	go func() {
+		defer func() { returned <- false }()
+		Together(context.Background(), func(context.Context) error { runtime.Goexit(); return nil })
+		returned <- true
+	}()
+	if <-returned {
+		t.Error("Together returned after a fn ended its goroutine")
 	}
 }

@@ -30,7 +30,9 @@ type Pending struct {
 	container string
 	dir       string
 	final     string
-	files     []format.File
+	// mu guards files: a save writes several files at once.
+	mu    sync.Mutex
+	files []format.File
 }
 
 // Begin starts writing checkpoint name of container. The caller must hold
@@ -110,7 +112,7 @@ func (f *File) Close() error {
 	if err != nil {
 		return err
 	}
-	f.p.files = append(f.p.files, format.File{Path: f.rel, Size: f.n, SHA256: hex.EncodeToString(f.h.Sum(nil))})
+	f.p.add(format.File{Path: f.rel, Size: f.n, SHA256: hex.EncodeToString(f.h.Sum(nil))})
 	return nil
 }
 
@@ -180,8 +182,15 @@ func (p *Pending) Adopt(rel string) ([]format.File, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	p.files = append(p.files, added...)
+	p.add(added...)
 	return added, syncTree(root)
+}
+
+// add records files written into the pending checkpoint.
+func (p *Pending) add(files ...format.File) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.files = append(p.files, files...)
 }
 
 // hashAndSync returns the file list entry of the file at path, a file of
