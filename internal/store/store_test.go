@@ -1137,3 +1137,20 @@ func TestRemoveCrash(t *testing.T) {
 		t.Errorf("left %d entries", len(ents))
 	}
 }
+
+// TestVerifyNamesFirst: with several damaged files, checked at once, the
+// error names the first in the manifest's order, every time.
+func TestVerifyNamesFirst(t *testing.T) {
+	s := newStore(t)
+	files := map[string]string{}
+	for i := range 8 {
+		files[fmt.Sprintf("f%d", i)] = strings.Repeat("x", 1<<16)
+	}
+	ck := save(t, s, "web", "cp1", time.Now(), files)
+	for _, f := range []string{"f2", "f5", "f7"} {
+		must(t, os.Truncate(ck.Path(f), 1))
+	}
+	for range 20 {
+		wantErr(t, ck.Verify(context.Background()), "f2 has 1 bytes")
+	}
+}
