@@ -91,7 +91,7 @@ func TestConcurrentSaves(t *testing.T) {
 	e.waitCounter(name, 2)
 
 	first := exec.Command(ckptBin, "save", "-q", name)
-	first.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	first.Env = e.environ()
 	var out1 strings.Builder
 	first.Stdout, first.Stderr = &out1, &out1
 	if err := first.Start(); err != nil {
@@ -157,7 +157,7 @@ func interruptSave(t *testing.T, sig syscall.Signal) {
 func (e *env) saveUntilCheckpointing(name string, out *strings.Builder) *exec.Cmd {
 	e.t.Helper()
 	cmd := exec.Command(ckptBin, "save", name)
-	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	cmd.Env = e.environ()
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -181,7 +181,7 @@ func TestSaveReaderGone(t *testing.T) {
 	e.startApp(name, appOpts{})
 	before := e.waitCounter(name, 2)
 	cmd := exec.Command(ckptBin, "save", name)
-	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	cmd.Env = e.environ()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

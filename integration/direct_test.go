@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -36,7 +35,7 @@ func TestCheckpointPathsEngineView(t *testing.T) {
 			before := e.waitCounter(name, 2)
 			since := time.Now()
 			cmd := exec.Command(ckptBin, "save", name)
-			cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store, engine.ViaEnv+"="+via)
+			cmd.Env = e.environ(engine.ViaEnv + "=" + via)
 			out, err := cmd.CombinedOutput()
 			t.Logf("ckpt save (%s=%s): %v\n%s", engine.ViaEnv, via, err, out)
 			if err != nil {

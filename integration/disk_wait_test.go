@@ -47,7 +47,7 @@ func TestSaveWaitsOutDiskSleep(t *testing.T) {
 	}
 
 	cmd := exec.Command(ckptBin, "save", name)
-	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	cmd.Env = e.environ()
 	pr, pw, err := os.Pipe()
 	must(t, err)
 	cmd.Stdout, cmd.Stderr = pw, pw

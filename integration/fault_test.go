@@ -26,7 +26,7 @@ func (e *env) faultCkpt(env []string, args ...string) (killed bool) {
 		e.t.Fatalf("no fault build of ckpt (go build -tags ckptfault ./cmd/ckpt): %v", err)
 	}
 	cmd := exec.Command(ckptFaultBin, args...)
-	cmd.Env = append(append(os.Environ(), "CKPT_STORE="+e.store), env...)
+	cmd.Env = e.environ(env...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

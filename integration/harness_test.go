@@ -246,7 +246,7 @@ type result struct {
 func (e *env) ckpt(args ...string) result {
 	e.t.Helper()
 	cmd := exec.Command(ckptBin, args...)
-	cmd.Env = append(os.Environ(), "CKPT_STORE="+e.store)
+	cmd.Env = e.environ()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -268,6 +268,12 @@ func (e *env) mustCkpt(args ...string) result {
 		e.t.Fatalf("ckpt %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
 	}
 	return r
+}
+
+// environ is the environment a ckpt command of the test runs with: this
+// process's, with the test's store, plus extra.
+func (e *env) environ(extra ...string) []string {
+	return append(append(os.Environ(), "CKPT_STORE="+e.store), extra...)
 }
 
 // appOpts configure a test app container.

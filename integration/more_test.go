@@ -248,7 +248,7 @@ func TestDockerCLIPlugin(t *testing.T) {
 	dockerCLI := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command("docker", args...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "CKPT_STORE="+e.store)
+		cmd.Env = e.environ("DOCKER_CONFIG=" + cfg)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
