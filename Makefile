@@ -4,7 +4,7 @@ BIN     := bin/ckpt
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ckpt-dev/ckpt/cmd/ckpt/app.Version=$(VERSION)
 
-.PHONY: all build setup demo test unit fuzz check bench soak docs vm-test vagrant-validate engine-matrix clean
+.PHONY: all build setup demo test unit fuzz check bench perf soak docs vm-test vagrant-validate engine-matrix clean
 
 all: build
 
@@ -79,6 +79,11 @@ docs: build
 # Speed and size on this machine; see bench/README.md.
 bench: setup build
 	bench/run.sh
+
+# ckpt side by side with raw CRIU, podman and the engine alone, written to
+# docs/performance.md (not in CI; about 15 minutes).
+perf: setup build
+	bench/perf.sh
 
 # CYCLES save/resume cycles of a container under load (not in CI).
 soak: setup build

@@ -9,14 +9,12 @@ cd "$(dirname "$0")/.."
 MEM_MB=${MEM_MB:-512}
 CKPT=${CKPT:-bin/ckpt}
 NAME=ckpt-bench-export
+VOLUME=ckpt-bench-export-data
 IMAGE=ckpt-bench:latest
-work=$(mktemp -d /var/tmp/ckpt-bench-export.XXXXXX)
-export CKPT_STORE=$work/store
-trap 'docker rm -f "$NAME" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-CGO_ENABLED=0 go build -o "$work/app" ./internal/testapp
-tar -C "$work" -c app | docker import -c 'ENTRYPOINT ["/app"]' - "$IMAGE" >/dev/null
-docker run -d --name "$NAME" -e APP_ALLOC_MB="$MEM_MB" -e APP_ALLOC_KIND="${KIND:-random}" "$IMAGE" >/dev/null
-sleep 8
+. bench/lib.sh
+bench_init ckpt-bench-export
+docker run -d --name "$NAME" -p 127.0.0.1::8080 -e APP_ALLOC_MB="$MEM_MB" -e APP_ALLOC_KIND="${KIND:-random}" "$IMAGE" >/dev/null
+bench_wait "$NAME"
 "$CKPT" save -q "$NAME" >/dev/null
 echo "checkpoint of a container with $MEM_MB MiB of ${KIND:-random} memory: $(du -sh "$CKPT_STORE/containers/$NAME/checkpoints" | cut -f1)"
 for c in none zstd gzip; do

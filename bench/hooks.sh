@@ -6,17 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CKPT=${CKPT:-bin/ckpt}
 PARALLEL=${PARALLEL:-2}
+NAME=ckpt-bench-1
+VOLUME=ckpt-bench-hooks-data
 IMAGE=ckpt-bench:latest
-work=$(mktemp -d /var/tmp/ckpt-bench-hooks.XXXXXX)
-export CKPT_STORE=$work/store
 remove_containers() { docker ps -aq --filter label=io.ckpt.bench=1 | xargs -r docker rm -f >/dev/null; }
-cleanup() {
-	remove_containers
-	rm -rf "$work"
-}
-trap cleanup EXIT
-CGO_ENABLED=0 go build -o "$work/app" ./internal/testapp
-tar -C "$work" -c app | docker import -c 'ENTRYPOINT ["/app"]' - "$IMAGE" >/dev/null
+bench_more_cleanup() { remove_containers; }
+. bench/lib.sh
+bench_init ckpt-bench-hooks
 cat >"$work/policy.yaml" <<POL
 deadline: 10m
 parallel: $PARALLEL
@@ -29,9 +25,9 @@ POL
 
 for n in "${@:-10 20}"; do
 	for i in $(seq 1 "$n"); do
-		docker run -d --name "ckpt-bench-$i" --label io.ckpt.bench=1 "$IMAGE" >/dev/null
+		docker run -d --name "ckpt-bench-$i" -p 127.0.0.1::8080 --label io.ckpt.bench=1 "$IMAGE" >/dev/null
 	done
-	sleep 2
+	for i in $(seq 1 "$n"); do bench_wait "ckpt-bench-$i"; done
 	t0=$(date +%s.%N)
 	"$CKPT" hook run shutdown --policy "$work/policy.yaml" | tail -n1
 	t1=$(date +%s.%N)

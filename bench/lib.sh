@@ -1,8 +1,8 @@
-# bench/lib.sh — sourced by bench/run.sh and bench/soak.sh, after they set
-# NAME (the container), VOLUME and IMAGE: bench_init makes the work
-# directory $work with the store in it (CKPT_STORE), removes the container,
-# the volume and $work when the script exits, and imports the test app
-# (internal/testapp) as $IMAGE.
+# bench/lib.sh — sourced by the benchmarks after they set NAME (the
+# container), VOLUME and IMAGE: bench_init makes the work directory $work
+# with the store in it (CKPT_STORE), removes the container, the volume,
+# whatever bench_more_cleanup (when defined) removes, and $work when the
+# script exits, and imports the test app (internal/testapp) as $IMAGE.
 bench_init() {
 	work=$(mktemp -d "/var/tmp/$1.XXXXXX")
 	export CKPT_STORE=$work/store
@@ -14,5 +14,12 @@ bench_init() {
 bench_cleanup() {
 	docker rm -f "$NAME" >/dev/null 2>&1 || true
 	docker volume rm "$VOLUME" >/dev/null 2>&1 || true
+	if declare -F bench_more_cleanup >/dev/null; then bench_more_cleanup; fi
 	rm -rf "$work"
+}
+
+# bench_wait CONTAINER: until the test app in CONTAINER (port 8080
+# published) answers.
+bench_wait() {
+	until curl -fsS "http://$(docker port "$1" 8080/tcp | head -n1)/state" >/dev/null 2>&1; do sleep 0.05; done
 }

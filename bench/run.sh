@@ -23,7 +23,7 @@ start() {
 	data=$(docker volume inspect -f '{{.Mountpoint}}' "$VOLUME")
 	for i in $(seq 1 64); do head -c $((VOL_MB * 1024 * 1024 / 64)) /dev/urandom >"$data/blob-$i"; done
 	docker run -d --name "$NAME" -p 127.0.0.1::8080 -v "$VOLUME:/data" -e APP_ALLOC_MB="$MEM_MB" "$IMAGE" >/dev/null
-	until curl -fsS "http://$(docker port "$NAME" 8080/tcp | head -n1)/state" >/dev/null 2>&1; do sleep 0.2; done
+	bench_wait "$NAME"
 	sync
 }
 

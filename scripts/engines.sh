@@ -22,6 +22,8 @@
 # enough for this kernel, else the host's (scripts/setup.sh).
 #
 # Adding an engine is one line of the table: name, Debian suite, packages.
+# The podman row is not an engine of the matrix (make engine-matrix runs
+# ENGINES): it is sid's podman beside a dockerd, for bench/perf.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -32,6 +34,7 @@ export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 table='
 trixie  trixie  docker.io,docker-cli,containerd,runc,criu,iptables,iproute2,ca-certificates,procps,openssh-client,docker-compose,e2fsprogs
 sid     sid     docker.io,docker-cli,containerd,runc,criu,iptables,iproute2,ca-certificates,procps,openssh-client,docker-compose,e2fsprogs
+podman  sid     docker.io,docker-cli,containerd,runc,criu,iptables,iproute2,ca-certificates,procps,podman,nftables
 '
 
 say() { echo "engines: $*" >&2; }
