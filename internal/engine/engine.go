@@ -75,11 +75,34 @@ const ViaEnv = "CKPT_CHECKPOINT_VIA"
 func (e *Engine) CheckpointCreate(ctx context.Context, id string, opts checkpoint.CreateOptions) error {
 	if os.Getenv(ViaEnv) != "engine" && strings.HasPrefix(e.DaemonHost(), "unix://") {
 		err := ctrd.Checkpoint(ctx, id, filepath.Join(opts.CheckpointDir, opts.CheckpointID), opts.Exit)
+		if err == nil && opts.Exit {
+			return e.waitStopped(ctx, id)
+		}
 		if !errors.Is(err, ctrd.ErrUnavailable) {
 			return err
 		}
 	}
 	return e.Client.CheckpointCreate(ctx, id, opts)
+}
+
+// stopWait bounds how long waitStopped waits for the engine.
+const stopWait = 30 * time.Second
+
+// waitStopped returns once the engine sees container id stopped. After a
+// checkpoint through containerd the task is gone at once, but the engine
+// learns it from containerd's events, in its own time: until then it
+// still calls the container running, and a save that fails right after
+// its checkpoint would not start it again.
+func (e *Engine) waitStopped(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, stopWait)
+	defer cancel()
+	waited, errs := e.Client.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	select {
+	case <-waited:
+		return nil
+	case err := <-errs:
+		return fmt.Errorf("the engine did not see %s stop after its checkpoint within %v: %w", id, stopWait, err)
+	}
 }
 
 // System returns the engine's system information, read at connect time.
