@@ -683,9 +683,10 @@ func (s *saver) captureMounts(ctx context.Context) error {
 	return nil
 }
 
-// writeArchive streams the tree at root into the checkpoint file rel.
+// writeArchive streams the tree at root into the checkpoint file rel, in
+// the store's chunks.
 func (s *saver) writeArchive(ctx context.Context, rel, root string, kind archive.Kind) (archive.Stats, error) {
-	f, err := s.pending.Create(rel)
+	f, err := s.pending.CreateChunked(rel)
 	if err != nil {
 		return archive.Stats{}, err
 	}

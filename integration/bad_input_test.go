@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,15 +62,19 @@ func TestFlippedByteInMemoryImage(t *testing.T) {
 	e.startApp(name, appOpts{volume: vol})
 	e.waitCounter(name, 2)
 	e.mustCkpt("save", name)
-	path := checkpointFile(t, e.store, name, "criu/pages-1.img")
-	flipByte(t, path, 4096+17)
-	ck := filepath.Base(filepath.Dir(filepath.Dir(path)))
+	ck := filepath.Base(filepath.Dir(checkpointFile(t, e.store, name, "manifest.json")))
+	// The memory images are in chunks: the byte flipped is in one of them.
+	path, at, chunk := storedByte(t, e.store, name, "criu/pages-1.img", 4096+17)
+	if chunk < 0 {
+		t.Fatal("the memory images are not in chunks")
+	}
+	flipByte(t, path, at)
 	removeContainer(t, name)
 	if err := docker.VolumeRemove(context.Background(), vol, false); err != nil {
 		t.Fatal(err)
 	}
 	wantExit(t, e.ckpt("resume", name), 1,
-		"ckpt: error: checkpoint "+name+":"+ck+" is damaged: criu/pages-1.img: sha256 mismatch\n"+
+		fmt.Sprintf("ckpt: error: checkpoint %s:%s is damaged: criu/pages-1.img: chunk %d (%s): sha256 mismatch\n", name, ck, chunk, filepath.Base(path)[:12])+
 			"ckpt: hint: nothing was started or changed; resume an older checkpoint with --from NAME (ckpt ls "+name+"), or remove this one with ckpt rm "+name+" "+ck+"\n")
 	if c := e.inspect(name); c != nil {
 		t.Fatalf("a container %s was created (%s)", name, c.State.Status)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
 // Memory continues in the same container: save stops it, resume brings the
@@ -240,6 +242,36 @@ func checkpointFile(t *testing.T, store, container, rel string) string {
 		t.Fatalf("checkpoints of %s: %v %v", container, dirs, err)
 	}
 	return filepath.Join(dirs[0], rel)
+}
+
+// storedByte returns where byte off of the checkpoint file rel of the one
+// checkpoint of container is on disk: the file, or the chunk that holds
+// it, and the offset there; and the chunk's index (-1 for a file).
+func storedByte(t *testing.T, root, container, rel string, off int64) (path string, at int64, chunk int) {
+	t.Helper()
+	st, err := store.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := st.Latest(container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range ck.Manifest.Files {
+		if f.Path != rel {
+			continue
+		}
+		paths := ck.Stored(rel)
+		for i, c := range f.Chunks {
+			if off < c.Size {
+				return paths[i], off, i
+			}
+			off -= c.Size
+		}
+		return paths[0], off, -1
+	}
+	t.Fatalf("checkpoint %s:%s has no file %s", container, ck.Name, rel)
+	return "", 0, 0
 }
 
 func flipByte(t *testing.T, path string, at int64) {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -501,10 +500,16 @@ func (r *resumer) start(ctx context.Context) error {
 	memErr := r.memErr
 	if memErr == nil {
 		var log []byte
-		err := r.opts.Host.WithOptions(r.criuOptions(id), func() (err error) {
-			log, err = r.eng.StartFromCheckpoint(ctx, id, r.ck.Path(format.ImagesDir))
-			return err
-		})
+		images, done, err := r.ck.Place(ctx, format.ImagesDir)
+		if err != nil {
+			err = fmt.Errorf("cannot put the memory images together from the store's chunks: %w", err)
+		} else {
+			err = r.opts.Host.WithOptions(r.criuOptions(id), func() (err error) {
+				log, err = r.eng.StartFromCheckpoint(ctx, id, images)
+				return err
+			})
+			done()
+		}
 		if err == nil {
 			r.res.MemoryRestored = true
 			return nil
@@ -866,7 +871,7 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 
 // extract unpacks checkpoint archive rel into dst.
 func (r *resumer) extract(ctx context.Context, rel, dst string, kind archive.Kind) (archive.Stats, error) {
-	f, err := os.Open(r.ck.Path(rel))
+	f, err := r.ck.Open(rel)
 	if err != nil {
 		return archive.Stats{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -109,8 +110,14 @@ func TestResumeSameContainer(t *testing.T) {
 	if c.ID != e.id || !c.State.Running || c.HostConfig.RestartPolicy.Name != "always" {
 		t.Errorf("web: id %s, %s, restart policy %q", c.ID, c.State.Status, c.HostConfig.RestartPolicy.Name)
 	}
-	if got := e.f.RestoredFrom(e.id); got != e.ck.Path(format.ImagesDir) {
-		t.Errorf("started from %q", got)
+	// The memory images are in chunks: CRIU read them put together
+	// beside the checkpoint, in a directory gone after the resume.
+	got := e.f.RestoredFrom(e.id)
+	if want := filepath.Join(filepath.Dir(e.ck.Dir), ".tmp-"+e.ck.Name+".placed", format.ImagesDir); got != want {
+		t.Errorf("started from %q, want %q", got, want)
+	}
+	if _, err := os.Lstat(filepath.Dir(got)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the images put together are still there: %v", err)
 	}
 	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "volume data exists and is not empty: kept its current contents") {
 		t.Errorf("notes %q", r.Notes)
@@ -181,7 +188,7 @@ func TestResumeRefused(t *testing.T) {
 			must(t, e.st.Remove("web", e.ck.Name))
 		}, "no checkpoint"},
 		{"damaged checkpoint", func(t *testing.T, e *env) {
-			must(t, os.WriteFile(e.ck.Path(format.LayerFile), []byte("tampered"), 0o600))
+			must(t, os.WriteFile(e.ck.Stored(format.LayerFile)[0], []byte("tampered"), 0o600))
 		}, "layer"},
 		{"image gone", func(t *testing.T, e *env) {
 			e.removeAll(t)
@@ -239,7 +246,7 @@ func TestResumeFailureUndone(t *testing.T) {
 		{"network cannot be created", func(e *env) { e.f.FailOn("NetworkCreate", errBoom) }, "cannot recreate network backend"},
 		{"volume cannot be created", func(e *env) { e.f.FailOn("VolumeCreate", errBoom) }, "cannot recreate volume data"},
 		{"volume cannot be filled", func(e *env) {
-			e.f.Before("VolumeCreate", func() { os.Remove(e.ck.Path(e.ck.Manifest.Volumes[0].Archive)) })
+			e.f.Before("VolumeCreate", func() { os.Remove(e.ck.Stored(e.ck.Manifest.Volumes[0].Archive)[0]) })
 		}, "volume data"},
 		{"container cannot be created", func(e *env) { e.f.FailOn("Create", errBoom) }, "cannot recreate container web"},
 		{"network cannot be connected", func(e *env) { e.f.FailOn("NetworkConnect", errBoom) }, "cannot connect web to network backend"},

@@ -16,7 +16,11 @@ import (
 
 // Version is the store format this build writes. A manifest with a higher
 // version is refused.
-const Version = 2
+const Version = 3
+
+// FirstChunked is the first format version whose files may be stored as
+// chunks (File.Chunks).
+const FirstChunked = 3
 
 // Store layout: <store>/containers/<container name>/...
 const (
@@ -54,6 +58,14 @@ const (
 	ImagesDir = "criu"
 	// VolumesDir holds one tar archive per named volume: <volume name>.tar.
 	VolumesDir = "volumes"
+	// ChunksDir, at the store's root, holds the chunks that checkpoint files
+	// are made of (format 3): ChunksDir/sha256/<first two hex>/<hex sha256>,
+	// shared by every checkpoint whose files hold the same bytes.
+	ChunksDir = "chunks"
+	// ChunksLock, in ChunksDir, is flock(2)ed shared by every save and import
+	// while it writes chunks no manifest lists yet, and exclusively by the
+	// collection of unused chunks.
+	ChunksLock = "lock"
 	// HooksDir, at the store's root, holds the host hooks' records.
 	HooksDir = "hooks"
 	// ShutdownRecord, in HooksDir, lists what the last shutdown hook saved,
@@ -209,6 +221,27 @@ type File struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Chunks, when present, are the file's contents in order: the file is
+	// not in the checkpoint's directory but in the store's chunks
+	// (ChunksDir), and its bytes are their concatenation.
+	Chunks []Chunk `json:"chunks,omitempty"`
+}
+
+// Chunk is a piece of a chunked file, stored once under its sha256.
+type Chunk struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// MaxChunk is the largest chunk ckpt writes; a manifest with a larger one
+// is refused.
+const MaxChunk = 4 << 20
+
+// Chunked says whether a save stores the file at rel as chunks: the CRIU
+// images of memory pages, the volumes' archives and the layer's, the
+// files that are large and change a little between two saves.
+func Chunked(rel string) bool {
+	return strings.HasPrefix(rel, ImagesDir+"/pages-") || strings.HasPrefix(rel, VolumesDir+"/") || rel == LayerFile
 }
 
 // Timing is the duration of one phase, in milliseconds.
@@ -256,6 +289,13 @@ const PhaseTotal = "total"
 func (m *Manifest) Check() error {
 	if err := CheckFiles(m.Files); err != nil {
 		return fmt.Errorf("%s: %w", ManifestFile, err)
+	}
+	if m.FormatVersion < FirstChunked {
+		for _, f := range m.Files {
+			if f.Chunks != nil {
+				return fmt.Errorf("%s: file %q has chunks, which format version %d does not have", ManifestFile, f.Path, m.FormatVersion)
+			}
+		}
 	}
 	listed := make(map[string]bool, len(m.Files))
 	for _, f := range m.Files {
@@ -312,8 +352,24 @@ func CheckFiles(files []File) error {
 		if f.Size < 0 {
 			return fmt.Errorf("file %q: negative size", f.Path)
 		}
-		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != sha256.Size || strings.ToLower(f.SHA256) != f.SHA256 {
+		if !IsSHA256(f.SHA256) {
 			return fmt.Errorf("file %q: %q is not a sha256", f.Path, f.SHA256)
+		}
+		if f.Chunks == nil {
+			continue
+		}
+		var sum int64
+		for i, c := range f.Chunks {
+			if !IsSHA256(c.SHA256) {
+				return fmt.Errorf("file %q: chunk %d: %q is not a sha256", f.Path, i, c.SHA256)
+			}
+			if c.Size <= 0 || c.Size > MaxChunk {
+				return fmt.Errorf("file %q: chunk %d has %d bytes, not 1 to %d", f.Path, i, c.Size, MaxChunk)
+			}
+			sum += c.Size
+		}
+		if sum != f.Size {
+			return fmt.Errorf("file %q has %d bytes and chunks of %d", f.Path, f.Size, sum)
 		}
 	}
 	for _, f := range files {
@@ -324,6 +380,12 @@ func CheckFiles(files []File) error {
 		}
 	}
 	return nil
+}
+
+// IsSHA256 says whether s is a sha256 in lowercase hex.
+func IsSHA256(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size && strings.ToLower(s) == s
 }
 
 // checkPath checks that p is a path the store can hold: relative,

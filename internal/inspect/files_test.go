@@ -104,28 +104,28 @@ func TestMemoryRead(t *testing.T) {
 		{vaddr: 0x20000, pages: 1, flags: peParent},
 		{vaddr: 0x30000, pages: 1, flags: pePresent | peLazy, off: 2 * 4096},
 	}}
-	argv, trunc, why := readCommand(dir, m, 0x10000+4096-3, 0x10000+4096+3, 4096)
+	argv, trunc, why := readCommand(dirOpener(dir), m, 0x10000+4096-3, 0x10000+4096+3, 4096)
 	if !reflect.DeepEqual(argv, []string{"ab", "cd"}) || trunc || why != "" {
 		t.Errorf("across pages: %q %v %q", argv, trunc, why)
 	}
-	if argv, _, why := readCommand(dir, m, 0x30000, 0x30004, 4096); !reflect.DeepEqual(argv, []string{"xyz"}) || why != "" {
+	if argv, _, why := readCommand(dirOpener(dir), m, 0x30000, 0x30004, 4096); !reflect.DeepEqual(argv, []string{"xyz"}) || why != "" {
 		t.Errorf("lazy but present: %q %q", argv, why)
 	}
-	if _, _, why := readCommand(dir, m, 0x20000, 0x20010, 4096); why != "its pages are in the parent checkpoint's images" {
+	if _, _, why := readCommand(dirOpener(dir), m, 0x20000, 0x20010, 4096); why != "its pages are in the parent checkpoint's images" {
 		t.Errorf("parent: %q", why)
 	}
-	if _, _, why := readCommand(dir, m, 0x40000, 0x40010, 4096); why != "the page at 0x40000 is not in pagemap-1.img" {
+	if _, _, why := readCommand(dirOpener(dir), m, 0x40000, 0x40010, 4096); why != "the page at 0x40000 is not in pagemap-1.img" {
 		t.Errorf("absent: %q", why)
 	}
-	if _, _, why := readCommand(dir, m, 0x10000, 0x10000, 4096); why != "the process has no command line" {
+	if _, _, why := readCommand(dirOpener(dir), m, 0x10000, 0x10000, 4096); why != "the process has no command line" {
 		t.Errorf("empty: %q", why)
 	}
-	if _, _, why := readCommand(dir, m, ^uint64(0)-10, ^uint64(0), 4096); why == "" {
+	if _, _, why := readCommand(dirOpener(dir), m, ^uint64(0)-10, ^uint64(0), 4096); why == "" {
 		t.Error("no error at the top of the address space")
 	}
 	// A (corrupt) run at the very top of the address space: no overflow.
 	m.runs = append(m.runs, pageRun{vaddr: ^uint64(0) &^ 4095, pages: 1, flags: pePresent, off: 0})
-	if argv, _, why := readCommand(dir, m, ^uint64(0)-10, ^uint64(0), 4096); why != "" || len(argv) == 0 {
+	if argv, _, why := readCommand(dirOpener(dir), m, ^uint64(0)-10, ^uint64(0), 4096); why != "" || len(argv) == 0 {
 		t.Errorf("top of the address space: %q %q", argv, why)
 	}
 }

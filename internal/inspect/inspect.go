@@ -169,7 +169,7 @@ func Read(ck *store.Checkpoint) (*Report, error) {
 		return r, nil
 	}
 	r.PageSize = pageSize(m.Host.Arch)
-	procs, err := readImages(ck.Dir, m.Host.Arch, r.PageSize)
+	procs, err := readImages(ck.Dir, m.Host.Arch, r.PageSize, ck.OpenAt)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func taskState(s uint32) string {
 
 // readImages decodes the process tree and, for each process, its memory
 // map and open files.
-func readImages(dir, arch string, pageSize int64) ([]Process, error) {
+func readImages(dir, arch string, pageSize int64, open opener) ([]Process, error) {
 	tree, err := decodeAs[*pstree.PstreeEntry](dir, "pstree.img", "PSTREE")
 	if err != nil {
 		return nil, err
@@ -289,7 +289,7 @@ func readImages(dir, arch string, pageSize int64) ([]Process, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.Command, p.CommandTruncated, p.CommandUnavailable = readCommand(dir, mem, mme.GetMmArgStart(), mme.GetMmArgEnd(), pageSize)
+		p.Command, p.CommandTruncated, p.CommandUnavailable = readCommand(open, mem, mme.GetMmArgStart(), mme.GetMmArgEnd(), pageSize)
 		filesID, err := filesID(dir, p.PID, core)
 		if err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
 // Flags of a page map entry (criu/include/pagemap.h). Entries written
@@ -152,10 +153,10 @@ func (m *memory) find(addr uint64, pageSize int64) *pageRun {
 
 // read returns the bytes of memory from start to end, read from
 // pages-<id>.img page by page, or why it cannot.
-func (m *memory) read(dir string, start, end uint64, pageSize int64) ([]byte, string) {
+func (m *memory) read(open opener, start, end uint64, pageSize int64) ([]byte, string) {
 	pagesName := fmt.Sprintf("pages-%d.img", m.pagesID)
 	rel := filepath.ToSlash(filepath.Join(format.ImagesDir, pagesName))
-	f, err := os.Open(filepath.Join(dir, format.ImagesDir, pagesName))
+	f, err := open(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, rel + " is missing"
 	} else if err != nil {
@@ -190,8 +191,20 @@ func (m *memory) read(dir string, start, end uint64, pageSize int64) ([]byte, st
 	return buf, ""
 }
 
+// opener opens a checkpoint file (slash-separated, relative to the
+// checkpoint) for reading at offsets: Checkpoint.OpenAt, which reads
+// chunked files too, or dirOpener's plain files.
+type opener func(rel string) (store.ReaderAtCloser, error)
+
+// dirOpener opens the files of the checkpoint directory dir.
+func dirOpener(dir string) opener {
+	return func(rel string) (store.ReaderAtCloser, error) {
+		return os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+	}
+}
+
 // readCommand reads argv (from argStart to argEnd in the process's memory).
-func readCommand(dir string, m *memory, argStart, argEnd uint64, pageSize int64) (argv []string, truncated bool, unavailable string) {
+func readCommand(open opener, m *memory, argStart, argEnd uint64, pageSize int64) (argv []string, truncated bool, unavailable string) {
 	if argEnd <= argStart {
 		return nil, false, "the process has no command line"
 	}
@@ -199,7 +212,7 @@ func readCommand(dir string, m *memory, argStart, argEnd uint64, pageSize int64)
 	if end-argStart > maxArgv {
 		end, truncated = argStart+maxArgv, true
 	}
-	b, why := m.read(dir, argStart, end, pageSize)
+	b, why := m.read(open, argStart, end, pageSize)
 	if why != "" {
 		return nil, false, why
 	}

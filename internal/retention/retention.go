@@ -102,6 +102,11 @@ type Result struct {
 	// be), Freed their bytes.
 	Removed int
 	Freed   int64
+	// Chunks counts the store's chunks that the removals left unused and
+	// that were removed, ChunksFreed their bytes (a chunk shared with a
+	// kept checkpoint stays).
+	Chunks      int
+	ChunksFreed int64
 }
 
 // Failed reports whether anything went wrong.
@@ -208,6 +213,13 @@ func (p *Plan) Execute(ctx context.Context, st *store.Store, opts Options) (*Res
 			outcome(v, Removed, nil)
 		}
 		lock.Unlock()
+	}
+	if !opts.DryRun && res.Removed > 0 {
+		n, freed, _, err := st.CollectChunks()
+		if err != nil {
+			failure("", "", fmt.Errorf("unused chunks: %w", err))
+		}
+		res.Chunks, res.ChunksFreed = n, freed
 	}
 	return res, nil
 }

@@ -89,7 +89,13 @@ func (p *Pending) Commit(manifest []byte) (*Checkpoint, error) {
 	if err := atomicfile.SyncDir(filepath.Dir(p.final)); err != nil {
 		return nil, err
 	}
-	return &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: &m, Origin: origin}, nil
+	p.release()
+	// The engine's files now in chunks: a crash before they are gone
+	// leaves files the manifest does not list, which nothing reads.
+	for _, rel := range p.replaced {
+		os.Remove(filepath.Join(p.final, filepath.FromSlash(rel)))
+	}
+	return &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: &m, Origin: origin, chunks: p.pool}, nil
 }
 
 // sortedFiles returns a copy of files sorted by path (nil for none).
@@ -114,6 +120,8 @@ func sameFiles(listed, written []format.File) error {
 			return fmt.Errorf("%s has %d bytes, %s says %d", w[i].Path, w[i].Size, format.ManifestFile, l[i].Size)
 		case l[i].SHA256 != w[i].SHA256:
 			return fmt.Errorf("%s: sha256 mismatch", w[i].Path)
+		case !slices.Equal(l[i].Chunks, w[i].Chunks):
+			return fmt.Errorf("%s: its chunks are not those %s lists", w[i].Path, format.ManifestFile)
 		}
 	}
 	return nil

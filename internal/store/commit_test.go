@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,8 +117,8 @@ func TestCommitRefuses(t *testing.T) {
 		{"not JSON", func(*testing.T, *Pending) []byte { return []byte("{") }, "manifest.json: unexpected end of JSON input"},
 		{"other name", func(t *testing.T, _ *Pending) []byte { return rawManifest(t, "cp2", files) }, `manifest.json names checkpoint "cp2", not "cp1"`},
 		{"newer", func(t *testing.T, _ *Pending) []byte {
-			return bytes.Replace(rawManifest(t, "cp1", files), []byte(`"formatVersion":2`), []byte(`"formatVersion":3`), 1)
-		}, "format version 3"},
+			return bytes.Replace(rawManifest(t, "cp1", files), []byte(fmt.Sprintf(`"formatVersion":%d`, format.Version)), []byte(fmt.Sprintf(`"formatVersion":%d`, format.Version+1)), 1)
+		}, fmt.Sprintf("format version %d", format.Version+1)},
 		{"missing file", imported(map[string]string{"a": "one", "b/c": "two", "d": "three"}), "manifest.json lists d, which was not written"},
 		{"extra file", imported(map[string]string{"a": "one"}), "b/c was written, and manifest.json does not list it"},
 		{"size", imported(map[string]string{"a": "one", "b/c": "twotwo"}), "b/c has 3 bytes, manifest.json says 6"},

@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
@@ -30,9 +32,16 @@ type Pending struct {
 	container string
 	dir       string
 	final     string
-	// mu guards files: a save writes several files at once.
+	// mu guards files and replaced: a save writes several files at once.
 	mu    sync.Mutex
 	files []format.File
+	// replaced are the files, written by the engine, that were stored as
+	// chunks: they stay until the commit (a failed save starts the
+	// container again from them), then go.
+	replaced []string
+	store    *Store
+	pool     *chunkPool
+	poolLock *os.File
 }
 
 // Begin starts writing checkpoint name of container. The caller must hold
@@ -58,7 +67,38 @@ func (s *Store) Begin(container, name string) (*Pending, error) {
 	if err := os.Mkdir(p.dir, DirMode); err != nil {
 		return nil, err
 	}
+	p.store, p.pool = s, s.chunks()
 	return p, nil
+}
+
+// chunkWriter returns a writer of chunks into the store. Chunks written
+// before the commit are listed by no manifest yet: from the first, the
+// pending checkpoint holds the pool's lock shared, which keeps the
+// collection of unused chunks away until the commit or the abort.
+func (p *Pending) chunkWriter() (*chunkWriter, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.poolLock == nil {
+		l, err := p.pool.lock(unix.LOCK_SH, true)
+		if err != nil {
+			return nil, err
+		}
+		p.poolLock = l
+	}
+	return newChunkWriter(p.pool), nil
+}
+
+// release lets the collection of chunks run again; it reports whether the
+// pending checkpoint had written chunks.
+func (p *Pending) release() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.poolLock == nil {
+		return false
+	}
+	p.poolLock.Close()
+	p.poolLock = nil
+	return true
 }
 
 // Dir is the directory being written.
@@ -71,6 +111,7 @@ func (p *Pending) Path(rel string) string { return filepath.Join(p.dir, filepath
 // on the way to disk, so the data is read only once.
 type File struct {
 	f    *os.File
+	cw   *chunkWriter
 	h    hash.Hash
 	n    int64
 	rel  string
@@ -91,8 +132,30 @@ func (p *Pending) Create(rel string) (*File, error) {
 	return &File{f: f, h: sha256.New(), rel: rel, p: p}, nil
 }
 
+// CreateChunked opens rel for writing as chunks of the store's
+// (format.File.Chunks): only the chunks the store lacks are written.
+func (p *Pending) CreateChunked(rel string) (*File, error) {
+	if err := format.CheckFiles([]format.File{{Path: rel, SHA256: emptySHA256}}); err != nil {
+		return nil, err
+	}
+	cw, err := p.chunkWriter()
+	if err != nil {
+		return nil, err
+	}
+	return &File{cw: cw, h: sha256.New(), rel: rel, p: p}, nil
+}
+
+// emptySHA256 is the sha256 of no bytes.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 func (f *File) Write(b []byte) (int, error) {
-	n, err := f.f.Write(b)
+	var n int
+	var err error
+	if f.cw != nil {
+		n, err = f.cw.Write(b)
+	} else {
+		n, err = f.f.Write(b)
+	}
 	f.h.Write(b[:n])
 	f.n += int64(n)
 	return n, err
@@ -105,6 +168,9 @@ func (f *File) Close() error {
 		return nil
 	}
 	f.done = true
+	if f.cw != nil {
+		return f.closeChunked()
+	}
 	err := f.f.Sync()
 	if cerr := f.f.Close(); err == nil {
 		err = cerr
@@ -113,6 +179,23 @@ func (f *File) Close() error {
 		return err
 	}
 	f.p.add(format.File{Path: f.rel, Size: f.n, SHA256: hex.EncodeToString(f.h.Sum(nil))})
+	return nil
+}
+
+func (f *File) closeChunked() error {
+	chunks, err := f.cw.Close()
+	if err != nil {
+		return err
+	}
+	if len(chunks) == 0 {
+		// No bytes: an empty file in the directory, as before chunks.
+		g, err := f.p.Create(f.rel)
+		if err != nil {
+			return err
+		}
+		return g.Close()
+	}
+	f.p.add(format.File{Path: f.rel, Size: f.n, SHA256: hex.EncodeToString(f.h.Sum(nil)), Chunks: chunks})
 	return nil
 }
 
@@ -170,7 +253,7 @@ func (p *Pending) Adopt(rel string) ([]format.File, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				added[i], errs[i] = p.hashAndSync(paths[i])
+				added[i], errs[i] = p.adoptFile(paths[i])
 			}
 		}()
 	}
@@ -193,18 +276,41 @@ func (p *Pending) add(files ...format.File) {
 	p.files = append(p.files, files...)
 }
 
-// hashAndSync returns the file list entry of the file at path, a file of
-// the pending checkpoint, once its contents are on disk.
-func (p *Pending) hashAndSync(path string) (format.File, error) {
+// adoptFile returns the file list entry of the file at path, a file of
+// the pending checkpoint, once its contents are on disk: in the store's
+// chunks for the files format.Chunked names, else where it is.
+func (p *Pending) adoptFile(path string) (format.File, error) {
 	r, err := filepath.Rel(p.dir, path)
 	if err != nil {
 		return format.File{}, err
 	}
+	rel := filepath.ToSlash(r)
 	f, err := os.Open(path)
 	if err != nil {
 		return format.File{}, err
 	}
 	defer f.Close()
+	if format.Chunked(rel) {
+		cw, err := p.chunkWriter()
+		if err != nil {
+			return format.File{}, err
+		}
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(h, cw), f)
+		chunks, cerr := cw.Close()
+		if err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return format.File{}, err
+		}
+		if n > 0 {
+			p.mu.Lock()
+			p.replaced = append(p.replaced, rel)
+			p.mu.Unlock()
+			return format.File{Path: rel, Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Chunks: chunks}, nil
+		}
+	}
 	synced := make(chan error, 1)
 	go func() { synced <- f.Sync() }()
 	h := sha256.New()
@@ -215,11 +321,18 @@ func (p *Pending) hashAndSync(path string) (format.File, error) {
 	if err != nil {
 		return format.File{}, err
 	}
-	return format.File{Path: filepath.ToSlash(r), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return format.File{Path: rel, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// Abort removes the pending checkpoint.
+// Abort removes the pending checkpoint, and the chunks it wrote that no
+// checkpoint lists (unless another save or import writes chunks at the
+// time: then the next collection removes them).
 func (p *Pending) Abort() error {
+	defer func() {
+		if p.release() {
+			p.store.CollectChunks()
+		}
+	}()
 	if _, err := os.Lstat(p.dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

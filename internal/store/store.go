@@ -128,7 +128,7 @@ func checkRoot(root string) error {
 	}
 	for _, e := range ents {
 		switch e.Name() {
-		case format.ContainersDir, format.HooksDir:
+		case format.ContainersDir, format.HooksDir, format.ChunksDir:
 		default:
 			return fmt.Errorf("%w: %s holds %s, which a store does not", ErrNotStore, root, e.Name())
 		}
@@ -189,6 +189,8 @@ type Checkpoint struct {
 	Manifest *format.Manifest
 	// Origin says whether it was made here or imported.
 	Origin format.Origin
+	// chunks is the store's chunks, which chunked files are made of.
+	chunks *chunkPool
 }
 
 // Path returns the absolute path of a file of the checkpoint.
@@ -237,7 +239,7 @@ func (s *Store) Load(container, name string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, &DamagedError{Container: container, Name: name, Err: err}
 	}
-	return &Checkpoint{Container: container, Name: name, Dir: dir, Manifest: m, Origin: origin}, nil
+	return &Checkpoint{Container: container, Name: name, Dir: dir, Manifest: m, Origin: origin, chunks: s.chunks()}, nil
 }
 
 // readOrigin reads the checkpoint's origin; one without is from this host.

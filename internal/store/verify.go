@@ -18,22 +18,42 @@ import (
 // Verify checks the size and sha256 of every file the manifest lists,
 // several files at once. The error names the first file in the manifest's
 // order that does not match.
+// A chunked file is checked chunk by chunk: each chunk's size and sha256
+// (the manifest, itself checked, lists them in order, so they make the
+// file's bytes).
 func (c *Checkpoint) Verify(ctx context.Context) error {
-	files := c.Manifest.Files
-	errs := make([]error, len(files))
+	type unit struct {
+		file  int
+		chunk int // -1: a whole file
+	}
+	var units []unit
+	for i, f := range c.Manifest.Files {
+		if f.Chunks == nil {
+			units = append(units, unit{i, -1})
+		}
+		for j := range f.Chunks {
+			units = append(units, unit{i, j})
+		}
+	}
+	errs := make([]error, len(units))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(len(files), max(runtime.GOMAXPROCS(0), 2)) {
+	for range min(len(units), max(runtime.GOMAXPROCS(0), 2)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 1<<20)
 			for i := range next {
-				errs[i] = c.verifyFile(ctx, files[i], buf)
+				u := units[i]
+				if f := c.Manifest.Files[u.file]; u.chunk < 0 {
+					errs[i] = c.verifyFile(ctx, f, buf)
+				} else {
+					errs[i] = c.verifyChunk(ctx, f, u.chunk, buf)
+				}
 			}
 		}()
 	}
-	for i := range files {
+	for i := range units {
 		next <- i
 	}
 	close(next)
@@ -78,6 +98,43 @@ func (c *Checkpoint) verifyFile(ctx context.Context, want format.File, buf []byt
 	}
 	if hex.EncodeToString(h.Sum(nil)) != want.SHA256 {
 		return damaged("%s: sha256 mismatch", want.Path)
+	}
+	return nil
+}
+
+// verifyChunk checks chunk i of the chunked file f.
+func (c *Checkpoint) verifyChunk(ctx context.Context, f format.File, i int, buf []byte) error {
+	damaged := func(format string, args ...any) error {
+		return &DamagedError{Container: c.Container, Name: c.Name, Files: true, Err: fmt.Errorf(format, args...)}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	want := f.Chunks[i]
+	if c.chunks == nil {
+		return damaged("%s is in chunks, and the checkpoint is not in a store", f.Path)
+	}
+	path := c.chunks.path(want.SHA256)
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return damaged("%s: chunk %d (%s) is missing from the store", f.Path, i, want.SHA256[:12])
+	} else if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() || st.Size() != want.Size {
+		return damaged("%s: chunk %d (%s) has %d bytes, the manifest says %d", f.Path, i, want.SHA256[:12], st.Size(), want.Size)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, file, buf); err != nil {
+		return fmt.Errorf("%s: chunk %d: %w", f.Path, i, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != want.SHA256 {
+		return damaged("%s: chunk %d (%s): sha256 mismatch", f.Path, i, want.SHA256[:12])
 	}
 	return nil
 }

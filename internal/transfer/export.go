@@ -202,37 +202,54 @@ func readManifest(ck *store.Checkpoint) ([]byte, *format.Manifest, error) {
 
 // copyFile writes the checkpoint file f to w, checking its size and sha256.
 func copyFile(ctx context.Context, w io.Writer, ck *store.Checkpoint, f format.File, buf []byte) error {
-	file, err := os.OpenFile(ck.Path(f.Path), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return damagedCheckpoint(ck, "%s is missing", f.Path)
-	} else if errors.Is(err, syscall.ELOOP) {
-		return damagedCheckpoint(ck, "%s is not a regular file", f.Path)
-	} else if err != nil {
+	file, err := openFile(ck, f)
+	if err != nil {
 		return err
 	}
 	defer file.Close()
-	st, err := file.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return damagedCheckpoint(ck, "%s is not a regular file", f.Path)
-	}
-	if st.Size() != f.Size {
-		return damagedCheckpoint(ck, "%s has %d bytes, the manifest says %d", f.Path, st.Size(), f.Size)
-	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(ctxReader{ctx, file}, f.Size), buf)
-	if err != nil {
+	switch {
+	case f.Chunks != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, store.ErrChunkSize)):
+		return damagedCheckpoint(ck, "%s: %v", f.Path, err)
+	case err != nil:
 		return fmt.Errorf("%s: %w", f.Path, err)
-	}
-	if n != f.Size {
+	case n != f.Size:
 		return damagedCheckpoint(ck, "%s has %d bytes, the manifest says %d", f.Path, n, f.Size)
-	}
-	if hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+	case hex.EncodeToString(h.Sum(nil)) != f.SHA256:
 		return damagedCheckpoint(ck, "%s: sha256 mismatch", f.Path)
 	}
 	return nil
+}
+
+// openFile opens the checkpoint file f: its chunks, or the file, which
+// must be a regular file of the size the manifest gives.
+func openFile(ck *store.Checkpoint, f format.File) (io.ReadCloser, error) {
+	if f.Chunks != nil {
+		return ck.Open(f.Path)
+	}
+	file, err := os.OpenFile(ck.Path(f.Path), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, damagedCheckpoint(ck, "%s is missing", f.Path)
+	} else if errors.Is(err, syscall.ELOOP) {
+		return nil, damagedCheckpoint(ck, "%s is not a regular file", f.Path)
+	} else if err != nil {
+		return nil, err
+	}
+	st, err := file.Stat()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		file.Close()
+		return nil, damagedCheckpoint(ck, "%s is not a regular file", f.Path)
+	}
+	if st.Size() != f.Size {
+		file.Close()
+		return nil, damagedCheckpoint(ck, "%s has %d bytes, the manifest says %d", f.Path, st.Size(), f.Size)
+	}
+	return file, nil
 }
 
 func damagedCheckpoint(ck *store.Checkpoint, f string, args ...any) error {

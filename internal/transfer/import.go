@@ -499,7 +499,13 @@ func (im *importer) readFiles(p *store.Pending, m *format.Manifest) error {
 // copyEntry writes the data of entry h, the manifest's file f, into p and
 // checks its sha256.
 func (im *importer) copyEntry(p *store.Pending, h *tar.Header, f format.File, buf []byte) error {
-	out, err := p.Create(f.Path)
+	create := p.Create
+	if f.Chunks != nil {
+		// Cut into chunks here, as the save did; Commit refuses the
+		// manifest unless they are the chunks it lists.
+		create = p.CreateChunked
+	}
+	out, err := create(f.Path)
 	if err != nil {
 		return err
 	}

@@ -344,7 +344,7 @@ func TestExportDamagedCheckpoint(t *testing.T) {
 		want   string
 	}{
 		{"flipped byte", func(t *testing.T, ck *store.Checkpoint) {
-			p := ck.Path("criu/pages-1.img")
+			p := ck.Stored("criu/pages-1.img")[0]
 			b, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)
@@ -355,12 +355,12 @@ func TestExportDamagedCheckpoint(t *testing.T) {
 			}
 		}, "checkpoint web:cp1 is damaged: criu/pages-1.img: sha256 mismatch"},
 		{"missing", func(t *testing.T, ck *store.Checkpoint) {
-			if err := os.Remove(ck.Path("volumes/webdata.tar")); err != nil {
+			if err := os.Remove(ck.Stored("volumes/webdata.tar")[0]); err != nil {
 				t.Fatal(err)
 			}
 		}, "checkpoint web:cp1 is damaged: volumes/webdata.tar is missing"},
 		{"shorter", func(t *testing.T, ck *store.Checkpoint) {
-			if err := os.Truncate(ck.Path(format.LayerFile), 10); err != nil {
+			if err := os.Truncate(ck.Stored(format.LayerFile)[0], 10); err != nil {
 				t.Fatal(err)
 			}
 		}, "checkpoint web:cp1 is damaged: layer.tar has 10 bytes, the manifest says 1024"},

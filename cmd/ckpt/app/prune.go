@@ -108,6 +108,9 @@ func prune(ctx context.Context, stdout, stderr io.Writer, st *store.Store, pol *
 		fmt.Fprintf(stdout, "would remove %s, freeing %s\n", nCheckpoints(res.Removed), units.Bytes(res.Freed))
 	} else {
 		fmt.Fprintf(stdout, "removed %s, freed %s\n", nCheckpoints(res.Removed), units.Bytes(res.Freed))
+		if res.Chunks > 0 {
+			fmt.Fprintf(stdout, "removed %d unused chunks (%s)\n", res.Chunks, units.Bytes(res.ChunksFreed))
+		}
 	}
 	if res.Failed() {
 		return errReported

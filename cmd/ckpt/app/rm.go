@@ -7,6 +7,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
 func rmCommand() *cli.Command {
@@ -50,6 +51,13 @@ func rmCommand() *cli.Command {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "removed %s:%s\n", container, n)
+			}
+			chunks, freed, _, err := st.CollectChunks()
+			if err != nil {
+				return fmt.Errorf("the checkpoints were removed, not all of the chunks they used: %w", err)
+			}
+			if chunks > 0 {
+				fmt.Fprintf(c.App.Writer, "removed %d unused chunks (%s)\n", chunks, units.Bytes(freed))
 			}
 			return nil
 		},

@@ -1,0 +1,501 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/atomicfile"
+	"github.com/ckpt-dev/ckpt/internal/format"
+)
+
+// Chunk boundaries are content-defined (FastCDC's gear hash with normalized
+// chunking): a boundary depends only on the 64 bytes before it, so bytes
+// inserted or removed move the boundaries near them and no others, and two
+// saves of memory or of a volume that changed a little share every chunk
+// the change did not touch. Chunks are 256 KiB to 4 MiB, about 1 MiB on
+// average: large enough that a GiB is a thousand files, small enough that
+// 10% of memory rewritten in places costs little more than 10%.
+//
+// The parameters and the gear table are part of the format (docs/format.md):
+// an import recomputes the chunks of a file and refuses a manifest that
+// lists others.
+const (
+	chunkMin = 256 << 10
+	chunkAvg = 1 << 20
+	chunkMax = format.MaxChunk
+	// Before chunkAvg bytes a boundary needs 22 zero bits, after it 18, so
+	// that chunk sizes gather around chunkAvg. The gear hash shifts left,
+	// so its high bits depend on the most bytes: the masks take those.
+	maskSmall = uint64(1<<22-1) << (64 - 22)
+	maskLarge = uint64(1<<18-1) << (64 - 18)
+	// window is how many bytes a boundary depends on: hashing starts that
+	// many bytes before chunkMin.
+	window = 64
+)
+
+// gear maps a byte to a random 64-bit value: the first 8 bytes
+// (little-endian) of sha256("ckpt-gear" + the byte).
+var gear = func() (t [256]uint64) {
+	for i := range t {
+		s := sha256.Sum256([]byte{'c', 'k', 'p', 't', '-', 'g', 'e', 'a', 'r', byte(i)})
+		t[i] = binary.LittleEndian.Uint64(s[:8])
+	}
+	return t
+}()
+
+// cut returns the length of the first chunk of b: the first boundary, or
+// len(b) when b (at most chunkMax bytes) has none and final says no bytes
+// follow, or chunkMax; -1 when more bytes are needed to decide.
+func cut(b []byte, final bool) int {
+	n := len(b)
+	if n >= chunkMax {
+		n = chunkMax
+	}
+	if n > chunkMin-window {
+		var fp uint64
+		for i := chunkMin - window; i < n; i++ {
+			fp = fp<<1 + gear[b[i]]
+			if i < chunkMin {
+				continue
+			}
+			mask := maskLarge
+			if i < chunkAvg {
+				mask = maskSmall
+			}
+			if fp&mask == 0 {
+				return i + 1
+			}
+		}
+	}
+	switch {
+	case n == chunkMax:
+		return chunkMax
+	case final:
+		return len(b)
+	}
+	return -1
+}
+
+// chunkPool is the store's chunks: <store>/chunks/sha256/<xx>/<sha256>.
+type chunkPool struct {
+	root, dir string
+}
+
+func (s *Store) chunks() *chunkPool {
+	return &chunkPool{root: s.Root, dir: filepath.Join(s.Root, format.ChunksDir)}
+}
+
+func (p *chunkPool) path(sum string) string {
+	return filepath.Join(p.dir, "sha256", sum[:2], sum)
+}
+
+// lock takes the pool's lock, shared (writers of chunks) or exclusive
+// (collection), waiting for it when wait is true. It returns nil, nil when
+// the lock is held the other way and wait is false. The lock is flock(2)
+// on the store's directory: taking it creates nothing.
+func (p *chunkPool) lock(how int, wait bool) (*os.File, error) {
+	f, err := os.Open(p.root)
+	if err != nil {
+		return nil, err
+	}
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("lock %s: %w", p.root, err)
+	}
+	return f, nil
+}
+
+// put stores data under its sha256 sum unless the pool has it; it
+// reports whether it wrote the chunk. The chunk is on disk when put
+// returns; its directory entry is once dirs are synced.
+func (p *chunkPool) put(sum string, data []byte, dirs *dirSet) (bool, error) {
+	path := p.path(sum)
+	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && st.Size() == int64(len(data)) {
+		return false, nil
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return false, err
+	}
+	var r [8]byte
+	rand.Read(r[:])
+	tmp := path + format.TempPrefix + hex.EncodeToString(r[:])
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
+	if err != nil {
+		return false, err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	dirs.add(dir)
+	return true, nil
+}
+
+// dirSet is the directories whose entries changed, to sync once.
+type dirSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (d *dirSet) add(dir string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = map[string]bool{}
+	}
+	if !d.m[dir] {
+		d.m[dir] = true
+		d.m[filepath.Dir(dir)] = true
+	}
+}
+
+func (d *dirSet) sync() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for dir := range d.m {
+		if err := atomicfile.SyncDir(dir); err != nil {
+			return err
+		}
+	}
+	d.m = nil
+	return nil
+}
+
+// chunkWriter cuts what is written to it into chunks and stores those the
+// pool lacks, several at once. Close returns the chunks in order.
+type chunkWriter struct {
+	pool    *chunkPool
+	buf     []byte
+	chunks  []*format.Chunk
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	dirs    dirSet
+	mu      sync.Mutex
+	err     error
+	written int64 // bytes of chunks the pool did not have
+}
+
+// bufs holds chunk buffers between uses, so that a writer's memory stays
+// at a few chunks whatever the size of the file.
+var bufs = sync.Pool{New: func() any { return make([]byte, 0, chunkMax) }}
+
+func newChunkWriter(pool *chunkPool) *chunkWriter {
+	return &chunkWriter{pool: pool, buf: make([]byte, 0, 2*chunkMax), sem: make(chan struct{}, max(runtime.GOMAXPROCS(0), 2))}
+}
+
+func (w *chunkWriter) Write(b []byte) (int, error) {
+	if err := w.failed(); err != nil {
+		return 0, err
+	}
+	n := len(b)
+	for len(b) > 0 {
+		k := min(len(b), cap(w.buf)-len(w.buf))
+		w.buf = append(w.buf, b[:k]...)
+		b = b[k:]
+		if err := w.flush(false); err != nil {
+			return n - len(b), err
+		}
+	}
+	return n, nil
+}
+
+// flush stores every chunk that buf holds whole.
+func (w *chunkWriter) flush(final bool) error {
+	for len(w.buf) > 0 {
+		k := cut(w.buf, final)
+		if k < 0 {
+			break
+		}
+		w.store(w.buf[:k])
+		w.buf = w.buf[:copy(w.buf, w.buf[k:])]
+	}
+	return w.failed()
+}
+
+// store hashes data and puts it in the pool in the background.
+func (w *chunkWriter) store(data []byte) {
+	c := &format.Chunk{Size: int64(len(data))}
+	w.chunks = append(w.chunks, c)
+	own := append(bufs.Get().([]byte)[:0], data...)
+	w.sem <- struct{}{}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() { <-w.sem }()
+		defer bufs.Put(own[:0]) //nolint:staticcheck // a slice header is small
+		s := sha256.Sum256(own)
+		c.SHA256 = hex.EncodeToString(s[:])
+		wrote, err := w.pool.put(c.SHA256, own, &w.dirs)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		if wrote {
+			w.written += int64(len(own))
+		}
+	}()
+}
+
+func (w *chunkWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Close stores the last chunk, waits for all, syncs the directories of new
+// chunks and returns the chunks (an empty list for an empty file).
+func (w *chunkWriter) Close() ([]format.Chunk, error) {
+	err := w.flush(true)
+	w.wg.Wait()
+	if err == nil {
+		err = w.failed()
+	}
+	if err == nil {
+		err = w.dirs.sync()
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]format.Chunk, len(w.chunks))
+	for i, c := range w.chunks {
+		out[i] = *c
+	}
+	return out, nil
+}
+
+// abort waits for the chunks being stored; they stay until collected.
+func (w *chunkWriter) abort() { w.wg.Wait() }
+
+// chunkReader reads a chunked file: its chunks, one after the other, each
+// of the size the manifest gives.
+type chunkReader struct {
+	pool   *chunkPool
+	chunks []format.Chunk
+	cur    *os.File
+	name   string // of the current chunk, for errors
+	left   int64
+}
+
+// ErrChunkSize is the error of a chunk whose size is not the one the
+// manifest gives.
+var ErrChunkSize = errors.New("its size is not the one the manifest gives")
+
+func (r *chunkReader) Read(b []byte) (int, error) {
+	for {
+		if r.cur != nil {
+			if r.left == 0 {
+				// The chunk must end where the manifest says.
+				var one [1]byte
+				n, _ := r.cur.Read(one[:])
+				r.cur.Close()
+				r.cur = nil
+				if n > 0 {
+					return 0, fmt.Errorf("chunk %s: %w", r.name, ErrChunkSize)
+				}
+				continue
+			}
+			n, err := r.cur.Read(b[:min(int64(len(b)), r.left)])
+			r.left -= int64(n)
+			if err == io.EOF {
+				if r.left > 0 {
+					return n, fmt.Errorf("chunk %s: %w", r.name, ErrChunkSize)
+				}
+				err = nil
+			}
+			return n, err
+		}
+		if len(r.chunks) == 0 {
+			return 0, io.EOF
+		}
+		r.name = r.chunks[0].SHA256[:12]
+		f, err := os.Open(r.pool.path(r.chunks[0].SHA256))
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("chunk %s is missing from the store: %w", r.name, fs.ErrNotExist)
+		} else if err != nil {
+			return 0, err
+		}
+		r.cur, r.left, r.chunks = f, r.chunks[0].Size, r.chunks[1:]
+	}
+}
+
+func (r *chunkReader) Close() error {
+	if r.cur != nil {
+		return r.cur.Close()
+	}
+	return nil
+}
+
+// chunkReaderAt reads a chunked file at any offset.
+type chunkReaderAt struct {
+	pool   *chunkPool
+	chunks []format.Chunk
+	starts []int64
+}
+
+func newChunkReaderAt(pool *chunkPool, chunks []format.Chunk) *chunkReaderAt {
+	r := &chunkReaderAt{pool: pool, chunks: chunks, starts: make([]int64, len(chunks)+1)}
+	for i, c := range chunks {
+		r.starts[i+1] = r.starts[i] + c.Size
+	}
+	return r
+}
+
+func (r *chunkReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		pos := off + int64(n)
+		i := sort.Search(len(r.chunks), func(i int) bool { return r.starts[i+1] > pos }) // the chunk holding pos
+		if i >= len(r.chunks) {
+			return n, io.EOF
+		}
+		f, err := os.Open(r.pool.path(r.chunks[i].SHA256))
+		if err != nil {
+			return n, err
+		}
+		want := min(int64(len(b)-n), r.starts[i+1]-pos)
+		k, err := f.ReadAt(b[n:n+int(want)], pos-r.starts[i])
+		f.Close()
+		n += k
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (r *chunkReaderAt) Close() error { return nil }
+
+// ReaderAtCloser is a file of a checkpoint opened for reading at offsets.
+type ReaderAtCloser interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// CollectChunks removes the chunks that no checkpoint of the store lists
+// (those of removed checkpoints, of saves that did not finish) and the
+// leftovers of chunk writes that were cut off. It does nothing, and says
+// so with busy, while a save or an import writes chunks: the next
+// collection takes what this one left. Nothing else needs to wait for it:
+// it holds no container's lock, and the checkpoints it reads are complete
+// ones, whose manifests do not change.
+func (s *Store) CollectChunks() (removed int, freed int64, busy bool, err error) {
+	pool := s.chunks()
+	if _, err := os.Lstat(pool.dir); errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, false, nil
+	}
+	l, err := pool.lock(unix.LOCK_EX, false)
+	if err != nil || l == nil {
+		return 0, 0, l == nil && err == nil, err
+	}
+	defer l.Close()
+	used, err := s.usedChunks()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	root := filepath.Join(pool.dir, "sha256")
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path == root {
+			return fs.SkipAll
+		}
+		if err != nil || d.IsDir() {
+			return err
+		}
+		name := d.Name()
+		if used[name] && !strings.Contains(name, format.TempPrefix) {
+			return nil
+		}
+		if st, err := d.Info(); err == nil {
+			freed += st.Size()
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		return removed, freed, false, err
+	}
+	// Directories left empty go, down to the pool's own when it is empty:
+	// a store whose chunks all went looks as it did before its first.
+	if ents, err := os.ReadDir(root); err == nil {
+		for _, e := range ents {
+			os.Remove(filepath.Join(root, e.Name()))
+		}
+	}
+	os.Remove(root)
+	os.Remove(pool.dir)
+	return removed, freed, false, nil
+}
+
+// usedChunks returns the sums of the chunks listed by the manifests of the
+// store's checkpoints. A checkpoint whose manifest cannot be read is
+// damaged and never resumed: its chunks are not kept for it.
+func (s *Store) usedChunks() (map[string]bool, error) {
+	used := map[string]bool{}
+	containers, err := s.Containers()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range containers {
+		ents, err := os.ReadDir(s.checkpointsDir(c))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if !e.IsDir() || strings.HasPrefix(e.Name(), format.TempPrefix) {
+				continue
+			}
+			m, err := readManifest(filepath.Join(s.checkpointsDir(c), e.Name()))
+			var newer *newerFormatError
+			if errors.As(err, &newer) {
+				return nil, fmt.Errorf("checkpoint %s:%s has format version %d, newer than this ckpt's; its chunks are unknown here, so none were removed (a newer ckpt collects them)", c, e.Name(), newer.version)
+			} else if err != nil {
+				continue
+			}
+			for _, f := range m.Files {
+				for _, ch := range f.Chunks {
+					used[ch.SHA256] = true
+				}
+			}
+		}
+	}
+	return used, nil
+}

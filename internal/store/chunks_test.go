@@ -1,0 +1,272 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
+)
+
+// random returns n bytes from a seeded generator: the same bytes each run.
+func random(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// chunksOf cuts b the way a chunkWriter does and returns the chunk sizes.
+func chunksOf(b []byte) []int {
+	var sizes []int
+	for len(b) > 0 {
+		k := cut(b, true)
+		sizes = append(sizes, k)
+		b = b[k:]
+	}
+	return sizes
+}
+
+func TestCut(t *testing.T) {
+	data := random(1, 64<<20)
+	sizes := chunksOf(data)
+	for i, n := range sizes[:len(sizes)-1] {
+		if n < chunkMin || n > chunkMax {
+			t.Fatalf("chunk %d has %d bytes, not %d to %d", i, n, chunkMin, chunkMax)
+		}
+	}
+	// Normalized chunking keeps sizes near the average.
+	if avg := len(data) / len(sizes); avg < chunkAvg/2 || avg > 2*chunkAvg {
+		t.Errorf("%d chunks of %d bytes on average, want about %d", len(sizes), avg, chunkAvg)
+	}
+	// Bytes inserted near the start move the first boundaries only: the
+	// rest of the chunks are the same.
+	shifted := append(random(2, 1000), data...)
+	same := map[string]bool{}
+	for _, c := range split(data) {
+		same[string(c)] = true
+	}
+	shared := 0
+	for _, c := range split(shifted) {
+		if same[string(c)] {
+			shared++
+		}
+	}
+	if shared < len(sizes)-3 {
+		t.Errorf("after 1000 bytes inserted, %d of %d chunks are the same", shared, len(sizes))
+	}
+	// No boundary in data that does not vary: chunks of chunkMax.
+	if got := chunksOf(make([]byte, 3*chunkMax+5)); len(got) != 4 || got[0] != chunkMax || got[3] != 5 {
+		t.Errorf("zeros cut into %v", got)
+	}
+}
+
+func split(b []byte) [][]byte {
+	var out [][]byte
+	for _, n := range chunksOf(b) {
+		out = append(out, b[:n])
+		b = b[n:]
+	}
+	return out
+}
+
+// saveChunked writes a checkpoint whose file rel is data, in chunks.
+func saveChunked(t *testing.T, s *Store, name, rel string, data []byte) *Checkpoint {
+	t.Helper()
+	p, err := s.Begin("web", name)
+	must(t, err)
+	f, err := p.CreateChunked(rel)
+	must(t, err)
+	// Written in odd pieces: boundaries do not depend on them.
+	for b := data; len(b) > 0; {
+		n := min(len(b), 77777)
+		_, err := f.Write(b[:n])
+		must(t, err)
+		b = b[n:]
+	}
+	must(t, f.Close())
+	commit(t, p, &format.Manifest{Created: time.Now(), Mode: format.ModeCold})
+	ck, err := s.Load("web", name)
+	must(t, err)
+	return ck
+}
+
+// poolBytes is the size of the files in the store's chunks.
+func poolBytes(t *testing.T, s *Store) (n int64, files int) {
+	t.Helper()
+	filepath.WalkDir(filepath.Join(s.Root, format.ChunksDir), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			st, _ := d.Info()
+			n += st.Size()
+			files++
+			if perm := st.Mode().Perm(); perm != FileMode {
+				t.Errorf("%s has mode %v", path, perm)
+			}
+		} else if err == nil && d.IsDir() {
+			if perm := permOf(t, path); perm != DirMode {
+				t.Errorf("%s has mode %v", path, perm)
+			}
+		}
+		return err
+	})
+	return n, files
+}
+
+// TestChunkedFiles: a file written in chunks reads back (whole, at offsets,
+// put together as a file), a second checkpoint that changed 10% of it
+// stores about 10% more, damage is found, and unused chunks are collected.
+func TestChunkedFiles(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	data := random(3, 16<<20)
+	ck1 := saveChunked(t, s, "cp1", "criu/pages-1.img", data)
+	must(t, ck1.Verify(ctx))
+	first, _ := poolBytes(t, s)
+	if first != int64(len(data)) {
+		t.Errorf("the first checkpoint stored %d bytes of chunks, want %d", first, len(data))
+	}
+	if _, err := os.Lstat(ck1.Path("criu/pages-1.img")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a chunked file is also in the checkpoint's directory: %v", err)
+	}
+	if got := readAll(t, ck1, "criu/pages-1.img"); got != string(data) {
+		t.Fatal("Open read other bytes")
+	}
+	ra, err := ck1.OpenAt("criu/pages-1.img")
+	must(t, err)
+	mid := make([]byte, 3<<20)
+	_, err = ra.ReadAt(mid, 5<<20+123)
+	must(t, err)
+	if !bytes.Equal(mid, data[5<<20+123:8<<20+123]) {
+		t.Error("ReadAt read other bytes")
+	}
+	dir, done, err := ck1.Place(ctx, format.ImagesDir)
+	must(t, err)
+	placed, err := os.ReadFile(filepath.Join(dir, "pages-1.img"))
+	must(t, err)
+	if !bytes.Equal(placed, data) {
+		t.Error("Place put other bytes together")
+	}
+	done()
+	if _, err := os.Lstat(filepath.Dir(dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Place's directory is still there: %v", err)
+	}
+
+	// 10% rewritten in the middle: the second checkpoint adds the chunks
+	// that hold the change, not the file again.
+	changed := bytes.Clone(data)
+	copy(changed[6<<20:], random(4, len(data)/10))
+	ck2 := saveChunked(t, s, "cp2", "criu/pages-1.img", changed)
+	must(t, ck2.Verify(ctx))
+	both, _ := poolBytes(t, s)
+	if added := both - first; added > int64(len(data))*25/100 {
+		t.Errorf("the second checkpoint added %d bytes of chunks for %d changed", added, len(data)/10)
+	} else {
+		t.Logf("10%% changed: the second checkpoint added %d bytes (%.0f%%)", added, 100*float64(added)/float64(len(data)))
+	}
+
+	// A damaged chunk: Verify names the file and the chunk.
+	victim := ck2.Stored("criu/pages-1.img")[1]
+	orig, err := os.ReadFile(victim)
+	must(t, err)
+	bad := bytes.Clone(orig)
+	bad[10] ^= 1
+	must(t, os.WriteFile(victim, bad, 0o600))
+	var damaged *DamagedError
+	if err := ck2.Verify(ctx); !errors.As(err, &damaged) || !strings.Contains(err.Error(), "criu/pages-1.img: chunk 1 (") {
+		t.Errorf("Verify of a damaged chunk: %v", err)
+	}
+	must(t, os.Remove(victim))
+	if err := ck2.Verify(ctx); !errors.As(err, &damaged) || !strings.Contains(err.Error(), "is missing from the store") {
+		t.Errorf("Verify of a missing chunk: %v", err)
+	}
+	must(t, os.WriteFile(victim, orig, 0o600))
+
+	// Removing the first checkpoint frees only what the second does not
+	// use; removing the second frees the rest, and the pool's directories.
+	must(t, s.Remove("web", "cp1"))
+	n, freed, busy, err := s.CollectChunks()
+	must(t, err)
+	if busy || n == 0 || freed >= int64(len(data))/4 {
+		t.Errorf("collection after cp1 went: %d chunks, %d bytes, busy %v", n, freed, busy)
+	}
+	must(t, ck2.Verify(ctx))
+	must(t, s.Remove("web", "cp2"))
+	if _, _, _, err := s.CollectChunks(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(s.Root, format.ChunksDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the chunks' directory is still there with no checkpoint: %v", err)
+	}
+}
+
+// TestCollectWaitsForWriters: chunks written by a save not yet committed
+// are listed by no manifest; the collection leaves them alone.
+func TestCollectWaitsForWriters(t *testing.T) {
+	s := newStore(t)
+	p, err := s.Begin("web", "cp1")
+	must(t, err)
+	f, err := p.CreateChunked("volumes/data.tar")
+	must(t, err)
+	_, err = f.Write(random(5, 2<<20))
+	must(t, err)
+	must(t, f.Close())
+	if n, _, busy, err := s.CollectChunks(); err != nil || !busy || n != 0 {
+		t.Errorf("collection during a save: %d removed, busy %v, %v", n, busy, err)
+	}
+	commit(t, p, &format.Manifest{Created: time.Now(), Mode: format.ModeCold})
+	ck, err := s.Load("web", "cp1")
+	must(t, err)
+	if n, _, busy, err := s.CollectChunks(); err != nil || busy || n != 0 {
+		t.Errorf("collection after the commit: %d removed, busy %v, %v", n, busy, err)
+	}
+	must(t, ck.Verify(context.Background()))
+
+	// An aborted save takes its chunks with it.
+	p, err = s.Begin("web", "cp2")
+	must(t, err)
+	f, err = p.CreateChunked("layer.tar")
+	must(t, err)
+	_, err = f.Write(random(6, 1<<20))
+	must(t, err)
+	must(t, f.Close())
+	must(t, p.Abort())
+	if got, files := poolBytes(t, s); got != 2<<20 {
+		t.Errorf("after an aborted save the chunks hold %d bytes in %d files, want cp1's %d", got, files, 2<<20)
+	}
+}
+
+// A manifest's chunks must add up to the file, be sha256 sums (they name
+// files) and of a size ckpt writes.
+func TestCheckChunks(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name   string
+		chunks []format.Chunk
+		want   string
+	}{
+		{"sum", []format.Chunk{{SHA256: "../../etc", Size: 10}}, "is not a sha256"},
+		{"size", []format.Chunk{{SHA256: sum, Size: 4}, {SHA256: sum, Size: 5}}, "has 10 bytes and chunks of 9"},
+		{"empty", []format.Chunk{{SHA256: sum, Size: 0}, {SHA256: sum, Size: 10}}, "chunk 0 has 0 bytes"},
+		{"large", []format.Chunk{{SHA256: sum, Size: format.MaxChunk + 1}}, "not 1 to"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := format.Manifest{FormatVersion: format.Version, Files: []format.File{{Path: "layer.tar", Size: 10, SHA256: sum, Chunks: tc.chunks}}}
+			if err := m.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Check: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	old := format.Manifest{FormatVersion: 2, Files: []format.File{{Path: "layer.tar", Size: 10, SHA256: sum, Chunks: []format.Chunk{{SHA256: sum, Size: 10}}}}}
+	if err := old.Check(); err == nil || !strings.Contains(err.Error(), "format version 2 does not have") {
+		t.Errorf("Check of chunks in format 2: %v", err)
+	}
+}

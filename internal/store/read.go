@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
+)
+
+// file returns the manifest's entry of rel, or nil.
+func (c *Checkpoint) file(rel string) *format.File {
+	for i := range c.Manifest.Files {
+		if c.Manifest.Files[i].Path == rel {
+			return &c.Manifest.Files[i]
+		}
+	}
+	return nil
+}
+
+// Open opens the checkpoint file rel for reading: the file in the
+// checkpoint's directory, or its chunks one after the other.
+func (c *Checkpoint) Open(rel string) (io.ReadCloser, error) {
+	if f := c.file(rel); f != nil && f.Chunks != nil {
+		if c.chunks == nil {
+			return nil, fmt.Errorf("%s is in chunks, and the checkpoint is not in a store", rel)
+		}
+		return &chunkReader{pool: c.chunks, chunks: f.Chunks}, nil
+	}
+	return os.Open(c.Path(rel))
+}
+
+// OpenAt opens the checkpoint file rel for reading at offsets.
+func (c *Checkpoint) OpenAt(rel string) (ReaderAtCloser, error) {
+	if f := c.file(rel); f != nil && f.Chunks != nil {
+		if c.chunks == nil {
+			return nil, fmt.Errorf("%s is in chunks, and the checkpoint is not in a store", rel)
+		}
+		return newChunkReaderAt(c.chunks, f.Chunks), nil
+	}
+	return os.Open(c.Path(rel))
+}
+
+// Place returns a directory that holds the checkpoint's files under the
+// directory rel as plain files, for readers that need files (CRIU reads
+// its images): rel itself when none of them is chunked; else a scratch
+// directory beside the checkpoint, whose name starts with
+// format.TempPrefix (what a crash leaves there is never taken for a
+// checkpoint, and the next save removes it), with hard links to the
+// plain files and the chunked ones put together. done removes the scratch
+// directory. Place does not check sums: Verify does, before.
+func (c *Checkpoint) Place(ctx context.Context, rel string) (dir string, done func(), err error) {
+	var plain, chunked []format.File
+	for _, f := range c.Manifest.Files {
+		if strings.HasPrefix(f.Path, rel+"/") {
+			if f.Chunks != nil {
+				chunked = append(chunked, f)
+			} else {
+				plain = append(plain, f)
+			}
+		}
+	}
+	if len(chunked) == 0 {
+		return c.Path(rel), func() {}, nil
+	}
+	scratch := filepath.Join(filepath.Dir(c.Dir), format.TempPrefix+c.Name+".placed")
+	done = func() { os.RemoveAll(scratch) }
+	if err := os.RemoveAll(scratch); err != nil {
+		return "", nil, err
+	}
+	if err := os.Mkdir(scratch, DirMode); err != nil {
+		return "", nil, err
+	}
+	dst := func(f format.File) string { return filepath.Join(scratch, filepath.FromSlash(f.Path)) }
+	for _, f := range append(plain, chunked...) {
+		if err := os.MkdirAll(filepath.Dir(dst(f)), DirMode); err != nil {
+			done()
+			return "", nil, err
+		}
+	}
+	for _, f := range plain {
+		if err := os.Link(c.Path(f.Path), dst(f)); err != nil {
+			done()
+			return "", nil, err
+		}
+	}
+	if err := c.assemble(ctx, chunked, dst); err != nil {
+		done()
+		return "", nil, err
+	}
+	return filepath.Join(scratch, filepath.FromSlash(rel)), done, nil
+}
+
+// assemble writes the chunked files, several chunks at once.
+func (c *Checkpoint) assemble(ctx context.Context, files []format.File, dst func(format.File) string) error {
+	type unit struct {
+		out *os.File
+		off int64
+		ch  format.Chunk
+	}
+	var units []unit
+	var outs []*os.File
+	defer func() {
+		for _, o := range outs {
+			o.Close()
+		}
+	}()
+	for _, f := range files {
+		out, err := os.OpenFile(dst(f), os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
+		if err != nil {
+			return err
+		}
+		outs = append(outs, out)
+		if err := out.Truncate(f.Size); err != nil {
+			return err
+		}
+		var off int64
+		for _, ch := range f.Chunks {
+			units = append(units, unit{out, off, ch})
+			off += ch.Size
+		}
+	}
+	errs := make([]error, len(units))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(len(units), max(runtime.GOMAXPROCS(0), 2)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := bufs.Get().([]byte)
+			defer bufs.Put(buf[:0]) //nolint:staticcheck // a slice header is small
+			for i := range next {
+				if err := ctx.Err(); err != nil {
+					errs[i] = err
+					continue
+				}
+				u := units[i]
+				b := buf[:u.ch.Size]
+				in, err := os.Open(c.chunks.path(u.ch.SHA256))
+				if err == nil {
+					_, err = io.ReadFull(in, b)
+					in.Close()
+				}
+				if err == nil {
+					_, err = u.out.WriteAt(b, u.off)
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	for i := range units {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Stored returns where the bytes of the checkpoint file rel are: the file
+// in the checkpoint's directory, or its chunks in the store, in order.
+func (c *Checkpoint) Stored(rel string) []string {
+	f := c.file(rel)
+	if f == nil || f.Chunks == nil || c.chunks == nil {
+		return []string{c.Path(rel)}
+	}
+	paths := make([]string, len(f.Chunks))
+	for i, ch := range f.Chunks {
+		paths[i] = c.chunks.path(ch.SHA256)
+	}
+	return paths
+}
