@@ -218,8 +218,10 @@ type Layer struct {
 
 // File is one file of a checkpoint.
 type File struct {
-	Path   string `json:"path"`
-	Size   int64  `json:"size"`
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	// SHA256 is the sha256 of the file's bytes; of a chunked file, the
+	// sha256 of its chunk list (ChunksSHA256), each chunk having its own.
 	SHA256 string `json:"sha256"`
 	// Chunks, when present, are the file's contents in order: the file is
 	// not in the checkpoint's directory but in the store's chunks
@@ -231,6 +233,19 @@ type File struct {
 type Chunk struct {
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
+}
+
+// ChunksSHA256 is the sha256 of a chunked file: the hex sha256 of its
+// chunks' sha256 digests (32 bytes each), one after the other in order. It
+// binds the chunks and their order as the file's own sha256 would, and
+// costs no pass over the bytes besides the chunks' own sums.
+func ChunksSHA256(chunks []Chunk) string {
+	h := sha256.New()
+	for _, c := range chunks {
+		b, _ := hex.DecodeString(c.SHA256)
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // MaxChunk is the largest chunk ckpt writes; a manifest with a larger one
@@ -370,6 +385,9 @@ func CheckFiles(files []File) error {
 		}
 		if sum != f.Size {
 			return fmt.Errorf("file %q has %d bytes and chunks of %d", f.Path, f.Size, sum)
+		}
+		if f.SHA256 != ChunksSHA256(f.Chunks) {
+			return fmt.Errorf("file %q: its sha256 is not that of its chunks", f.Path)
 		}
 	}
 	for _, f := range files {

@@ -143,9 +143,11 @@ func Captured(m container.MountPoint) bool {
 	return m.Type == "volume" && m.Driver == "local"
 }
 
-// Need estimates the bytes a save of container c takes in the store: memory
-// (the engine's estimate of what CRIU dumps; 0 for a cold save), its writable
-// layer at upper, and every volume the save captures.
+// Need estimates the bytes a save of container c takes in the store at
+// most: memory twice (the engine's estimate of what CRIU dumps; 0 for a
+// cold save: CRIU's images stay until the commit, beside their chunks,
+// which the store may not have yet), its writable layer at upper, and
+// every volume the save captures.
 func (h Host) Need(c *container.InspectResponse, upper string, memory int64) (int64, error) {
 	h = h.withDefaults()
 	roots := []string{upper}
@@ -154,7 +156,7 @@ func (h Host) Need(c *container.InspectResponse, upper string, memory int64) (in
 			roots = append(roots, m.Source)
 		}
 	}
-	need := memory
+	need := 2 * memory
 	for _, r := range roots {
 		n, err := h.Size(r)
 		if err != nil {

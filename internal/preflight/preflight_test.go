@@ -78,8 +78,8 @@ func TestNeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if need != 5+1000+10 {
-		t.Errorf("need %d, want memory 5 + local volume 1000 + layer 10", need)
+	if need != 2*5+1000+10 {
+		t.Errorf("need %d, want memory 5 twice + local volume 1000 + layer 10", need)
 	}
 	if _, err := (Host{}).Need(c, filepath.Join(dir, "missing"), 0); err == nil {
 		t.Error("a layer that cannot be measured is not an error")

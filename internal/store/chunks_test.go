@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func random(seed uint64, n int) []byte {
 func chunksOf(b []byte) []int {
 	var sizes []int
 	for len(b) > 0 {
-		k := cut(b, true)
+		k := cut(b)
 		sizes = append(sizes, k)
 		b = b[k:]
 	}
@@ -130,6 +131,14 @@ func TestChunkedFiles(t *testing.T) {
 	data := random(3, 16<<20)
 	ck1 := saveChunked(t, s, "cp1", "criu/pages-1.img", data)
 	must(t, ck1.Verify(ctx))
+	// Written in pieces, cut as if whole.
+	var sizes []int
+	for _, c := range ck1.Manifest.Files[0].Chunks {
+		sizes = append(sizes, int(c.Size))
+	}
+	if want := chunksOf(data); !slices.Equal(sizes, want) {
+		t.Errorf("chunks of a file written in pieces: %v, want %v", sizes, want)
+	}
 	first, _ := poolBytes(t, s)
 	if first != int64(len(data)) {
 		t.Errorf("the first checkpoint stored %d bytes of chunks, want %d", first, len(data))
@@ -257,15 +266,21 @@ func TestCheckChunks(t *testing.T) {
 		{"size", []format.Chunk{{SHA256: sum, Size: 4}, {SHA256: sum, Size: 5}}, "has 10 bytes and chunks of 9"},
 		{"empty", []format.Chunk{{SHA256: sum, Size: 0}, {SHA256: sum, Size: 10}}, "chunk 0 has 0 bytes"},
 		{"large", []format.Chunk{{SHA256: sum, Size: format.MaxChunk + 1}}, "not 1 to"},
+		{"list", []format.Chunk{{SHA256: sum, Size: 10}}, "its sha256 is not that of its chunks"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := format.Manifest{FormatVersion: format.Version, Files: []format.File{{Path: "layer.tar", Size: 10, SHA256: sum, Chunks: tc.chunks}}}
+			fileSum := format.ChunksSHA256(tc.chunks)
+			if tc.name == "list" || tc.name == "sum" {
+				fileSum = sum
+			}
+			m := format.Manifest{FormatVersion: format.Version, Files: []format.File{{Path: "layer.tar", Size: 10, SHA256: fileSum, Chunks: tc.chunks}}}
 			if err := m.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Check: %v, want %q", err, tc.want)
 			}
 		})
 	}
-	old := format.Manifest{FormatVersion: 2, Files: []format.File{{Path: "layer.tar", Size: 10, SHA256: sum, Chunks: []format.Chunk{{SHA256: sum, Size: 10}}}}}
+	chunks := []format.Chunk{{SHA256: sum, Size: 10}}
+	old := format.Manifest{FormatVersion: 2, Files: []format.File{{Path: "layer.tar", Size: 10, SHA256: format.ChunksSHA256(chunks), Chunks: chunks}}}
 	if err := old.Check(); err == nil || !strings.Contains(err.Error(), "format version 2 does not have") {
 		t.Errorf("Check of chunks in format 2: %v", err)
 	}

@@ -16,8 +16,14 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
-// SHA256 is the hex sha256 of what was written to f so far.
-func (f *File) SHA256() string { return hex.EncodeToString(f.h.Sum(nil)) }
+// SHA256 is the hex sha256 of what was written to f so far; of a chunked
+// file, the sha256 of its chunk list, once it is closed.
+func (f *File) SHA256() string {
+	if f.cw != nil {
+		return f.sum
+	}
+	return hex.EncodeToString(f.h.Sum(nil))
+}
 
 // Manifest completes m for a save into p and returns the manifest to pass
 // to Commit: it sets m.Name to p's name, m.FormatVersion to format.Version

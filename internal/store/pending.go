@@ -112,6 +112,7 @@ func (p *Pending) Path(rel string) string { return filepath.Join(p.dir, filepath
 type File struct {
 	f    *os.File
 	cw   *chunkWriter
+	sum  string // of a chunked file, once closed
 	h    hash.Hash
 	n    int64
 	rel  string
@@ -133,7 +134,9 @@ func (p *Pending) Create(rel string) (*File, error) {
 }
 
 // CreateChunked opens rel for writing as chunks of the store's
-// (format.File.Chunks): only the chunks the store lacks are written.
+// (format.File.Chunks): only the chunks the store lacks are written. The
+// file's sha256 is then that of its chunk list (format.ChunksSHA256),
+// known once it is closed.
 func (p *Pending) CreateChunked(rel string) (*File, error) {
 	if err := format.CheckFiles([]format.File{{Path: rel, SHA256: emptySHA256}}); err != nil {
 		return nil, err
@@ -149,13 +152,13 @@ func (p *Pending) CreateChunked(rel string) (*File, error) {
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 func (f *File) Write(b []byte) (int, error) {
-	var n int
-	var err error
 	if f.cw != nil {
-		n, err = f.cw.Write(b)
-	} else {
-		n, err = f.f.Write(b)
+		// The chunk writer takes the file's sha256 itself.
+		n, err := f.cw.Write(b)
+		f.n += int64(n)
+		return n, err
 	}
+	n, err := f.f.Write(b)
 	f.h.Write(b[:n])
 	f.n += int64(n)
 	return n, err
@@ -195,7 +198,8 @@ func (f *File) closeChunked() error {
 		}
 		return g.Close()
 	}
-	f.p.add(format.File{Path: f.rel, Size: f.n, SHA256: hex.EncodeToString(f.h.Sum(nil)), Chunks: chunks})
+	f.sum = format.ChunksSHA256(chunks)
+	f.p.add(format.File{Path: f.rel, Size: f.n, SHA256: f.sum, Chunks: chunks})
 	return nil
 }
 
@@ -295,8 +299,9 @@ func (p *Pending) adoptFile(path string) (format.File, error) {
 		if err != nil {
 			return format.File{}, err
 		}
-		h := sha256.New()
-		n, err := io.Copy(io.MultiWriter(h, cw), f)
+		// Read a MiB at a time (io.Copy would take os.File's WriteTo, which
+		// reads 32 KiB at a time).
+		n, err := io.CopyBuffer(cw, struct{ io.Reader }{f}, make([]byte, 1<<20))
 		chunks, cerr := cw.Close()
 		if err == nil {
 			err = cerr
@@ -308,7 +313,7 @@ func (p *Pending) adoptFile(path string) (format.File, error) {
 			p.mu.Lock()
 			p.replaced = append(p.replaced, rel)
 			p.mu.Unlock()
-			return format.File{Path: rel, Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Chunks: chunks}, nil
+			return format.File{Path: rel, Size: n, SHA256: format.ChunksSHA256(chunks), Chunks: chunks}, nil
 		}
 	}
 	synced := make(chan error, 1)

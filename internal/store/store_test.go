@@ -930,6 +930,7 @@ func TestAdopt(t *testing.T) {
 		if path == "criu/pages-1.img" {
 			// Memory pages go to the store's chunks: one, at this size.
 			f.Chunks = []format.Chunk{{SHA256: f.SHA256, Size: f.Size}}
+			f.SHA256 = format.ChunksSHA256(f.Chunks)
 		}
 		want = append(want, f)
 	}
