@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -249,23 +248,10 @@ func (p *Pending) Adopt(rel string) ([]format.File, error) {
 	// files are taken in parallel: a save waits for the slower of the two,
 	// not for their sum.
 	added := make([]format.File, len(paths))
-	errs := make([]error, len(paths))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(len(paths), max(runtime.GOMAXPROCS(0), 2)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				added[i], errs[i] = p.adoptFile(paths[i])
-			}
-		}()
-	}
-	for i := range paths {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	errs := forEach(len(paths), func(i int) (err error) {
+		added[i], err = p.adoptFile(paths[i])
+		return err
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -137,39 +137,26 @@ func (c *Checkpoint) assemble(ctx context.Context, files []format.File, dst func
 			off += ch.Size
 		}
 	}
-	errs := make([]error, len(units))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(len(units), max(runtime.GOMAXPROCS(0), 2)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := getBuf()
-			defer putBuf(buf)
-			for i := range next {
-				if err := ctx.Err(); err != nil {
-					errs[i] = err
-					continue
-				}
-				u := units[i]
-				b := buf[:u.ch.Size]
-				in, err := os.Open(c.chunks.path(u.ch.SHA256))
-				if err == nil {
-					_, err = io.ReadFull(in, b)
-					in.Close()
-				}
-				if err == nil {
-					_, err = u.out.WriteAt(b, u.off)
-				}
-				errs[i] = err
-			}
-		}()
-	}
-	for i := range units {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	errs := forEach(len(units), func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		u := units[i]
+		buf := getBuf()
+		defer putBuf(buf)
+		b := buf[:u.ch.Size]
+		in, err := os.Open(c.chunks.path(u.ch.SHA256))
+		if err != nil {
+			return err
+		}
+		_, err = io.ReadFull(in, b)
+		in.Close()
+		if err != nil {
+			return err
+		}
+		_, err = u.out.WriteAt(b, u.off)
+		return err
+	})
 	return errors.Join(errs...)
 }
 
@@ -185,4 +172,27 @@ func (c *Checkpoint) Stored(rel string) []string {
 		paths[i] = c.chunks.path(ch.SHA256)
 	}
 	return paths
+}
+
+// forEach calls do(i) for each i in [0, n) on as many goroutines as there
+// are CPUs (at least two) and returns each call's error.
+func forEach(n int, do func(i int) error) []error {
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, max(runtime.GOMAXPROCS(0), 2)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = do(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
 }

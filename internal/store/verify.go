@@ -9,8 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"runtime"
-	"sync"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 )
@@ -35,29 +33,16 @@ func (c *Checkpoint) Verify(ctx context.Context) error {
 			units = append(units, unit{i, j})
 		}
 	}
-	errs := make([]error, len(units))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(len(units), max(runtime.GOMAXPROCS(0), 2)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for i := range next {
-				u := units[i]
-				if f := c.Manifest.Files[u.file]; u.chunk < 0 {
-					errs[i] = c.verifyFile(ctx, f, buf)
-				} else {
-					errs[i] = c.verifyChunk(ctx, f, u.chunk, buf)
-				}
-			}
-		}()
-	}
-	for i := range units {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	errs := forEach(len(units), func(i int) error {
+		buf := getBuf()
+		defer putBuf(buf)
+		buf = buf[:cap(buf)]
+		u := units[i]
+		if u.chunk >= 0 {
+			return c.verifyChunk(ctx, c.Manifest.Files[u.file], u.chunk, buf)
+		}
+		return c.verifyFile(ctx, c.Manifest.Files[u.file], buf)
+	})
 	for _, err := range errs {
 		if err != nil {
 			return err
