@@ -482,8 +482,10 @@ func checkSpace(ctx context.Context, o Options, eng *engine.Engine) Result {
 			largest = &n
 		}
 	}
-	total := largest.memory + largest.data
-	detail := fmt.Sprintf("the largest running container, %s, needs about %s (memory %s, volumes and writable layer %s)",
+	// The memory counts twice: a save keeps CRIU's images beside their
+	// chunks until its commit (preflight.Host.Need).
+	total := 2*largest.memory + largest.data
+	detail := fmt.Sprintf("the largest running container, %s, needs about %s (memory %s twice, volumes and writable layer %s)",
 		largest.name, units.Bytes(total), units.Bytes(largest.memory), units.Bytes(largest.data))
 	if largest.unknownVolume {
 		detail += "; some of its volumes could not be measured"
@@ -522,7 +524,7 @@ func measure(ctx context.Context, eng *engine.Engine, c container.Summary) need 
 		n.unknownVolume = true
 		return n
 	}
-	n.data = total - n.memory
+	n.data = total - 2*n.memory
 	return n
 }
 

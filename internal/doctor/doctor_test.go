@@ -332,21 +332,21 @@ func TestSpace(t *testing.T) {
 			stats: map[string]any{"memory_stats": map[string]any{"usage": mib(110), "stats": map[string]any{"total_inactive_file": mib(10)}}}},
 	}}
 	f.start(t)
-	want := "the largest running container, web, needs about 104.0 MiB (memory 100.0 MiB, volumes and writable layer 4.0 MiB)"
+	want := "the largest running container, web, needs about 204.0 MiB (memory 100.0 MiB twice, volumes and writable layer 4.0 MiB)"
 
 	o.Free = func(string) (int64, error) { return 1 << 30, nil }
 	m := byCheck(t, Run(context.Background(), o))
 	expect(t, m, "space", OK, "1.0 GiB free in "+filepath.Dir(o.Store)+" (the store "+o.Store+" does not exist yet); "+want, "")
 
-	o.Free = func(string) (int64, error) { return 110 << 20, nil } // less than 104 MiB + 5% + 16 MiB
+	o.Free = func(string) (int64, error) { return 210 << 20, nil } // less than 204 MiB + 5% + 16 MiB
 	m = byCheck(t, Run(context.Background(), o))
-	expect(t, m, "space", Warn, "110.0 MiB free in", "free space there (ckpt rm and ckpt prune remove old checkpoints), or use another store")
+	expect(t, m, "space", Warn, "210.0 MiB free in", "free space there (ckpt rm and ckpt prune remove old checkpoints), or use another store")
 	if m["space"].Fix != "free space there (ckpt rm and ckpt prune remove old checkpoints), or use another store" {
 		t.Errorf("fix %q", m["space"].Fix)
 	}
 	o.StoreSetting = "--store DIR"
 	m = byCheck(t, Run(context.Background(), o))
-	expect(t, m, "space", Warn, "110.0 MiB free in", "free space there (ckpt rm and ckpt prune remove old checkpoints), or use another store (--store DIR)")
+	expect(t, m, "space", Warn, "210.0 MiB free in", "free space there (ckpt rm and ckpt prune remove old checkpoints), or use another store (--store DIR)")
 	if Failed([]Result{m["space"]}) {
 		t.Error("a warning failed")
 	}
