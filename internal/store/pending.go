@@ -144,7 +144,7 @@ func (p *Pending) CreateChunked(rel string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &File{cw: cw, h: sha256.New(), rel: rel, p: p}, nil
+	return &File{cw: cw, rel: rel, p: p}, nil
 }
 
 // emptySHA256 is the sha256 of no bytes.
@@ -152,7 +152,7 @@ const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b785
 
 func (f *File) Write(b []byte) (int, error) {
 	if f.cw != nil {
-		// The chunk writer takes the file's sha256 itself.
+		// A chunked file's sha256 is that of its chunk list, from Close.
 		n, err := f.cw.Write(b)
 		f.n += int64(n)
 		return n, err
@@ -191,6 +191,7 @@ func (f *File) closeChunked() error {
 	}
 	if len(chunks) == 0 {
 		// No bytes: an empty file in the directory, as before chunks.
+		f.sum = emptySHA256
 		g, err := f.p.Create(f.rel)
 		if err != nil {
 			return err
