@@ -138,6 +138,9 @@ suite() {
 		CGO_ENABLED=0 go build -o "$dest/bin/testapp" ./internal/testapp &&
 		CGO_ENABLED=0 go test -c -o "$dest/integration.test" ./integration)
 	cp "$repo/scripts/engine.sh" "$dest/scripts/"
+	# The registry of the push and pull tests: the host's (Debian's
+	# docker-registry, linked against libc only, which every suite has).
+	install -m 0755 "$(command -v docker-registry)" "$dest/bin/docker-registry"
 	if docker image inspect ckpt-test-mariadb:latest >/dev/null 2>&1; then
 		docker save ckpt-test-mariadb:latest | in_ns "$name" docker load >/dev/null
 	fi

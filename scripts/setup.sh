@@ -45,12 +45,17 @@ fi
 
 # The integration tests drive a compose project with Debian's docker-compose,
 # freeze a small ext4 file system (mkfs.ext4, fsfreeze) and verify the
-# systemd units ckpt writes with systemd-analyze. Hosts that
+# systemd units ckpt writes with systemd-analyze, and push and pull
+# through Debian's docker-registry. Hosts that
 # only run ckpt (CKPT_SETUP_TEST_TOOLS=0, as in the Vagrant guest) skip them.
 if [ "${CKPT_SETUP_TEST_TOOLS:-1}" = 1 ]; then
 	if ! command -v docker-compose >/dev/null; then
 		say "installing docker-compose (used by the integration tests)"
 		apt_install docker-compose
+	fi
+	if ! command -v docker-registry >/dev/null; then
+		say "installing docker-registry (distribution 2.8: the registry the push and pull tests use)"
+		apt_install docker-registry
 	fi
 	if ! command -v mkfs.ext4 >/dev/null || ! command -v fsfreeze >/dev/null; then
 		say "installing e2fsprogs and util-linux (a freezable file system, used by the tests)"

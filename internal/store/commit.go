@@ -88,6 +88,9 @@ func (p *Pending) Commit(manifest []byte) (*Checkpoint, error) {
 	if err := syncTree(p.dir); err != nil {
 		return nil, err
 	}
+	if err := p.dirs.sync(); err != nil {
+		return nil, err
+	}
 	fault.Point("store:commit")
 	if err := os.Rename(p.dir, p.final); err != nil {
 		return nil, err

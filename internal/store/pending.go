@@ -41,6 +41,8 @@ type Pending struct {
 	store    *Store
 	pool     *chunkPool
 	poolLock *os.File
+	// dirs are the chunk directories PutChunk changed, synced by Commit.
+	dirs dirSet
 }
 
 // Begin starts writing checkpoint name of container. The caller must hold
@@ -75,16 +77,25 @@ func (s *Store) Begin(container, name string) (*Pending, error) {
 // pending checkpoint holds the pool's lock shared, which keeps the
 // collection of unused chunks away until the commit or the abort.
 func (p *Pending) chunkWriter() (*chunkWriter, error) {
+	if err := p.holdPool(); err != nil {
+		return nil, err
+	}
+	return newChunkWriter(p.pool), nil
+}
+
+// holdPool takes the pool's lock shared, once: from then on until the
+// commit or the abort, no collection removes a chunk.
+func (p *Pending) holdPool() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.poolLock == nil {
 		l, err := p.pool.lock(unix.LOCK_SH, true)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.poolLock = l
 	}
-	return newChunkWriter(p.pool), nil
+	return nil
 }
 
 // release lets the collection of chunks run again; it reports whether the

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -195,4 +197,30 @@ func forEach(n int, do func(i int) error) []error {
 	close(next)
 	wg.Wait()
 	return errs
+}
+
+// OpenChunk opens chunk ch of the checkpoint's store for reading, and
+// checks its size and sha256 as it reads it (ErrChunkSize, ErrChunkSum).
+func (c *Checkpoint) OpenChunk(ch format.Chunk) (io.ReadCloser, error) {
+	if c.chunks == nil {
+		return nil, errors.New("the checkpoint is not in a store")
+	}
+	return &chunkReader{pool: c.chunks, chunks: []format.Chunk{ch}, verify: true}, nil
+}
+
+// RawManifest returns the checkpoint's manifest.json as stored, byte for
+// byte, once it has checked it against manifest.json.sha256.
+func (c *Checkpoint) RawManifest() ([]byte, error) {
+	raw, err := os.ReadFile(c.Path(format.ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	want, err := os.ReadFile(c.Path(format.ManifestSumFile))
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:])+"\n" != string(want) {
+		return nil, fmt.Errorf("checkpoint %s:%s: %s does not match %s", c.Container, c.Name, format.ManifestFile, format.ManifestSumFile)
+	}
+	return raw, nil
 }

@@ -416,33 +416,61 @@ func (im *importer) readManifest(hdr *header) ([]byte, *format.Manifest, error) 
 		return nil, nil, refuse(ErrDamaged, "%s does not match %s", format.ManifestSumFile, format.ManifestFile)
 	}
 
+	m, err := CheckManifest(raw, HeaderFile, hdr.Container, hdr.Checkpoint, hdr.FormatVersion, hdr.Created)
+	if me := (*ManifestError)(nil); errors.As(err, &me) {
+		if me.Newer {
+			return nil, nil, refuse(ErrNewer, "%s", me.Detail)
+		}
+		return nil, nil, refuse(ErrInvalid, "%s", me.Detail)
+	}
+	return raw, m, nil
+}
+
+// ManifestError is a manifest brought from elsewhere that a store must
+// not take: Newer when it is of a newer format than this ckpt reads,
+// invalid otherwise.
+type ManifestError struct {
+	Newer  bool
+	Detail string
+}
+
+func (e *ManifestError) Error() string { return e.Detail }
+
+// CheckManifest parses and checks the manifest raw of a checkpoint brought
+// from another host (by ckpt import or ckpt pull) that says it is
+// checkpoint name of container, of format version, created at created (as
+// source, what it came with, says): that it agrees with all of that, that its file list is one a store can
+// hold, and that it is not dated in the future. Its errors are
+// *ManifestError.
+func CheckManifest(raw []byte, source, container, name string, version int, created time.Time) (*format.Manifest, error) {
+	bad := func(f string, args ...any) error { return &ManifestError{Detail: fmt.Sprintf(f, args...)} }
 	var m format.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, nil, refuse(ErrInvalid, "%s: %v", format.ManifestFile, err)
+		return nil, bad("%s: %v", format.ManifestFile, err)
 	}
 	switch {
 	case m.FormatVersion > format.Version:
-		return nil, nil, refuse(ErrNewer, "its manifest has format version %d; this ckpt reads 1 to %d", m.FormatVersion, format.Version)
-	case m.FormatVersion != hdr.FormatVersion:
-		return nil, nil, refuse(ErrInvalid, "%s has format version %d, %s says %d", format.ManifestFile, m.FormatVersion, HeaderFile, hdr.FormatVersion)
-	case m.Name != hdr.Checkpoint:
-		return nil, nil, refuse(ErrInvalid, "%s names checkpoint %q, %s says %q", format.ManifestFile, m.Name, HeaderFile, hdr.Checkpoint)
-	case m.Container.Name != "" && m.Container.Name != hdr.Container:
-		return nil, nil, refuse(ErrInvalid, "%s names container %q, %s says %q", format.ManifestFile, m.Container.Name, HeaderFile, hdr.Container)
-	case !m.Created.Equal(hdr.Created):
-		return nil, nil, refuse(ErrInvalid, "%s and %s disagree on the creation time", format.ManifestFile, HeaderFile)
+		return nil, &ManifestError{Newer: true, Detail: fmt.Sprintf("its manifest has format version %d; this ckpt reads 1 to %d", m.FormatVersion, format.Version)}
+	case m.FormatVersion != version:
+		return nil, bad("%s has format version %d, %s says %d", format.ManifestFile, m.FormatVersion, source, version)
+	case m.Name != name:
+		return nil, bad("%s names checkpoint %q, %s says %q", format.ManifestFile, m.Name, source, name)
+	case m.Container.Name != "" && m.Container.Name != container:
+		return nil, bad("%s names container %q, %s says %q", format.ManifestFile, m.Container.Name, source, container)
+	case !m.Created.Equal(created):
+		return nil, bad("%s and %s disagree on the creation time", format.ManifestFile, source)
 	}
 	if err := checkFiles(m.Files); err != nil {
-		return nil, nil, refuse(ErrInvalid, "%s: %v", format.ManifestFile, err)
+		return nil, bad("%s: %v", format.ManifestFile, err)
 	}
 	if err := m.Check(); err != nil {
-		return nil, nil, refuse(ErrInvalid, "%v", err)
+		return nil, bad("%v", err)
 	}
 	if now := time.Now(); m.Created.After(now.Add(FutureSlack)) {
-		return nil, nil, refuse(ErrInvalid, "it is dated %s, in the future (this host's clock says %s): it would pass for the newest checkpoint, and retention would remove the real ones",
+		return nil, bad("it is dated %s, in the future (this host's clock says %s): it would pass for the newest checkpoint, and retention would remove the real ones",
 			m.Created.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
-	return raw, &m, nil
+	return &m, nil
 }
 
 // readFiles reads the checkpoint's files into p, checking each against the

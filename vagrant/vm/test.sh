@@ -89,6 +89,8 @@ say "building ckpt and the test image on the host"
 CGO_ENABLED=0 go build -o "$work/src/bin/ckpt" ./cmd/ckpt
 CGO_ENABLED=0 go build -o "$work/app/app" ./internal/testapp
 cp "$work/app/app" "$work/src/bin/testapp"
+# The registry of the push and pull tests (CKPT_VM_SUITE_RUN=. runs them).
+if command -v docker-registry >/dev/null; then install -m 0755 "$(command -v docker-registry)" "$work/src/bin/"; fi
 CGO_ENABLED=0 go test -c -o "$work/src/integration.test" ./integration
 tar -C "$work/app" -c app | docker import -c 'ENTRYPOINT ["/app"]' -c 'EXPOSE 8080' - ckpt-vm-testapp:latest >/dev/null
 docker save ckpt-vm-testapp:latest >"$work/image.tar"

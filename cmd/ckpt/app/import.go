@@ -93,13 +93,19 @@ this host, it is recreated from the saved configuration.`,
 			}
 			fmt.Fprintf(c.App.Writer, "imported %s:%s (%d files, %s); resume it with: %s\n",
 				ck.Container, ck.Name, stats.Files, units.Bytes(stats.Bytes), resume)
-			if len(powers) > 0 {
-				fmt.Fprintf(c.App.Writer, "it asks for more than a plain container, which resume refuses without --trust; read this first:\n")
-				for _, p := range powers {
-					fmt.Fprintf(c.App.Writer, "  %s\n", p)
-				}
-			}
+			printPowers(c, powers)
 			return nil
 		},
+	}
+}
+
+// printPowers lists what a checkpoint from elsewhere asks for beyond a
+// plain container.
+func printPowers(c *cli.Context, powers []string) {
+	if len(powers) > 0 {
+		fmt.Fprintf(c.App.Writer, "it asks for more than a plain container, which resume refuses without --trust; read this first:\n")
+		for _, p := range powers {
+			fmt.Fprintf(c.App.Writer, "  %s\n", p)
+		}
 	}
 }

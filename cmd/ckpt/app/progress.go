@@ -71,6 +71,8 @@ type jsonLine struct {
 	Error          string      `json:"error,omitempty"`
 	Hint           string      `json:"hint,omitempty"`
 	Recovery       string      `json:"recovery,omitempty"`
+	// Transfer is what a push or pull moved.
+	Transfer *transferLine `json:"transfer,omitempty"`
 }
 
 // jsonWriter writes JSON lines, one per call, safe for concurrent use.

@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/registry"
 	"github.com/ckpt-dev/ckpt/restore"
 )
 
@@ -24,28 +25,51 @@ A checkpoint brought by ckpt import was made elsewhere: its container is
 recreated as a plain one, and a resume that would give it more (privileged
 mode, added capabilities, host namespaces, devices, host paths, security
 options, sysctls, volume or network drivers that reach the host) is refused
-with the list, unless --trust is given.`,
+with the list, unless --trust is given.
+
+--from HOST/REPOSITORY:TAG (anything with a '/') pulls the checkpoint from a
+registry first, as ckpt pull does, and resumes the container it was pushed
+from; the container name may then be left out.`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "resume every stopped container that has a checkpoint"},
 			&cli.StringFlag{Name: "project", Usage: "resume the containers of compose project `NAME`, dependencies first, with its networks"},
-			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest"},
+			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest; or pull HOST/REPOSITORY:TAG from a registry (as ckpt pull) and resume that"},
 			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
 			&cli.BoolFlag{Name: "force", Usage: "resume a container that ran after its checkpoint was taken (its memory goes back, its newer files stay)"},
 			&cli.BoolFlag{Name: "trust", Usage: "let an imported checkpoint recreate its container with what it asks for beyond a plain container (privileged mode, host paths, devices, ...; ckpt import lists them)"},
-		}, progressFlags()...),
+		}, append(registryFlags(), progressFlags()...)...),
 		Action: func(c *cli.Context) error {
-			names, err := targets(c)
-			if err != nil {
-				return err
-			}
-			if c.String("from") != "" && len(names) != 1 {
-				return usagef("--from takes exactly one container")
+			from := c.String("from")
+			var names []string
+			var err error
+			if !isRegistryRef(from) {
+				if names, err = targets(c); err != nil {
+					return err
+				}
+				if from != "" && len(names) != 1 {
+					return usagef("--from takes exactly one container")
+				}
+			} else if c.NArg() > 1 || c.Bool("all") || c.String("project") != "" {
+				return usagef("--from %s resumes one container: the one it was pushed from", from)
 			}
 			st, eng, err := openAll(c)
 			if err != nil {
 				return err
 			}
 			defer eng.Close()
+			if isRegistryRef(from) {
+				ck, stats, err := registry.Pull(c.Context, st, from, registry.PullOptions{Options: registryOptions(c)})
+				if err != nil {
+					return err
+				}
+				if c.NArg() == 1 && c.Args().First() != ck.Container {
+					return usagef("%s holds a checkpoint of %s, not of %s", from, ck.Container, c.Args().First())
+				}
+				if !c.Bool("json") && !c.Bool("quiet") {
+					fmt.Fprintf(c.App.ErrWriter, "ckpt: %s: pulled %s from %s: %s\n", ck.Container, ck.Name, from, describeTransfer(stats, "received", "the store had"))
+				}
+				names, from = []string{ck.Container}, ck.Name
+			}
 			if p := c.String("project"); p != "" {
 				if names, err = restore.Project(st, p); err != nil {
 					return err
@@ -53,7 +77,7 @@ with the list, unless --trust is given.`,
 			}
 			opts := restore.Options{
 				Store: st, Engine: eng, Containers: names, All: c.Bool("all"),
-				From: c.String("from"), NoFallback: c.Bool("no-fallback"), Trust: c.Bool("trust"), Force: c.Bool("force"),
+				From: from, NoFallback: c.Bool("no-fallback"), Trust: c.Bool("trust"), Force: c.Bool("force"),
 			}
 			var js *jsonWriter
 			opts.Progress, js = reporter(c)

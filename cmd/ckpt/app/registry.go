@@ -1,0 +1,173 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ckpt-dev/ckpt/internal/registry"
+	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/units"
+	"github.com/ckpt-dev/ckpt/restore"
+)
+
+// registryFlags say how to reach a registry: push, pull and resume --from
+// take them.
+func registryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "ca-file", Usage: "trust the certificate authorities in PEM `FILE` for the registry (besides the system's and /etc/docker/certs.d/HOST/ca.crt)"},
+		&cli.BoolFlag{Name: "insecure", Usage: "do not verify the registry's TLS certificate"},
+		&cli.BoolFlag{Name: "plain-http", Usage: "talk plain HTTP to the registry, not HTTPS"},
+	}
+}
+
+func registryOptions(c *cli.Context) registry.Options {
+	r, _ := reporter(c)
+	return registry.Options{CAFile: c.String("ca-file"), Insecure: c.Bool("insecure"), PlainHTTP: c.Bool("plain-http"), Progress: r}
+}
+
+// isRegistryRef says whether --from names a registry reference rather
+// than a checkpoint: checkpoint names have no '/'.
+func isRegistryRef(s string) bool { return strings.Contains(s, "/") }
+
+func pushCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "push",
+		Usage:     "upload a checkpoint to an OCI registry",
+		ArgsUsage: "CONTAINER[:NAME] HOST/REPOSITORY[:TAG]",
+		Description: `Uploads checkpoint NAME of CONTAINER (by default its newest complete one)
+to an OCI registry, tagged TAG (by default the checkpoint's name), for ckpt
+pull or ckpt resume --from on any host that can reach the registry. Only
+the blobs the registry lacks are sent: the chunks of a checkpoint that
+changed a little since the last push are mostly there already. The tag is
+set last, so an interrupted push publishes nothing, and pushing again sends
+only what is still missing.
+
+Credentials come from the docker CLI (docker login HOST; credential helpers
+included). Checkpoints hold the memory of the container's processes, and so
+their keys, passwords and tokens: push them only to a private repository
+that only their owners can read.`,
+		Flags: append(registryFlags(), progressFlags()...),
+		Action: func(c *cli.Context) error {
+			if err := flagsFirst(c); err != nil {
+				return err
+			}
+			if c.NArg() != 2 {
+				return usagef("push takes CONTAINER[:NAME] and HOST/REPOSITORY[:TAG]")
+			}
+			container, name, err := store.ParseRef(c.Args().Get(0))
+			if err != nil {
+				return usageError{err}
+			}
+			st, err := store.Open(c.String("store"))
+			if err != nil {
+				return err
+			}
+			ck, err := st.Find(container, name)
+			if err != nil {
+				return err
+			}
+			ref := c.Args().Get(1)
+			stats, err := registry.Push(c.Context, ck, ref, registryOptions(c))
+			if _, js := reporter(c); js != nil {
+				js.result(jsonLine{Container: ck.Container, Checkpoint: ck.Name, Transfer: transferJSON(ref, stats)}, err)
+				if err != nil {
+					return errReported
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "pushed %s:%s to %s (%s): %s\n", ck.Container, ck.Name, ref, stats.Digest, describeTransfer(stats, "sent", "the registry had"))
+			return nil
+		},
+	}
+}
+
+func pullCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "pull",
+		Usage:     "add a checkpoint from an OCI registry",
+		ArgsUsage: "HOST/REPOSITORY:TAG",
+		Description: `Brings a checkpoint pushed by ckpt push into the store, under the container
+and checkpoint names it was pushed with, fetching only the chunks the store
+lacks. Every blob is checked against the checkpoint's manifest before it is
+stored, and the manifest as ckpt import checks it; nothing is added unless
+all of it arrived and matched. Pulling a checkpoint the store already has
+does nothing.
+
+Resume it with ckpt resume, or pull and resume in one step with
+ckpt resume --from HOST/REPOSITORY:TAG. A pulled checkpoint was made
+elsewhere: resume recreates its container as a plain one unless --trust is
+given (see ckpt resume --help).`,
+		Flags: append(registryFlags(), progressFlags()...),
+		Action: func(c *cli.Context) error {
+			if err := flagsFirst(c); err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return usagef("pull takes one HOST/REPOSITORY:TAG")
+			}
+			st, err := store.Open(c.String("store"))
+			if err != nil {
+				return err
+			}
+			ref := c.Args().First()
+			ck, stats, err := registry.Pull(c.Context, st, ref, registry.PullOptions{Options: registryOptions(c)})
+			if _, js := reporter(c); js != nil {
+				l := jsonLine{Transfer: transferJSON(ref, stats)}
+				if ck != nil {
+					l.Container, l.Checkpoint = ck.Container, ck.Name
+				}
+				js.result(l, err)
+				if err != nil {
+					return errReported
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			resume := "ckpt resume --from " + ck.Name + " " + ck.Container
+			if latest, err := st.Latest(ck.Container); err == nil && latest.Name == ck.Name {
+				resume = "ckpt resume " + ck.Container
+			}
+			powers, err := restore.Powers(ck)
+			if err != nil {
+				return err
+			}
+			if len(powers) > 0 {
+				resume = strings.Replace(resume, "ckpt resume ", "ckpt resume --trust ", 1)
+			}
+			fmt.Fprintf(c.App.Writer, "pulled %s:%s from %s: %s; resume it with: %s\n",
+				ck.Container, ck.Name, ref, describeTransfer(stats, "received", "the store had"), resume)
+			printPowers(c, powers)
+			return nil
+		},
+	}
+}
+
+// describeTransfer says what a push or pull moved.
+func describeTransfer(s registry.Stats, moved, had string) string {
+	return fmt.Sprintf("%d blobs, %s; %s %s, %d blobs (%s) %s, in %s",
+		s.Blobs, units.Bytes(s.Bytes), moved, units.Bytes(s.Sent()), s.Skipped, units.Bytes(s.SkippedBytes), had, units.Duration(s.Elapsed))
+}
+
+// transferLine is the result of a push or pull in --json output.
+type transferLine struct {
+	Ref          string `json:"ref"`
+	Digest       string `json:"digest,omitempty"`
+	Blobs        int    `json:"blobs"`
+	Bytes        int64  `json:"bytes"`
+	Skipped      int    `json:"blobsSkipped"`
+	SkippedBytes int64  `json:"bytesSkipped"`
+	Sent         int64  `json:"bytesMoved"`
+	ElapsedMS    int64  `json:"elapsedMs"`
+}
+
+func transferJSON(ref string, s registry.Stats) *transferLine {
+	return &transferLine{Ref: ref, Digest: s.Digest, Blobs: s.Blobs, Bytes: s.Bytes, Skipped: s.Skipped,
+		SkippedBytes: s.SkippedBytes, Sent: s.Sent(), ElapsedMS: s.Elapsed.Milliseconds()}
+}

@@ -1,0 +1,441 @@
+package integration
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/store"
+)
+
+// testRegistry is Debian's docker-registry (distribution 2.8) on
+// 127.0.0.1, with TLS from a CA made here and htpasswd authentication,
+// behind a TCP relay of the test's that can stop it in the middle of an
+// upload.
+type testRegistry struct {
+	t      *testing.T
+	host   string // what ckpt is given: the relay's address
+	ca     string // the CA's certificate (PEM)
+	config string // a DOCKER_CONFIG directory with the credentials
+	dir    string
+	addr   string // the registry's own address
+	cmd    *exec.Cmd
+	exited chan struct{}
+	// stopAfter, when positive, stops the registry once that many bytes
+	// went through the relay towards it.
+	stopAfter atomic.Int64
+	up        atomic.Int64
+}
+
+const registryUser, registryPassword = "ckpt", "s3cret-for-tests"
+
+// registryBin is Debian's docker-registry: on PATH, or beside the
+// prebuilt binaries of a compiled suite run.
+func registryBin(t *testing.T) string {
+	if dir := os.Getenv("CKPT_TEST_BIN_DIR"); dir != "" {
+		if p := filepath.Join(dir, "docker-registry"); fileExists(p) {
+			return p
+		}
+	}
+	p, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatalf("no docker-registry (Debian's package of distribution; scripts/setup.sh installs it): %v", err)
+	}
+	return p
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func startRegistry(t *testing.T) *testRegistry {
+	t.Helper()
+	r := &testRegistry{t: t, dir: t.TempDir()}
+	bin := registryBin(t)
+	r.writeTLS()
+	hash, err := bcrypt.GenerateFromPassword([]byte(registryPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(r.dir, "htpasswd"), registryUser+":"+string(hash)+"\n")
+	r.addr = freeAddr(t)
+	write(t, filepath.Join(r.dir, "config.yml"), fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: %s
+http:
+  addr: %s
+  tls:
+    certificate: %s
+    key: %s
+auth:
+  htpasswd:
+    realm: ckpt-test
+    path: %s
+`, filepath.Join(r.dir, "data"), r.addr, filepath.Join(r.dir, "cert.pem"), filepath.Join(r.dir, "key.pem"), filepath.Join(r.dir, "htpasswd")))
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.host = ln.Addr().String()
+	go r.relay(ln)
+	t.Cleanup(func() { ln.Close() })
+
+	r.config = filepath.Join(r.dir, "docker")
+	auth := base64.StdEncoding.EncodeToString([]byte(registryUser + ":" + registryPassword))
+	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{r.host: map[string]string{"auth": auth}}})
+	write(t, filepath.Join(r.config, "config.json"), string(cfg))
+	r.start(bin)
+	t.Cleanup(r.stop)
+	return r
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// writeTLS makes a CA and a certificate for 127.0.0.1 signed by it.
+func (r *testRegistry) writeTLS() {
+	t := r.t
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ckpt test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	r.ca = filepath.Join(r.dir, "ca.pem")
+	write(t, r.ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
+	write(t, filepath.Join(r.dir, "cert.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	write(t, filepath.Join(r.dir, "key.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
+}
+
+// start runs the registry and waits until it answers.
+func (r *testRegistry) start(bin string) {
+	t := r.t
+	r.cmd = exec.Command(bin, "serve", filepath.Join(r.dir, "config.yml"))
+	log, err := os.OpenFile(filepath.Join(r.dir, "registry.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	r.cmd.Stdout, r.cmd.Stderr = log, log
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(r.cmd, r.exited)
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(r.ca)
+	pool.AppendCertsFromPEM(ca)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	deadline := time.Now().Add(patience(60 * time.Second))
+	for {
+		resp, err := c.Get("https://" + r.host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				return
+			}
+		}
+		select {
+		case <-r.exited:
+			b, _ := os.ReadFile(filepath.Join(r.dir, "registry.log"))
+			t.Fatalf("docker-registry exited: %s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry does not answer: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop stops the registry and waits for it to exit.
+func (r *testRegistry) stop() {
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	<-r.exited
+	r.cmd = nil
+}
+
+// relay forwards each connection to the registry, counting the bytes sent
+// to it; past stopAfter it stops the registry and drops the connections.
+func (r *testRegistry) relay(ln net.Listener) {
+	var mu sync.Mutex
+	var conns []net.Conn
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			s, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				return
+			}
+			defer s.Close()
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go io.Copy(c, s)
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if lim := r.stopAfter.Load(); lim > 0 && r.up.Add(int64(n)) > lim {
+						r.stopAfter.Store(0)
+						r.stop()
+						mu.Lock()
+						for _, x := range conns {
+							x.Close()
+						}
+						mu.Unlock()
+						return
+					}
+					if _, err := s.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// transferResult is the result line of ckpt push or pull --json.
+type transferResult struct {
+	OK       bool   `json:"ok"`
+	Error    string `json:"error"`
+	Transfer struct {
+		Blobs        int    `json:"blobs"`
+		Bytes        int64  `json:"bytes"`
+		Skipped      int    `json:"blobsSkipped"`
+		SkippedBytes int64  `json:"bytesSkipped"`
+		Moved        int64  `json:"bytesMoved"`
+		Digest       string `json:"digest"`
+	} `json:"transfer"`
+}
+
+func parseTransfer(t *testing.T, out string) transferResult {
+	t.Helper()
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r transferResult
+		if strings.Contains(l, `"type":"result"`) {
+			if err := json.Unmarshal([]byte(l), &r); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+	}
+	t.Fatalf("no result line in %q", out)
+	return transferResult{}
+}
+
+// A checkpoint goes through a real registry with TLS and a password:
+// refused without the credentials or the CA, pushed, pushed again after a
+// small change sending only what changed, cut off by the registry stopping
+// in the middle of a push (nothing under the tag; the next push sends only
+// what is missing), then pulled into another store and resumed with its
+// memory into a removed container.
+func TestRegistryPushPullResume(t *testing.T) {
+	e := newEnv(t)
+	reg := startRegistry(t)
+	name, vol := e.name("app"), e.name("data")
+	e.startApp(name, appOpts{volume: vol, allocMB: 64})
+	e.waitCounter(name, 2)
+	e.mustCkpt("save", "--leave-running", "--name", "first", name)
+	repo := reg.host + "/team/" + name
+	creds := "DOCKER_CONFIG=" + reg.config
+	// ckpt runs ckpt with env and args: the words of the form VAR=value
+	// among args are added to the environment.
+	ckpt := func(env string, args ...string) result {
+		t.Helper()
+		extra := []string{env}
+		var argv []string
+		for _, a := range args {
+			if strings.HasPrefix(a, "CKPT_STORE=") {
+				extra = append(extra, a)
+			} else {
+				argv = append(argv, a)
+			}
+		}
+		args = argv
+		cmd := exec.Command(ckptBin, args...)
+		cmd.Env = e.environ(extra...)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		r := result{stdout: out.String(), stderr: errb.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("ckpt %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		return r
+	}
+
+	// Refusals: no credentials, then no CA.
+	r := ckpt("DOCKER_CONFIG="+t.TempDir(), "push", "--ca-file", reg.ca, name+":first", repo+":first")
+	if r.code != 1 || !strings.Contains(r.stderr, "docker login "+reg.host) {
+		t.Fatalf("push without credentials: exit %d %s", r.code, r.stderr)
+	}
+	r = ckpt(creds, "push", name+":first", repo+":first")
+	if r.code != 1 || !strings.Contains(r.stderr, "--ca-file") {
+		t.Fatalf("push without the CA: exit %d %s", r.code, r.stderr)
+	}
+
+	r = ckpt(creds, "push", "--json", "--ca-file", reg.ca, name+":first", repo+":first")
+	first := parseTransfer(t, r.stdout)
+	if r.code != 0 || !first.OK || first.Transfer.Moved != first.Transfer.Bytes || first.Transfer.Blobs < 10 {
+		t.Fatalf("first push: exit %d %+v", r.code, first)
+	}
+
+	// A little of the memory changes: the second push sends a part.
+	if _, code := e.call(name, "POST", "/touch?pct=10"); code != 200 {
+		t.Fatalf("POST /touch: %d", code)
+	}
+	e.waitCounter(name, e.waitState(name).Counter+1)
+	e.mustCkpt("save", "--leave-running", "--name", "second", name)
+	r = ckpt(creds, "push", "--json", "--ca-file", reg.ca, name+":second", repo+":second")
+	second := parseTransfer(t, r.stdout)
+	if r.code != 0 || second.Transfer.Skipped == 0 || second.Transfer.Moved*2 > second.Transfer.Bytes {
+		t.Fatalf("second push sent more than half: exit %d %+v", r.code, second)
+	}
+	t.Logf("second push sent %d of %d bytes (%d of %d blobs were there)", second.Transfer.Moved, second.Transfer.Bytes, second.Transfer.Skipped, second.Transfer.Blobs)
+
+	// The registry stops in the middle of a push to a new repository.
+	before := e.waitCounter(name, e.waitState(name).Counter)
+	e.mustCkpt("save", "--name", "third", name)
+	other := reg.host + "/team/other-" + name
+	reg.stopAfter.Store(16 << 20)
+	r = ckpt(creds, "push", "--ca-file", reg.ca, name+":third", other+":v1")
+	if r.code != 1 || !strings.Contains(r.stderr, "the tag was not changed") {
+		t.Fatalf("push cut off: exit %d %s", r.code, r.stderr)
+	}
+	reg.start(registryBin(t))
+	elsewhere := "CKPT_STORE=" + t.TempDir() // another host's store
+	r = ckpt(creds, "pull", "--ca-file", reg.ca, other+":v1", elsewhere)
+	if r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("pull of a tag a cut-off push never set: exit %d %s", r.code, r.stderr)
+	}
+	r = ckpt(creds, "push", "--json", "--ca-file", reg.ca, name+":third", other+":v1")
+	third := parseTransfer(t, r.stdout)
+	if r.code != 0 || third.Transfer.Skipped == 0 {
+		t.Fatalf("push after the cut: exit %d %+v", r.code, third)
+	}
+
+	// Another host: no container, no volume, an empty store.
+	removeContainer(t, name)
+	if err := docker.VolumeRemove(context.Background(), vol, false); err != nil {
+		t.Fatal(err)
+	}
+	ckpt(creds, "resume", "--ca-file", reg.ca, "--from", other+":v1", elsewhere).must(t)
+	e.assertContinues(name, before)
+	r = ckpt(creds, "pull", "--json", "--ca-file", reg.ca, other+":v1", elsewhere)
+	if again := parseTransfer(t, r.stdout); r.code != 0 || again.Transfer.Moved != 0 {
+		t.Fatalf("a second pull of the same checkpoint moved data: exit %d %+v", r.code, again)
+	}
+
+	// A chunk damaged in the registry's storage: the pull is refused and
+	// leaves nothing in the store.
+	st, err := store.Open(e.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := st.Load(name, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum string
+	for _, f := range ck.Manifest.Files {
+		if len(f.Chunks) > 0 {
+			sum = f.Chunks[len(f.Chunks)-1].SHA256
+		}
+	}
+	blob := filepath.Join(reg.dir, "data/docker/registry/v2/blobs/sha256", sum[:2], sum, "data")
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	write(t, blob, string(b))
+	fresh := t.TempDir()
+	r = ckpt(creds, "pull", "--ca-file", reg.ca, repo+":first", "CKPT_STORE="+fresh)
+	if r.code != 1 || !strings.Contains(r.stderr, "the checkpoint in the registry is invalid") || !strings.Contains(r.stderr, "sha256 mismatch") {
+		t.Fatalf("pull of a damaged blob: exit %d %s", r.code, r.stderr)
+	}
+	left, _ := filepath.Glob(filepath.Join(fresh, format.ContainersDir, "*", format.CheckpointsDir, "*"))
+	if chunks, _ := filepath.Glob(filepath.Join(fresh, format.ChunksDir, "sha256", "*")); len(chunks) > 0 || len(left) > 0 {
+		t.Fatalf("a refused pull left %d chunks and %v", len(chunks), left)
+	}
+}
+
+func (r result) must(t *testing.T) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	return r
+}

@@ -1,0 +1,131 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
+)
+
+// blob is one blob of a checkpoint: a file (path set) or a chunk.
+type blob struct {
+	desc  ocispec.Descriptor
+	path  string // of a file
+	chunk format.Chunk
+}
+
+// blobs lists the blobs of the checkpoint whose manifest is m, in the
+// layout's order: the files without chunks (empty ones have no blob: the
+// manifest says all there is to say of them), then the distinct chunks.
+func blobs(m *format.Manifest) []blob {
+	var out []blob
+	for _, f := range m.Files {
+		if f.Chunks == nil && f.Size > 0 {
+			out = append(out, blob{path: f.Path, desc: ocispec.Descriptor{
+				MediaType:   FileMediaType,
+				Digest:      digest.NewDigestFromEncoded(digest.SHA256, f.SHA256),
+				Size:        f.Size,
+				Annotations: map[string]string{ocispec.AnnotationTitle: f.Path},
+			}})
+		}
+	}
+	seen := map[string]bool{}
+	for _, f := range m.Files {
+		for _, c := range f.Chunks {
+			if !seen[c.SHA256] {
+				seen[c.SHA256] = true
+				out = append(out, blob{chunk: c, desc: ocispec.Descriptor{
+					MediaType: ChunkMediaType,
+					Digest:    digest.NewDigestFromEncoded(digest.SHA256, c.SHA256),
+					Size:      c.Size,
+				}})
+			}
+		}
+	}
+	return out
+}
+
+// configDesc is the descriptor of the config blob, the manifest raw.
+func configDesc(raw []byte) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: ConfigMediaType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+}
+
+// ociManifest is the OCI manifest of checkpoint name of container whose
+// manifest.json is raw (parsed: m).
+func ociManifest(container string, raw []byte, m *format.Manifest) ([]byte, error) {
+	bs := blobs(m)
+	layers := make([]ocispec.Descriptor, len(bs))
+	for i, b := range bs {
+		layers[i] = b.desc
+	}
+	return json.Marshal(ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    configDesc(raw),
+		Layers:    layers,
+		Annotations: map[string]string{
+			AnnotationContainer:       container,
+			AnnotationCheckpoint:      m.Name,
+			AnnotationFormat:          strconv.Itoa(m.FormatVersion),
+			ocispec.AnnotationCreated: m.Created.UTC().Format(time.RFC3339Nano),
+		},
+	})
+}
+
+// named is what an OCI manifest's annotations say of the checkpoint.
+type named struct {
+	container, checkpoint string
+	version               int
+	created               time.Time
+}
+
+// checkOCI checks that om is a checkpoint's OCI manifest and returns what
+// its annotations say.
+func checkOCI(om *ocispec.Manifest) (named, error) {
+	var n named
+	if om.SchemaVersion != 2 || (om.MediaType != "" && om.MediaType != ocispec.MediaTypeImageManifest) {
+		return n, fmt.Errorf("its manifest is of media type %q, schema %d, not an OCI image manifest", om.MediaType, om.SchemaVersion)
+	}
+	if om.Config.MediaType != ConfigMediaType {
+		what := ""
+		switch om.Config.MediaType {
+		case ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json":
+			what = ": it is a container image"
+		}
+		return n, fmt.Errorf("its config is of media type %q, not %q%s", om.Config.MediaType, ConfigMediaType, what)
+	}
+	a := om.Annotations
+	n.container, n.checkpoint = a[AnnotationContainer], a[AnnotationCheckpoint]
+	v, err := strconv.Atoi(a[AnnotationFormat])
+	if err != nil {
+		return n, fmt.Errorf("annotation %s: %q is not a format version", AnnotationFormat, a[AnnotationFormat])
+	}
+	n.version = v
+	if n.created, err = time.Parse(time.RFC3339Nano, a[ocispec.AnnotationCreated]); err != nil {
+		return n, fmt.Errorf("annotation %s: %v", ocispec.AnnotationCreated, err)
+	}
+	return n, nil
+}
+
+// checkLayers checks that the layers of om are exactly the blobs of the
+// checkpoint whose manifest is m, in order.
+func checkLayers(om *ocispec.Manifest, m *format.Manifest) error {
+	want := blobs(m)
+	if len(om.Layers) != len(want) {
+		return fmt.Errorf("it has %d layers, and its checkpoint has %d blobs", len(om.Layers), len(want))
+	}
+	for i, l := range om.Layers {
+		w := want[i].desc
+		if l.MediaType != w.MediaType || l.Digest != w.Digest || l.Size != w.Size {
+			return fmt.Errorf("layer %d is %s %s (%d bytes), not %s %s (%d bytes) as its checkpoint's manifest says",
+				i, l.MediaType, l.Digest, l.Size, w.MediaType, w.Digest, w.Size)
+		}
+	}
+	return nil
+}
