@@ -4,7 +4,7 @@ BIN     := bin/ckpt
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ckpt-dev/ckpt/cmd/ckpt/app.Version=$(VERSION)
 
-.PHONY: all build setup demo test unit fuzz check bench perf soak docs vm-test vagrant-validate engine-matrix clean
+.PHONY: all build setup demo test unit fuzz check bench perf bench-registry soak docs vm-test vagrant-validate engine-matrix clean
 
 all: build
 
@@ -84,6 +84,11 @@ bench: setup build
 # docs/performance.md (not in CI; about 15 minutes).
 perf: setup build
 	bench/perf.sh
+
+# Push and pull through a real registry (Debian's docker-registry): bytes
+# sent by a second push after a 10% change, rates against disk and loopback.
+bench-registry: setup build
+	bench/registry.sh
 
 # CYCLES save/resume cycles of a container under load (not in CI).
 soak: setup build
