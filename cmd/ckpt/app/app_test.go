@@ -68,6 +68,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"policy", "check"}, usage("policy check takes one file")},
 		{[]string{"ls", "../x"}, usage(`invalid container name "../x"`)},
 		{[]string{"bogus"}, usage(`unknown command "bogus"`)},
+		{[]string{"push", "web"}, usage("push takes CONTAINER[:NAME] and HOST/REPOSITORY[:TAG]")},
+		{[]string{"push", "../x", "reg.example/web"}, usage(`invalid container name "../x"`)},
+		{[]string{"pull"}, usage("pull takes one HOST/REPOSITORY:TAG")},
+		{[]string{"resume", "--all", "--from", "reg.example/web:v1"}, usage("--from reg.example/web:v1 resumes one container: the one it was pushed from")},
+		{[]string{"resume", "--from", "reg.example/web:v1", "a", "b"}, usage("--from reg.example/web:v1 resumes one container: the one it was pushed from")},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			// A store that is never created: usage errors stop before.
