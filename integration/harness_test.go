@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -245,18 +246,34 @@ type result struct {
 // ckpt runs the binary with this test's store.
 func (e *env) ckpt(args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(ckptBin, args...)
-	cmd.Env = e.environ()
-	var out, errb bytes.Buffer
+	return e.ckptEnv(nil, args...)
+}
+
+// ckptEnv runs ckpt with env added to its environment, and args; the words
+// of args of the form CKPT_STORE=DIR are added to the environment instead.
+func (e *env) ckptEnv(env []string, args ...string) result {
+	e.t.Helper()
+	extra := slices.Clone(env)
+	var argv []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "CKPT_STORE=") {
+			extra = append(extra, a)
+		} else {
+			argv = append(argv, a)
+		}
+	}
+	cmd := exec.Command(ckptBin, argv...)
+	cmd.Env = e.environ(extra...)
+	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	r := result{stdout: out.String(), stderr: errb.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		e.t.Fatalf("running ckpt: %v", err)
+		e.t.Fatal(err)
 	}
-	e.t.Logf("ckpt %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	e.t.Logf("ckpt %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(argv, " "), r.code, r.stdout, r.stderr)
 	return r
 }
 

@@ -69,9 +69,15 @@ func registryBin(t *testing.T) string {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-func startRegistry(t *testing.T) *testRegistry {
+func startRegistry(t *testing.T) *testRegistry { return startRegistryAt(t, t.TempDir(), "") }
+
+// startRegistryAt starts a registry whose files (its storage, certificates,
+// passwords and a docker CLI configuration) are in dir. With nsRoot, dir is
+// under the root directory of another mount namespace, and config-ns.yml
+// serves the same registry there (see TestRegistryAnotherEngine).
+func startRegistryAt(t *testing.T, dir, nsRoot string) *testRegistry {
 	t.Helper()
-	r := &testRegistry{t: t, dir: t.TempDir()}
+	r := &testRegistry{t: t, dir: dir}
 	bin := registryBin(t)
 	r.writeTLS()
 	hash, err := bcrypt.GenerateFromPassword([]byte(registryPassword), bcrypt.MinCost)
@@ -80,7 +86,34 @@ func startRegistry(t *testing.T) *testRegistry {
 	}
 	write(t, filepath.Join(r.dir, "htpasswd"), registryUser+":"+string(hash)+"\n")
 	r.addr = freeAddr(t)
-	write(t, filepath.Join(r.dir, "config.yml"), fmt.Sprintf(`version: 0.1
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.host = ln.Addr().String()
+	go r.relay(ln)
+	t.Cleanup(func() { ln.Close() })
+	r.writeConfig("config.yml", r.addr, "")
+	if nsRoot != "" {
+		// Its paths there, listening where the relay does here.
+		r.writeConfig("config-ns.yml", r.host, nsRoot)
+	}
+
+	r.config = filepath.Join(r.dir, "docker")
+	auth := base64.StdEncoding.EncodeToString([]byte(registryUser + ":" + registryPassword))
+	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{r.host: map[string]string{"auth": auth}}})
+	write(t, filepath.Join(r.config, "config.json"), string(cfg))
+	r.start(bin)
+	t.Cleanup(r.stop)
+	return r
+}
+
+// writeConfig writes the registry's configuration file name, listening on
+// addr, with its paths seen from a root at root ("" for this one).
+func (r *testRegistry) writeConfig(name, addr, root string) {
+	in := func(p string) string { return strings.TrimPrefix(filepath.Join(r.dir, p), root) }
+	write(r.t, filepath.Join(r.dir, name), fmt.Sprintf(`version: 0.1
 log:
   level: warn
 storage:
@@ -95,23 +128,7 @@ auth:
   htpasswd:
     realm: ckpt-test
     path: %s
-`, filepath.Join(r.dir, "data"), r.addr, filepath.Join(r.dir, "cert.pem"), filepath.Join(r.dir, "key.pem"), filepath.Join(r.dir, "htpasswd")))
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.host = ln.Addr().String()
-	go r.relay(ln)
-	t.Cleanup(func() { ln.Close() })
-
-	r.config = filepath.Join(r.dir, "docker")
-	auth := base64.StdEncoding.EncodeToString([]byte(registryUser + ":" + registryPassword))
-	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{r.host: map[string]string{"auth": auth}}})
-	write(t, filepath.Join(r.config, "config.json"), string(cfg))
-	r.start(bin)
-	t.Cleanup(r.stop)
-	return r
+`, in("data"), addr, in("cert.pem"), in("key.pem"), in("htpasswd")))
 }
 
 func write(t *testing.T, path, content string) {
@@ -307,34 +324,7 @@ func TestRegistryPushPullResume(t *testing.T) {
 	e.mustCkpt("save", "--leave-running", "--name", "first", name)
 	repo := reg.host + "/team/" + name
 	creds := "DOCKER_CONFIG=" + reg.config
-	// ckpt runs ckpt with env and args: the words of the form VAR=value
-	// among args are added to the environment.
-	ckpt := func(env string, args ...string) result {
-		t.Helper()
-		extra := []string{env}
-		var argv []string
-		for _, a := range args {
-			if strings.HasPrefix(a, "CKPT_STORE=") {
-				extra = append(extra, a)
-			} else {
-				argv = append(argv, a)
-			}
-		}
-		args = argv
-		cmd := exec.Command(ckptBin, args...)
-		cmd.Env = e.environ(extra...)
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		r := result{stdout: out.String(), stderr: errb.String()}
-		if ee, ok := err.(*exec.ExitError); ok {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("ckpt %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-		return r
-	}
+	ckpt := func(env string, args ...string) result { t.Helper(); return e.ckptEnv([]string{env}, args...) }
 
 	// Refusals: no credentials, then no CA.
 	r := ckpt("DOCKER_CONFIG="+t.TempDir(), "push", "--ca-file", reg.ca, name+":first", repo+":first")
@@ -350,6 +340,12 @@ func TestRegistryPushPullResume(t *testing.T) {
 	first := parseTransfer(t, r.stdout)
 	if r.code != 0 || !first.OK || first.Transfer.Moved != first.Transfer.Bytes || first.Transfer.Blobs < 10 {
 		t.Fatalf("first push: exit %d %+v", r.code, first)
+	}
+
+	// By digest, into another store.
+	r = ckpt(creds, "pull", "--json", "--ca-file", reg.ca, repo+"@"+first.Transfer.Digest, "CKPT_STORE="+t.TempDir())
+	if byDigest := parseTransfer(t, r.stdout); r.code != 0 || byDigest.Transfer.Moved != first.Transfer.Bytes {
+		t.Fatalf("pull by digest: exit %d %+v", r.code, byDigest)
 	}
 
 	// A little of the memory changes: the second push sends a part.
@@ -438,4 +434,143 @@ func (r result) must(t *testing.T) result {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	return r
+}
+
+// A checkpoint saved on this host's engine and pushed is pulled and resumed
+// with its memory on another engine: one of scripts/engines.sh, with its
+// own Docker, containerd and runc, its own mount and network namespaces,
+// and its own store. The registry's storage is served there by a registry
+// of its own (the other namespace cannot reach this one's loopback): the
+// same blobs, the same TLS and passwords. make engine-matrix runs this test
+// for each engine, with CKPT_TEST_OTHER_ENGINE naming it, once that
+// engine's suite has passed.
+func TestRegistryAnotherEngine(t *testing.T) {
+	other := os.Getenv("CKPT_TEST_OTHER_ENGINE")
+	if other == "" {
+		t.Fatal("CKPT_TEST_OTHER_ENGINE names no engine of scripts/engines.sh: make engine-matrix runs this test with it")
+	}
+	e := newEnv(t)
+	cache := os.Getenv("CKPT_ENGINES_CACHE")
+	if cache == "" {
+		cache = "/var/cache/ckpt-engines"
+	}
+	root := filepath.Join(cache, other, "root")
+	pid, err := os.ReadFile(filepath.Join(root, "run/docker.pid"))
+	if err != nil {
+		t.Fatalf("engine %s is not running (scripts/engines.sh start %s): %v", other, other, err)
+	}
+	// there runs a command in the other engine's namespaces.
+	there := func(env []string, args ...string) *exec.Cmd {
+		cmd := exec.Command("nsenter", append([]string{"-t", strings.TrimSpace(string(pid)), "-m", "-n", "--"}, args...)...)
+		for _, v := range os.Environ() {
+			if !strings.HasPrefix(v, "DOCKER_HOST=") {
+				cmd.Env = append(cmd.Env, v)
+			}
+		}
+		cmd.Env = append(cmd.Env, env...)
+		return cmd
+	}
+	output := func(args ...string) (string, error) {
+		out, err := there(nil, args...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := output("docker", "version", "--format", "{{.Server.Version}}"); err != nil {
+		t.Fatalf("engine %s: %v %s", other, err, out)
+	} else {
+		t.Logf("the other engine: Docker %s", strings.TrimSpace(out))
+	}
+	if err := os.MkdirAll(filepath.Join(root, "var/tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(filepath.Join(root, "var/tmp"), "ckpt-xhost-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	inside := func(p string) string { return strings.TrimPrefix(p, root) }
+	reg := startRegistryAt(t, filepath.Join(dir, "registry"), root)
+
+	name, vol := e.name("app"), e.name("data")
+	e.startApp(name, appOpts{volume: vol, allocMB: 32})
+	before := e.waitCounter(name, 3)
+	e.mustCkpt("save", name)
+	ref := reg.host + "/team/" + name + ":moved"
+	e.ckptEnv([]string{"DOCKER_CONFIG=" + reg.config}, "push", "--ca-file", reg.ca, name, ref).must(t)
+	reg.stop() // this host's side of the registry; its storage stays
+
+	// The image, with its id, as docker pull would bring it there.
+	save := exec.Command("docker", "save", testImage)
+	load := there(nil, "docker", "load")
+	load.Stdin, _ = save.StdoutPipe()
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := save.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := load.Wait(); err != nil {
+		t.Fatalf("docker load into %s: %v", other, err)
+	}
+	t.Cleanup(func() {
+		output("docker", "rm", "-f", name)
+		output("docker", "volume", "rm", vol)
+	})
+
+	// The registry there, on the same address.
+	srv := there(nil, "/opt/ckpt/bin/docker-registry", "serve", inside(filepath.Join(reg.dir, "config-ns.yml")))
+	logf, err := os.Create(filepath.Join(dir, "registry-ns.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	srv.Stdout, srv.Stderr = logf, logf
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	deadline := time.Now().Add(patience(60 * time.Second))
+	for {
+		// 401 (exit 1) is an answer: it runs.
+		err := there(nil, "/opt/ckpt/bin/testapp", "get", "https://"+reg.host+"/v2/", inside(reg.ca)).Run()
+		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("the registry in %s does not answer: %v\n%s", other, err, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Pull and resume there.
+	res := there([]string{"DOCKER_CONFIG=" + inside(reg.config), "CKPT_STORE=" + inside(filepath.Join(dir, "store"))},
+		"/opt/ckpt/bin/ckpt", "resume", "--ca-file", inside(reg.ca), "--from", ref)
+	out, err := res.CombinedOutput()
+	t.Logf("ckpt resume --from %s on %s: %v\n%s", ref, other, err, out)
+	if err != nil {
+		t.Fatal("resume on the other engine failed")
+	}
+	port, err := output("docker", "port", name, "8080/tcp")
+	if err != nil {
+		t.Fatalf("docker port: %v %s", err, port)
+	}
+	url := "http://" + strings.TrimSpace(strings.Split(port, "\n")[0]) + "/state"
+	var after appState
+	for deadline := time.Now().Add(patience(30 * time.Second)); ; {
+		out, err := output("/opt/ckpt/bin/testapp", "get", url)
+		if err == nil {
+			if err := json.Unmarshal([]byte(out), &after); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed app on %s does not answer: %v %s", other, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after.ID != before.ID || after.Counter < before.Counter {
+		t.Fatalf("memory was not restored on %s: id %s counter %d before, id %s counter %d after", other, before.ID, before.Counter, after.ID, after.Counter)
+	}
+	t.Logf("resumed on %s with its memory: id %s, counter %d -> %d", other, after.ID, before.Counter, after.Counter)
 }

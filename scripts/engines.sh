@@ -147,7 +147,7 @@ suite() {
 	say "$name: the integration suite (Docker $(in_ns "$name" docker version --format '{{.Server.Version}}'))"
 	in_ns "$name" env CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 CKPT_TEST_BIN_DIR=/opt/ckpt/bin \
 		CKPT_TEST_REPO=/opt/ckpt CKPT_DOCKERD_LOG=/var/log/ckpt-dockerd.log PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		sh -c 'cd /opt/ckpt && ./integration.test -test.count=1 -test.timeout 30m ${CKPT_ENGINES_VERBOSE:+-test.v} -test.run "$1"' sh "$run"
+		sh -c 'cd /opt/ckpt && ./integration.test -test.count=1 -test.timeout 30m ${CKPT_ENGINES_VERBOSE:+-test.v} -test.run "$1" -test.skip "^TestRegistryAnotherEngine\$"' sh "$run"
 }
 
 case "${1:-}" in

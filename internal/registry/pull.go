@@ -198,7 +198,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 	var got, done atomic.Int64
 	stop := ticker(o.Progress, func() progress.Event {
 		return progress.Event{Container: n.container, Phase: "pull", Bytes: got.Load(),
-			Message: fmt.Sprintf("%d of %d blobs, %s received, %d the store had", done.Load(), len(need), units.Bytes(got.Load()), stats.Skipped)}
+			Message: fmt.Sprintf("%d of %d blobs, %s received (%s/s), %d the store had", done.Load(), len(need), units.Bytes(got.Load()), rate(got.Load(), start), stats.Skipped)}
 	})
 	defer stop()
 	g, gctx := errgroup.WithContext(ctx)

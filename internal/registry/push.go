@@ -64,7 +64,7 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 	var sent, skipped, skippedBytes, done atomic.Int64
 	stop := ticker(o.Progress, func() progress.Event {
 		return progress.Event{Container: ck.Container, Phase: "push", Bytes: sent.Load(),
-			Message: fmt.Sprintf("%d of %d blobs, %s sent, %d the registry had", done.Load(), len(bs), units.Bytes(sent.Load()), skipped.Load())}
+			Message: fmt.Sprintf("%d of %d blobs, %s sent (%s/s), %d the registry had", done.Load(), len(bs), units.Bytes(sent.Load()), rate(sent.Load(), start), skipped.Load())}
 	})
 	defer stop()
 
@@ -167,6 +167,11 @@ func (c *countReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// rate is n bytes since start, per second.
+func rate(n int64, start time.Time) string {
+	return units.Bytes(int64(float64(n) / max(time.Since(start).Seconds(), 0.001)))
 }
 
 func concurrency(o Options) int {

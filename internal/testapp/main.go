@@ -29,14 +29,22 @@
 // would: a restored process answers at once. POST /touch?pct=P writes new
 // random bytes over the first P percent of the APP_ALLOC_MB memory.
 //
+// "testapp get URL [CAFILE]" is a client instead: it prints the body of a
+// GET of URL (HTTPS verified against CAFILE when given) and exits 0 when
+// the answer is 200, 1 on another answer, 2 when there is none (where
+// there is no curl, as in the test engines' roots).
+//
 //go:debug multipathtcp=0
 package main
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -59,6 +67,10 @@ type state struct {
 }
 
 func main() {
+	if len(os.Args) >= 3 && os.Args[1] == "get" {
+		get(os.Args[2], os.Args[3:])
+		return
+	}
 	if err := os.MkdirAll("/tmp", 0o1777); err != nil {
 		log.Fatal(err)
 	}
@@ -218,5 +230,32 @@ func (s *state) askPeer(peer string) {
 			s.peerCalls++
 		}
 		s.mu.Unlock()
+	}
+}
+
+// get prints the body of a GET of url; it exits 1 unless the answer is 200,
+// 2 without an answer.
+func get(url string, ca []string) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if len(ca) > 0 {
+		pem, err := os.ReadFile(ca[0])
+		if err != nil {
+			log.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	defer resp.Body.Close()
+	io.Copy(os.Stdout, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, resp.Status)
+		os.Exit(1)
 	}
 }
