@@ -188,7 +188,11 @@ func explain(err error, host string) error {
 	var opErr *net.OpError
 	switch {
 	case errors.Is(err, auth.ErrBasicCredentialNotFound), errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized:
-		return hint.Wrap(err, fmt.Sprintf("log in with docker login %s: ckpt uses the docker CLI's credentials", host))
+		login := "docker login " + host
+		if host == "registry-1.docker.io" {
+			login = "docker login" // Docker Hub's credentials have a key of their own
+		}
+		return hint.Wrap(err, "log in with "+login+": ckpt uses the docker CLI's credentials")
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusForbidden:
 		return hint.Wrap(err, "the credentials for "+host+" do not allow this: check the account's rights on the repository")
 	case errors.As(err, &unknownCA):
