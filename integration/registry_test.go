@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -443,7 +444,10 @@ func (r result) must(t *testing.T) result {
 // of its own (the other namespace cannot reach this one's loopback): the
 // same blobs, the same TLS and passwords. make engine-matrix runs this test
 // for each engine, with CKPT_TEST_OTHER_ENGINE naming it, once that
-// engine's suite has passed.
+// engine's suite has passed. On Docker 28 and later, which restore memory
+// only into a network holder that a checkpoint of Docker 20.10 does not
+// have, the container comes back with its data, and ckpt says that its
+// memory did not.
 func TestRegistryAnotherEngine(t *testing.T) {
 	other := os.Getenv("CKPT_TEST_OTHER_ENGINE")
 	if other == "" {
@@ -474,11 +478,16 @@ func TestRegistryAnotherEngine(t *testing.T) {
 		out, err := there(nil, args...).CombinedOutput()
 		return string(out), err
 	}
-	if out, err := output("docker", "version", "--format", "{{.Server.Version}}"); err != nil {
-		t.Fatalf("engine %s: %v %s", other, err, out)
-	} else {
-		t.Logf("the other engine: Docker %s", strings.TrimSpace(out))
+	version, err := output("docker", "version", "--format", "{{.Server.Version}}")
+	if err != nil {
+		t.Fatalf("engine %s: %v %s", other, err, version)
 	}
+	t.Logf("the other engine: Docker %s", strings.TrimSpace(version))
+	// Docker 28 and later restore memory only inside a network holder,
+	// which a checkpoint of Docker 20.10 has none of (docs/engines.md):
+	// there the data comes back, and ckpt says the memory did not.
+	major, _ := strconv.Atoi(strings.SplitN(version, ".", 2)[0])
+	memory := major < 28
 	if err := os.MkdirAll(filepath.Join(root, "var/tmp"), 0o1777); err != nil {
 		t.Fatal(err)
 	}
@@ -493,6 +502,7 @@ func TestRegistryAnotherEngine(t *testing.T) {
 	name, vol := e.name("app"), e.name("data")
 	e.startApp(name, appOpts{volume: vol, allocMB: 32})
 	before := e.waitCounter(name, 3)
+	history, _ := e.call(name, "GET", "/read?path=/data/history.log")
 	e.mustCkpt("save", name)
 	ref := reg.host + "/team/" + name + ":moved"
 	e.ckptEnv([]string{"DOCKER_CONFIG=" + reg.config}, "push", "--ca-file", reg.ca, name, ref).must(t)
@@ -554,23 +564,34 @@ func TestRegistryAnotherEngine(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker port: %v %s", err, port)
 	}
-	url := "http://" + strings.TrimSpace(strings.Split(port, "\n")[0]) + "/state"
-	var after appState
-	for deadline := time.Now().Add(patience(30 * time.Second)); ; {
-		out, err := output("/opt/ckpt/bin/testapp", "get", url)
-		if err == nil {
-			if err := json.Unmarshal([]byte(out), &after); err != nil {
-				t.Fatalf("%s: %v", out, err)
+	url := "http://" + strings.TrimSpace(strings.Split(port, "\n")[0])
+	get := func(path string) string {
+		for deadline := time.Now().Add(patience(30 * time.Second)); ; {
+			out, err := output("/opt/ckpt/bin/testapp", "get", url+path)
+			if err == nil {
+				return out
 			}
-			break
+			if time.Now().After(deadline) {
+				t.Fatalf("the resumed app on %s does not answer: %v %s", other, err, out)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the resumed app on %s does not answer: %v %s", other, err, out)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	if after.ID != before.ID || after.Counter < before.Counter {
+	var after appState
+	if err := json.Unmarshal([]byte(get("/state")), &after); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(get("/read?path=/data/history.log"), history) {
+		t.Fatalf("the volume's history did not move to %s", other)
+	}
+	switch {
+	case memory && (after.ID != before.ID || after.Counter < before.Counter):
 		t.Fatalf("memory was not restored on %s: id %s counter %d before, id %s counter %d after", other, before.ID, before.Counter, after.ID, after.Counter)
+	case memory:
+		t.Logf("resumed on %s with its memory: id %s, counter %d -> %d", other, after.ID, before.Counter, after.Counter)
+	case !strings.Contains(string(out), "memory NOT restored, started normally on the restored data") || after.ID == before.ID:
+		t.Fatalf("on %s, a checkpoint of Docker 20.10 should come back with its data and without its memory, and ckpt say so", other)
+	default:
+		t.Logf("resumed on %s with its data, not its memory, as ckpt said", other)
 	}
-	t.Logf("resumed on %s with its memory: id %s, counter %d -> %d", other, after.ID, before.Counter, after.Counter)
 }
