@@ -362,6 +362,46 @@ func TestRegistryPushPullResume(t *testing.T) {
 	}
 	t.Logf("second push sent %d of %d bytes (%d of %d blobs were there)", second.Transfer.Moved, second.Transfer.Bytes, second.Transfer.Skipped, second.Transfer.Blobs)
 
+	// Encrypted to a key: a second push shares the unchanged chunks too;
+	// a pull needs the private key, and gets the checkpoint whole.
+	keys := t.TempDir()
+	key := filepath.Join(keys, "id")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key+"-other").Run()
+	secret := reg.host + "/team/secret-" + name
+	ckpt(creds, "push", "--ca-file", reg.ca, "--recipient", key+".pub", name+":first", secret+":first").must(t)
+	r = ckpt(creds, "push", "--json", "--ca-file", reg.ca, "--recipient", key+".pub", name+":second", secret+":second")
+	if sealed := parseTransfer(t, r.stdout); r.code != 0 || sealed.Transfer.Skipped == 0 || sealed.Transfer.Moved*2 > sealed.Transfer.Bytes {
+		t.Fatalf("a second encrypted push sent more than half: exit %d %+v", r.code, sealed)
+	}
+	r = ckpt(creds, "push", "--json", "--ca-file", reg.ca, "--recipient", key+".pub", name+":second", secret+":again")
+	if again := parseTransfer(t, r.stdout); r.code != 0 || again.Transfer.Skipped != again.Transfer.Blobs {
+		t.Fatalf("an encrypted push of what the registry has sent something: exit %d %+v", r.code, again)
+	}
+	sealedStore := t.TempDir()
+	for _, tc := range []struct{ args, want string }{
+		{"", "the checkpoint is encrypted"},
+		{key + "-other", "no identity matches"},
+	} {
+		args := []string{"pull", "--ca-file", reg.ca, secret + ":second", "CKPT_STORE=" + sealedStore}
+		if tc.args != "" {
+			args = append(args, "--identity", tc.args)
+		}
+		if r := ckpt(creds, args...); r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Fatalf("pull of an encrypted checkpoint with %q: exit %d %s", tc.args, r.code, r.stderr)
+		}
+	}
+	ckpt(creds, "pull", "--ca-file", reg.ca, "--identity", key, secret+":second", "CKPT_STORE="+sealedStore).must(t)
+	if st, err := store.Open(sealedStore); err != nil {
+		t.Fatal(err)
+	} else if ck, err := st.Load(name, "second"); err != nil {
+		t.Fatal(err)
+	} else if err := ck.Verify(context.Background()); err != nil {
+		t.Fatalf("the encrypted checkpoint pulled: %v", err)
+	}
+
 	// The registry stops in the middle of a push to a new repository.
 	before := e.waitCounter(name, e.waitState(name).Counter)
 	e.mustCkpt("save", "--name", "third", name)

@@ -59,13 +59,14 @@ const (
 	// VolumesDir holds one tar archive per named volume: <volume name>.tar.
 	VolumesDir = "volumes"
 	// ChunksDir, at the store's root, holds the chunks that checkpoint files
-	// are made of (format 3): ChunksDir/sha256/<first two hex>/<hex sha256>,
-	// shared by every checkpoint whose files hold the same bytes.
+	// are made of (format 3): ChunksDir/sha256/<hex sha256>, shared by every
+	// checkpoint whose files hold the same bytes.
 	ChunksDir = "chunks"
-	// ChunksLock, in ChunksDir, is flock(2)ed shared by every save and import
-	// while it writes chunks no manifest lists yet, and exclusively by the
-	// collection of unused chunks.
-	ChunksLock = "lock"
+	// KeysDir, at the store's root, holds the data keys of encrypted pushes
+	// to registries (ckpt push --recipient): one per repository and set of
+	// recipients, so that the next push encrypts the same chunks the same
+	// way and the registry shares them.
+	KeysDir = "keys"
 	// HooksDir, at the store's root, holds the host hooks' records.
 	HooksDir = "hooks"
 	// ShutdownRecord, in HooksDir, lists what the last shutdown hook saved,

@@ -18,6 +18,8 @@ type blob struct {
 	desc  ocispec.Descriptor
 	path  string // of a file
 	chunk format.Chunk
+	// sealed is its layer in an encrypted checkpoint.
+	sealed *ocispec.Descriptor
 }
 
 // blobs lists the blobs of the checkpoint whose manifest is m, in the
@@ -56,18 +58,13 @@ func configDesc(raw []byte) ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: ConfigMediaType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
 }
 
-// ociManifest is the OCI manifest of checkpoint name of container whose
-// manifest.json is raw (parsed: m).
-func ociManifest(container string, raw []byte, m *format.Manifest) ([]byte, error) {
-	bs := blobs(m)
-	layers := make([]ocispec.Descriptor, len(bs))
-	for i, b := range bs {
-		layers[i] = b.desc
-	}
+// ociManifest is the OCI manifest of checkpoint m of container, with
+// config and layers as described (clear or encrypted).
+func ociManifest(container string, m *format.Manifest, config ocispec.Descriptor, layers []ocispec.Descriptor) ([]byte, error) {
 	return json.Marshal(ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    configDesc(raw),
+		Config:    config,
 		Layers:    layers,
 		Annotations: map[string]string{
 			AnnotationContainer:       container,
@@ -76,6 +73,15 @@ func ociManifest(container string, raw []byte, m *format.Manifest) ([]byte, erro
 			ocispec.AnnotationCreated: m.Created.UTC().Format(time.RFC3339Nano),
 		},
 	})
+}
+
+// clearLayers are the layers of the clear checkpoint m.
+func clearLayers(m *format.Manifest) []ocispec.Descriptor {
+	var layers []ocispec.Descriptor
+	for _, b := range blobs(m) {
+		layers = append(layers, b.desc)
+	}
+	return layers
 }
 
 // named is what an OCI manifest's annotations say of the checkpoint.
@@ -92,7 +98,7 @@ func checkOCI(om *ocispec.Manifest) (named, error) {
 	if om.SchemaVersion != 2 || (om.MediaType != "" && om.MediaType != ocispec.MediaTypeImageManifest) {
 		return n, fmt.Errorf("its manifest is of media type %q, schema %d, not an OCI image manifest", om.MediaType, om.SchemaVersion)
 	}
-	if om.Config.MediaType != ConfigMediaType {
+	if om.Config.MediaType != ConfigMediaType && om.Config.MediaType != ConfigMediaType+EncryptedSuffix {
 		what := ""
 		switch om.Config.MediaType {
 		case ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json":
@@ -114,14 +120,28 @@ func checkOCI(om *ocispec.Manifest) (named, error) {
 }
 
 // checkLayers checks that the layers of om are exactly the blobs of the
-// checkpoint whose manifest is m, in order.
-func checkLayers(om *ocispec.Manifest, m *format.Manifest) error {
+// checkpoint whose manifest is m, in order: as they are, or sealed after
+// the data key when encrypted (whose digests are checked as each is
+// opened).
+func checkLayers(om *ocispec.Manifest, m *format.Manifest, encrypted bool) error {
 	want := blobs(m)
-	if len(om.Layers) != len(want) {
-		return fmt.Errorf("it has %d layers, and its checkpoint has %d blobs", len(om.Layers), len(want))
+	layers := om.Layers
+	if encrypted {
+		if len(layers) == 0 || layers[0].MediaType != KeyMediaType || layers[0].Size > maxKeyBlob {
+			return fmt.Errorf("its first layer is not a data key of at most %d bytes", maxKeyBlob)
+		}
+		layers = layers[1:]
 	}
-	for i, l := range om.Layers {
+	if len(layers) != len(want) {
+		return fmt.Errorf("it has %d layers, and its checkpoint has %d blobs", len(layers), len(want))
+	}
+	for i, l := range layers {
 		w := want[i].desc
+		if encrypted {
+			w.MediaType += EncryptedSuffix
+			w.Size = sealedSize(w.Size)
+			w.Digest = l.Digest
+		}
 		if l.MediaType != w.MediaType || l.Digest != w.Digest || l.Size != w.Size {
 			return fmt.Errorf("layer %d is %s %s (%d bytes), not %s %s (%d bytes) as its checkpoint's manifest says",
 				i, l.MediaType, l.Digest, l.Size, w.MediaType, w.Digest, w.Size)
@@ -129,3 +149,7 @@ func checkLayers(om *ocispec.Manifest, m *format.Manifest) error {
 	}
 	return nil
 }
+
+// maxKeyBlob is the largest data key blob a pull reads (age with a few
+// hundred recipients).
+const maxKeyBlob = 1 << 20

@@ -65,7 +65,7 @@ func TestBlobs(t *testing.T) {
 func TestCheckOCI(t *testing.T) {
 	m := testManifest()
 	raw := []byte(`{"name":"cp"}`)
-	b, err := ociManifest("web", raw, m)
+	b, err := ociManifest("web", m, configDesc(raw), clearLayers(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestCheckOCI(t *testing.T) {
 	if err != nil || n.container != "web" || n.checkpoint != "cp" || n.version != 3 || !n.created.Equal(m.Created) {
 		t.Fatalf("%+v %v", n, err)
 	}
-	if err := checkLayers(om, m); err != nil {
+	if err := checkLayers(om, m, false); err != nil {
 		t.Fatal(err)
 	}
 	if om.Config.Digest != configDesc(raw).Digest {
@@ -108,7 +108,7 @@ func TestCheckOCI(t *testing.T) {
 	} {
 		om := parseOCI(t, b)
 		tc.change(om)
-		if err := checkLayers(om, m); err == nil {
+		if err := checkLayers(om, m, false); err == nil {
 			t.Errorf("%s: layers accepted", tc.name)
 		}
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
@@ -125,13 +127,32 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 	if om.Config.Size > maxConfig {
 		return fail(refuse(ErrInvalid, "its config has %d bytes, more than %d", om.Config.Size, maxConfig))
 	}
-	cr, err := repo.Fetch(ctx, om.Config)
+	encrypted := om.Config.MediaType == ConfigMediaType+EncryptedSuffix
+	var seal *sealer
+	if encrypted {
+		if len(om.Layers) == 0 || om.Layers[0].MediaType != KeyMediaType || om.Layers[0].Size > maxKeyBlob {
+			return fail(refuse(ErrInvalid, "it is encrypted, and its first layer is not a data key of at most %d bytes", maxKeyBlob))
+		}
+		kb, err := fetchAll(ctx, repo, om.Layers[0], maxKeyBlob)
+		if err != nil {
+			return fail(err)
+		}
+		k, err := openKey(kb, o.Decrypt)
+		if err != nil {
+			return fail(err)
+		}
+		if seal, err = newSealer(k); err != nil {
+			return fail(err)
+		}
+	}
+	raw, err := fetchAll(ctx, repo, om.Config, maxConfig)
 	if err != nil {
 		return fail(err)
 	}
-	raw, err := readAll(cr, om.Config, maxConfig)
-	if err != nil {
-		return fail(err)
+	if seal != nil {
+		if raw, err = seal.open(raw, format.ManifestFile); err != nil {
+			return fail(refuse(ErrInvalid, "its config does not open with its data key: %v", err))
+		}
 	}
 	m, err := transfer.CheckManifest(raw, "the OCI manifest", n.container, n.checkpoint, n.version, n.created)
 	if me := (*transfer.ManifestError)(nil); errors.As(err, &me) {
@@ -140,7 +161,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 		}
 		return fail(refuse(ErrInvalid, "%s", me.Detail))
 	}
-	if err := checkLayers(&om, m); err != nil {
+	if err := checkLayers(&om, m, encrypted); err != nil {
 		return fail(refuse(ErrInvalid, "%v", err))
 	}
 	stats.Digest = desc.Digest.String()
@@ -175,7 +196,10 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 	stats.Blobs = len(bs)
 	var need []blob
 	var needBytes int64
-	for _, b := range bs {
+	for i, b := range bs {
+		if encrypted {
+			b.sealed = &om.Layers[i+1]
+		}
 		stats.Bytes += b.desc.Size
 		if b.path == "" {
 			have, err := p.HasChunk(b.chunk)
@@ -206,12 +230,27 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 	for _, b := range need {
 		g.Go(func() error {
 			defer done.Add(1)
-			r, err := repo.Fetch(gctx, b.desc)
-			if err != nil {
-				return fmt.Errorf("blob %s: %w", b.desc.Digest, err)
+			var cr io.Reader
+			if b.sealed != nil {
+				sealed, err := fetchAll(gctx, repo, *b.sealed, maxSealed+1<<10)
+				if err != nil {
+					return fmt.Errorf("blob %s: %w", b.sealed.Digest, err)
+				}
+				got.Add(int64(len(sealed)))
+				clear, err := seal.open(sealed, b.desc.Digest.Encoded())
+				if err != nil {
+					return refuse(ErrInvalid, "blob %s does not open with its data key as %s: %v", b.sealed.Digest, b.desc.Digest, err)
+				}
+				cr = bytes.NewReader(clear)
+			} else {
+				r, err := repo.Fetch(gctx, b.desc)
+				if err != nil {
+					return fmt.Errorf("blob %s: %w", b.desc.Digest, err)
+				}
+				defer r.Close()
+				cr = &countReader{r: io.LimitReader(r, b.desc.Size+1), n: &got}
 			}
-			defer r.Close()
-			cr := &countReader{r: io.LimitReader(r, b.desc.Size+1), n: &got}
+			var err error
 			if b.path == "" {
 				err = p.PutChunk(b.chunk, cr)
 			} else {
@@ -264,6 +303,18 @@ func putFile(p *store.Pending, b blob, r io.Reader) error {
 		return fmt.Errorf("%s: %w", b.path, store.ErrChunkSum)
 	}
 	return nil
+}
+
+// fetchAll fetches the blob desc, at most limit bytes, and checks it.
+func fetchAll(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, limit int64) ([]byte, error) {
+	if desc.Size > limit {
+		return nil, refuse(ErrInvalid, "%s has %d bytes, more than %d", desc.Digest, desc.Size, limit)
+	}
+	rc, err := repo.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return readAll(rc, desc, limit)
 }
 
 // readAll reads what desc describes, at most limit bytes, and checks its

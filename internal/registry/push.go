@@ -14,10 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/progress"
 	"github.com/ckpt-dev/ckpt/internal/store"
@@ -51,12 +53,23 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 	if err != nil {
 		return Stats{}, err
 	}
-	om, err := ociManifest(ck.Container, raw, ck.Manifest)
-	if err != nil {
-		return Stats{}, err
+	var seal *sealer
+	var key []byte
+	if o.Encrypt != nil {
+		k, err := dataKey(repoRef, o.Encrypt)
+		if err != nil {
+			return Stats{}, err
+		}
+		if key, err = keyBlob(k, o.Encrypt); err != nil {
+			return Stats{}, err
+		}
+		if seal, err = newSealer(k); err != nil {
+			return Stats{}, err
+		}
 	}
 
 	bs := blobs(ck.Manifest)
+	layers := make([]ocispec.Descriptor, len(bs))
 	st := Stats{Blobs: len(bs)}
 	for _, b := range bs {
 		st.Bytes += b.desc.Size
@@ -70,10 +83,22 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency(o))
-	for _, b := range bs {
+	for i, b := range bs {
 		g.Go(func() error {
 			defer done.Add(1)
-			ok, err := repo.Exists(gctx, b.desc)
+			layers[i] = b.desc
+			var sealed []byte
+			if seal != nil {
+				// The blob is known once sealed: its digest is the
+				// sealed bytes'.
+				clear, err := readBlob(ck, b)
+				if err != nil {
+					return err
+				}
+				sealed = seal.seal(clear, b.desc.Digest.Encoded())
+				layers[i] = ocispec.Descriptor{MediaType: b.desc.MediaType + EncryptedSuffix, Digest: digest.FromBytes(sealed), Size: int64(len(sealed))}
+			}
+			ok, err := repo.Exists(gctx, layers[i])
 			if err != nil {
 				return err
 			}
@@ -81,6 +106,9 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 				skipped.Add(1)
 				skippedBytes.Add(b.desc.Size)
 				return nil
+			}
+			if sealed != nil {
+				return repo.Push(gctx, layers[i], &countReader{r: bytes.NewReader(sealed), n: &sent})
 			}
 			r, err := openBlob(ck, b)
 			if err != nil {
@@ -95,8 +123,22 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 	if err != nil {
 		return st, pushErr(err, host)
 	}
-	if err := pushSmall(ctx, repo, configDesc(raw), raw); err != nil {
+	config := configDesc(raw)
+	if seal != nil {
+		raw = seal.seal(raw, format.ManifestFile)
+		config = ocispec.Descriptor{MediaType: ConfigMediaType + EncryptedSuffix, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+		kd := ocispec.Descriptor{MediaType: KeyMediaType, Digest: digest.FromBytes(key), Size: int64(len(key))}
+		if err := pushSmall(ctx, repo, kd, key); err != nil {
+			return st, pushErr(err, host)
+		}
+		layers = append([]ocispec.Descriptor{kd}, layers...)
+	}
+	if err := pushSmall(ctx, repo, config, raw); err != nil {
 		return st, pushErr(err, host)
+	}
+	om, err := ociManifest(ck.Container, ck.Manifest, config, layers)
+	if err != nil {
+		return st, err
 	}
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: configDesc(om).Digest, Size: int64(len(om))}
 	if err := repo.PushReference(ctx, desc, bytes.NewReader(om), tag); err != nil {
@@ -121,6 +163,20 @@ func pushSmall(ctx context.Context, repo *remote.Repository, desc ocispec.Descri
 		return err
 	}
 	return repo.Push(ctx, desc, bytes.NewReader(content))
+}
+
+// readBlob reads blob b of ck whole, checked against the manifest.
+func readBlob(ck *store.Checkpoint, b blob) ([]byte, error) {
+	if b.desc.Size > maxSealed {
+		return nil, hint.New(fmt.Sprintf("%s has %d bytes: an encrypted push takes files of at most %d", b.path, b.desc.Size, maxSealed),
+			"checkpoints of store format 3 keep large files in chunks: save the container again, or push without encryption")
+	}
+	r, err := openBlob(ck, b)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
 
 // openBlob opens blob b of ck, checked against the manifest as it is read.

@@ -81,6 +81,10 @@ type Options struct {
 	Concurrency int
 	// Progress receives a "push" or "pull" event about once a second.
 	Progress progress.Reporter
+	// Encrypt, on a push, encrypts the checkpoint.
+	Encrypt *Encryption
+	// Decrypt, on a pull, decrypts an encrypted checkpoint.
+	Decrypt *Decryption
 }
 
 // certsDir is where the docker engine looks for a registry's CA

@@ -128,7 +128,7 @@ func checkRoot(root string) error {
 	}
 	for _, e := range ents {
 		switch e.Name() {
-		case format.ContainersDir, format.HooksDir, format.ChunksDir:
+		case format.ContainersDir, format.HooksDir, format.ChunksDir, format.KeysDir:
 		default:
 			return fmt.Errorf("%w: %s holds %s, which a store does not", ErrNotStore, root, e.Name())
 		}

@@ -2,12 +2,18 @@ package app
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+
+	"filippo.io/age"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/registry"
 	"github.com/ckpt-dev/ckpt/internal/store"
+	"github.com/ckpt-dev/ckpt/internal/transfer"
 	"github.com/ckpt-dev/ckpt/internal/units"
 	"github.com/ckpt-dev/ckpt/restore"
 )
@@ -25,6 +31,92 @@ func registryFlags() []cli.Flag {
 func registryOptions(c *cli.Context) registry.Options {
 	r, _ := reporter(c)
 	return registry.Options{CAFile: c.String("ca-file"), Insecure: c.Bool("insecure"), PlainHTTP: c.Bool("plain-http"), Progress: r}
+}
+
+// encryptFlags are push's: to whom it encrypts.
+func encryptFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.GenericFlag{Name: "recipient", Aliases: []string{"r"}, Value: &repeated{},
+			Usage: "encrypt to `RECIPIENT`: an age recipient (age1...), an SSH public key (ssh-ed25519 or ssh-rsa), or a file of them; repeatable"},
+		&cli.StringFlag{Name: "passphrase-file", Usage: "encrypt with the passphrase on the first line of `FILE`"},
+	}
+}
+
+// decryptFlags are pull's and resume's: how to decrypt.
+func decryptFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.GenericFlag{Name: "identity", Aliases: []string{"i"}, Value: &repeated{},
+			Usage: "decrypt an encrypted checkpoint with the private key in `FILE`: an age identity file or an SSH private key; repeatable"},
+		&cli.StringFlag{Name: "passphrase-file", Usage: "decrypt an encrypted checkpoint with the passphrase on the first line of `FILE`"},
+	}
+}
+
+// encryption is what push's flags ask for, or nil.
+func encryption(c *cli.Context, st *store.Store) (*registry.Encryption, error) {
+	values := *c.Generic("recipient").(*repeated)
+	passFile := c.String("passphrase-file")
+	if len(values) == 0 && passFile == "" {
+		return nil, nil
+	}
+	if len(values) > 0 && passFile != "" {
+		return nil, usagef("--recipient and --passphrase-file do not go together: give one of them")
+	}
+	e := &registry.Encryption{KeyDir: filepath.Join(st.Root, format.KeysDir)}
+	if passFile != "" {
+		pass, err := readPassphrase(passFile)
+		if err != nil {
+			return nil, err
+		}
+		r, err := age.NewScryptRecipient(pass)
+		if err != nil {
+			return nil, err
+		}
+		e.Recipients, e.Set = []age.Recipient{r}, []string{"passphrase\n" + pass}
+		return e, nil
+	}
+	var err error
+	if e.Recipients, err = transfer.ParseRecipients(values); err != nil {
+		return nil, err
+	}
+	for _, v := range values {
+		if b, err := os.ReadFile(v); err == nil {
+			v = string(b) // a file of recipients: what it holds
+		}
+		e.Set = append(e.Set, v)
+	}
+	return e, nil
+}
+
+// decryption is what pull's and resume's flags give to decrypt with.
+func decryption(c *cli.Context) (*registry.Decryption, error) {
+	d := &registry.Decryption{}
+	for _, f := range *c.Generic("identity").(*repeated) {
+		ids, err := transfer.ReadIdentities(f)
+		if err != nil {
+			return nil, err
+		}
+		d.Identities = append(d.Identities, ids...)
+	}
+	if f := c.String("passphrase-file"); f != "" {
+		pass, err := readPassphrase(f)
+		if err != nil {
+			return nil, err
+		}
+		id, err := age.NewScryptIdentity(pass)
+		if err != nil {
+			return nil, err
+		}
+		d.Identities = append(d.Identities, id)
+	}
+	return d, nil
+}
+
+// pullOptions are the options of a pull from c's flags.
+func pullOptions(c *cli.Context) (registry.PullOptions, error) {
+	o := registry.PullOptions{Options: registryOptions(c)}
+	var err error
+	o.Decrypt, err = decryption(c)
+	return o, err
 }
 
 // isRegistryRef says whether --from names a registry reference rather
@@ -48,7 +140,7 @@ Credentials come from the docker CLI (docker login HOST; credential helpers
 included). Checkpoints hold the memory of the container's processes, and so
 their keys, passwords and tokens: push them only to a private repository
 that only their owners can read.`,
-		Flags: append(registryFlags(), progressFlags()...),
+		Flags: append(append(registryFlags(), encryptFlags()...), progressFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := flagsFirst(c); err != nil {
 				return err
@@ -69,7 +161,11 @@ that only their owners can read.`,
 				return err
 			}
 			ref := c.Args().Get(1)
-			stats, err := registry.Push(c.Context, ck, ref, registryOptions(c))
+			opts := registryOptions(c)
+			if opts.Encrypt, err = encryption(c, st); err != nil {
+				return err
+			}
+			stats, err := registry.Push(c.Context, ck, ref, opts)
 			if _, js := reporter(c); js != nil {
 				js.result(jsonLine{Container: ck.Container, Checkpoint: ck.Name, Transfer: transferJSON(ref, stats)}, err)
 				if err != nil {
@@ -102,7 +198,7 @@ Resume it with ckpt resume, or pull and resume in one step with
 ckpt resume --from HOST/REPOSITORY:TAG. A pulled checkpoint was made
 elsewhere: resume recreates its container as a plain one unless --trust is
 given (see ckpt resume --help).`,
-		Flags: append(registryFlags(), progressFlags()...),
+		Flags: append(append(registryFlags(), decryptFlags()...), progressFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := flagsFirst(c); err != nil {
 				return err
@@ -115,7 +211,11 @@ given (see ckpt resume --help).`,
 				return err
 			}
 			ref := c.Args().First()
-			ck, stats, err := registry.Pull(c.Context, st, ref, registry.PullOptions{Options: registryOptions(c)})
+			opts, err := pullOptions(c)
+			if err != nil {
+				return err
+			}
+			ck, stats, err := registry.Pull(c.Context, st, ref, opts)
 			if _, js := reporter(c); js != nil {
 				l := jsonLine{Transfer: transferJSON(ref, stats)}
 				if ck != nil {

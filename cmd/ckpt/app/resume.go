@@ -37,7 +37,7 @@ from; the container name may then be left out.`,
 			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
 			&cli.BoolFlag{Name: "force", Usage: "resume a container that ran after its checkpoint was taken (its memory goes back, its newer files stay)"},
 			&cli.BoolFlag{Name: "trust", Usage: "let an imported checkpoint recreate its container with what it asks for beyond a plain container (privileged mode, host paths, devices, ...; ckpt import lists them)"},
-		}, append(registryFlags(), progressFlags()...)...),
+		}, append(append(registryFlags(), decryptFlags()...), progressFlags()...)...),
 		Action: func(c *cli.Context) error {
 			from := c.String("from")
 			var names []string
@@ -58,7 +58,11 @@ from; the container name may then be left out.`,
 			}
 			defer eng.Close()
 			if isRegistryRef(from) {
-				ck, stats, err := registry.Pull(c.Context, st, from, registry.PullOptions{Options: registryOptions(c)})
+				opts, err := pullOptions(c)
+				if err != nil {
+					return err
+				}
+				ck, stats, err := registry.Pull(c.Context, st, from, opts)
 				if err != nil {
 					return err
 				}
