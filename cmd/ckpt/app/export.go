@@ -84,11 +84,7 @@ is left behind on error or interruption. -o - writes to standard output.`,
 					return exists(output)
 				}
 			}
-			st, err := store.Open(c.String("store"))
-			if err != nil {
-				return err
-			}
-			ck, err := st.Find(container, name)
+			_, ck, err := openCheckpoint(c, container, name)
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"filippo.io/age"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ckpt-dev/ckpt/internal/store"
@@ -51,18 +52,9 @@ this host, it is recreated from the saved configuration.`,
 			}
 
 			var opts transfer.ImportOptions
-			for _, f := range *c.Generic("identity").(*repeated) {
-				ids, err := transfer.ReadIdentities(f)
-				if err != nil {
-					return err
-				}
-				opts.Identities = append(opts.Identities, ids...)
-			}
-			if f := c.String("passphrase-file"); f != "" {
-				var err error
-				if opts.Passphrase, err = readPassphrase(f); err != nil {
-					return err
-				}
+			var err error
+			if opts.Identities, opts.Passphrase, err = decryptFlagValues(c); err != nil {
+				return err
 			}
 			if path != "-" {
 				f, err := os.Open(path)
@@ -108,4 +100,32 @@ func printPowers(c *cli.Context, powers []string) {
 			fmt.Fprintf(c.App.Writer, "  %s\n", p)
 		}
 	}
+}
+
+// decryptFlagValues reads what --identity and --passphrase-file give.
+func decryptFlagValues(c *cli.Context) (ids []age.Identity, passphrase string, err error) {
+	for _, f := range *c.Generic("identity").(*repeated) {
+		more, err := transfer.ReadIdentities(f)
+		if err != nil {
+			return nil, "", err
+		}
+		ids = append(ids, more...)
+	}
+	if f := c.String("passphrase-file"); f != "" {
+		if passphrase, err = readPassphrase(f); err != nil {
+			return nil, "", err
+		}
+	}
+	return ids, passphrase, nil
+}
+
+// openCheckpoint opens the store and finds checkpoint name of container
+// in it (its newest complete one for "").
+func openCheckpoint(c *cli.Context, container, name string) (*store.Store, *store.Checkpoint, error) {
+	st, err := store.Open(c.String("store"))
+	if err != nil {
+		return nil, nil, err
+	}
+	ck, err := st.Find(container, name)
+	return st, ck, err
 }

@@ -43,11 +43,7 @@ reads the checkpoint only; the files' checksums are checked by resume.`,
 			if err != nil {
 				return usageError{err}
 			}
-			st, err := store.Open(c.String("store"))
-			if err != nil {
-				return err
-			}
-			ck, err := st.Find(container, name)
+			_, ck, err := openCheckpoint(c, container, name)
 			if err != nil {
 				return err
 			}

@@ -89,26 +89,15 @@ func encryption(c *cli.Context, st *store.Store) (*registry.Encryption, error) {
 
 // decryption is what pull's and resume's flags give to decrypt with.
 func decryption(c *cli.Context) (*registry.Decryption, error) {
-	d := &registry.Decryption{}
-	for _, f := range *c.Generic("identity").(*repeated) {
-		ids, err := transfer.ReadIdentities(f)
-		if err != nil {
-			return nil, err
-		}
-		d.Identities = append(d.Identities, ids...)
+	ids, pass, err := decryptFlagValues(c)
+	if err != nil || pass == "" {
+		return &registry.Decryption{Identities: ids}, err
 	}
-	if f := c.String("passphrase-file"); f != "" {
-		pass, err := readPassphrase(f)
-		if err != nil {
-			return nil, err
-		}
-		id, err := age.NewScryptIdentity(pass)
-		if err != nil {
-			return nil, err
-		}
-		d.Identities = append(d.Identities, id)
+	id, err := age.NewScryptIdentity(pass)
+	if err != nil {
+		return nil, err
 	}
-	return d, nil
+	return &registry.Decryption{Identities: append(ids, id)}, nil
 }
 
 // pullOptions are the options of a pull from c's flags.
@@ -152,11 +141,7 @@ that only their owners can read.`,
 			if err != nil {
 				return usageError{err}
 			}
-			st, err := store.Open(c.String("store"))
-			if err != nil {
-				return err
-			}
-			ck, err := st.Find(container, name)
+			st, ck, err := openCheckpoint(c, container, name)
 			if err != nil {
 				return err
 			}
