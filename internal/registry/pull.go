@@ -172,7 +172,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 	}
 	defer lock.Unlock()
 	if ck, err := st.Load(n.container, n.checkpoint); err == nil {
-		if have, err := ck.RawManifest(); err == nil && digest.FromBytes(have) == om.Config.Digest {
+		if have, err := ck.RawManifest(); err == nil && bytes.Equal(have, raw) {
 			stats.Elapsed = time.Since(start)
 			return ck, stats, nil // the same checkpoint: nothing to pull
 		}
