@@ -63,6 +63,10 @@ from; the container name may then be left out.`,
 					return err
 				}
 				ck, stats, err := registry.Pull(c.Context, st, from, opts)
+				if _, js := reporter(c); js != nil && err != nil {
+					js.result(jsonLine{Container: c.Args().First(), Transfer: transferJSON(from, stats)}, err)
+					return errReported
+				}
 				if err != nil {
 					return err
 				}
