@@ -3,7 +3,8 @@
 # docker-registry, plain HTTP on 127.0.0.1, storage on this disk) for a
 # container with MEM_MB of random memory and a VOL_MB volume: the first
 # push, a second push after 10% of the memory and of the volume changed
-# (bytes sent against the first), a pull into an empty store, and the
+# (bytes sent against the first), a pull into an empty store, the same
+# encrypted to a key, and the
 # limits they run against (the disk: copying the store's chunks; loopback:
 # curl of one blob). Run as root with the engine and CRIU up
 # (make bench-registry).
@@ -47,7 +48,7 @@ label, t0, t1, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.ar
 r = [json.loads(l) for l in open(out) if '"result"' in l][-1]["transfer"]
 s = t1 - t0
 mib = r["bytesMoved"] / 2**20
-print("%-28s %7.2f s  %8.1f MiB moved of %8.1f (%4d of %4d blobs skipped)  %7.1f MiB/s" % (label, s, mib, r["bytes"] / 2**20, r["blobsSkipped"], r["blobs"], mib / s))
+print("%-32s %7.2f s  %8.1f MiB moved of %8.1f (%4d of %4d blobs skipped)  %7.1f MiB/s" % (label, s, mib, r["bytes"] / 2**20, r["blobsSkipped"], r["blobs"], mib / s))
 open(out + ".moved", "a").write("%d\n" % r["bytesMoved"])
 PY
 }
@@ -68,9 +69,18 @@ sync
 "$CKPT" save -q --leave-running --name second "$NAME"
 moved "push (10% changed)" "$CKPT" push --plain-http "$NAME:second" "$repo:second"
 first=$(sed -n 1p "$work/out.moved"); second=$(sed -n 2p "$work/out.moved")
-printf '%-28s %7.3f\n' "second push / first" "$(echo "$second / $first" | bc -l)"
+printf '%-32s %7.3f\n' "second push / first" "$(echo "$second / $first" | bc -l)"
 CKPT_STORE=$work/other moved "pull (empty store)" "$CKPT" pull --plain-http "$repo:second"
 CKPT_STORE=$work/other moved "pull (first, store has second)" "$CKPT" pull --plain-http "$repo:first"
+
+# The same two pushes encrypted to an SSH key, into another repository.
+ssh-keygen -q -t ed25519 -N '' -f "$work/key"
+: >"$work/out.moved"
+moved "encrypted push (first)" "$CKPT" push --plain-http -r "$work/key.pub" "$NAME:first" "$repo-sealed:first"
+moved "encrypted push (10% changed)" "$CKPT" push --plain-http -r "$work/key.pub" "$NAME:second" "$repo-sealed:second"
+first=$(sed -n 1p "$work/out.moved"); second=$(sed -n 2p "$work/out.moved")
+printf '%-32s %7.3f\n' "encrypted second / first" "$(echo "$second / $first" | bc -l)"
+CKPT_STORE=$work/third moved "encrypted pull (empty store)" "$CKPT" pull --plain-http -i "$work/key" "$repo-sealed:second"
 
 echo
 echo "limits"
@@ -78,9 +88,9 @@ chunks=$CKPT_STORE/chunks/sha256
 total=$(du -sb "$chunks" | cut -f1)
 sync; echo 3 >/proc/sys/vm/drop_caches
 t0=$(now); cat "$chunks"/* >/dev/null; t1=$(now)
-printf '%-28s %7.1f MiB/s (cold cache)\n' "disk: read the chunks" "$(echo "$total / 1048576 / ($t1 - $t0)" | bc -l)"
+printf '%-32s %7.1f MiB/s (cold cache)\n' "disk: read the chunks" "$(echo "$total / 1048576 / ($t1 - $t0)" | bc -l)"
 t0=$(now); cp -r "$chunks" "$work/copy"; sync -f "$work/copy"; t1=$(now)
-printf '%-28s %7.1f MiB/s\n' "disk: copy + sync" "$(echo "$total / 1048576 / ($t1 - $t0)" | bc -l)"
+printf '%-32s %7.1f MiB/s\n' "disk: copy + sync" "$(echo "$total / 1048576 / ($t1 - $t0)" | bc -l)"
 head -c $((256 << 20)) /dev/urandom >"$work/big"
 t0=$(now); python3 - "$port" "$work/big" <<'PY'
 import socket, sys
@@ -100,4 +110,4 @@ with open(sys.argv[2], "rb") as f:
 c.close()
 PY
 t1=$(now)
-printf '%-28s %7.1f MiB/s (one TCP stream)\n' "loopback" "$(echo "256 / ($t1 - $t0)" | bc -l)"
+printf '%-32s %7.1f MiB/s (one TCP stream)\n' "loopback" "$(echo "256 / ($t1 - $t0)" | bc -l)"
