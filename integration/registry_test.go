@@ -345,7 +345,7 @@ func TestRegistryPushPullResume(t *testing.T) {
 
 	// By digest, into another store.
 	r = ckpt(creds, "pull", "--json", "--ca-file", reg.ca, repo+"@"+first.Transfer.Digest, "CKPT_STORE="+t.TempDir())
-	if byDigest := parseTransfer(t, r.stdout); r.code != 0 || byDigest.Transfer.Moved != first.Transfer.Bytes {
+	if byDigest := parseTransfer(t, r.stdout); r.code != 0 || byDigest.Transfer.Moved != byDigest.Transfer.Bytes || byDigest.Transfer.Digest != first.Transfer.Digest {
 		t.Fatalf("pull by digest: exit %d %+v", r.code, byDigest)
 	}
 

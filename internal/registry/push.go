@@ -70,20 +70,31 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 
 	bs := blobs(ck.Manifest)
 	layers := make([]ocispec.Descriptor, len(bs))
-	st := Stats{Blobs: len(bs)}
-	for _, b := range bs {
-		st.Bytes += b.desc.Size
+	// Files with the same bytes are one blob, sent once (chunks are
+	// distinct already).
+	first := map[digest.Digest]int{}
+	var send []int
+	for i, b := range bs {
+		if _, ok := first[b.desc.Digest]; !ok {
+			first[b.desc.Digest] = i
+			send = append(send, i)
+		}
+	}
+	st := Stats{Blobs: len(send)}
+	for _, i := range send {
+		st.Bytes += bs[i].desc.Size
 	}
 	var sent, skipped, skippedBytes, done atomic.Int64
 	stop := ticker(o.Progress, func() progress.Event {
 		return progress.Event{Container: ck.Container, Phase: "push", Bytes: sent.Load(),
-			Message: fmt.Sprintf("%d of %d blobs, %s sent (%s/s), %d the registry had", done.Load(), len(bs), units.Bytes(sent.Load()), rate(sent.Load(), start), skipped.Load())}
+			Message: fmt.Sprintf("%d of %d blobs, %s sent (%s/s), %d the registry had", done.Load(), len(send), units.Bytes(sent.Load()), rate(sent.Load(), start), skipped.Load())}
 	})
 	defer stop()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency(o))
-	for i, b := range bs {
+	for _, i := range send {
+		b := bs[i]
 		g.Go(func() error {
 			defer done.Add(1)
 			layers[i] = b.desc
@@ -122,6 +133,12 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 	st.Skipped, st.SkippedBytes = int(skipped.Load()), skippedBytes.Load()
 	if err != nil {
 		return st, pushErr(err, host)
+	}
+	for i, b := range bs {
+		layers[i] = layers[first[b.desc.Digest]]
+		if seal == nil {
+			layers[i].Annotations = b.desc.Annotations // its own path
+		}
 	}
 	config := configDesc(raw)
 	if seal != nil {
