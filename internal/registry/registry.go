@@ -12,11 +12,11 @@
 //   - config is the checkpoint's manifest.json, byte for byte, with media
 //     type ConfigMediaType: its digest is the sha256 in the store's
 //     manifest.json.sha256;
-//   - layers are the checkpoint's content as blobs, each once: every
-//     non-empty file the manifest lists without chunks (FileMediaType, with
-//     its path as the org.opencontainers.image.title annotation), then
-//     every distinct chunk of the chunked files (ChunkMediaType), in the
-//     order the manifest first names them. A blob's digest is the sha256
+//   - layers are the checkpoint's content as blobs: every non-empty file
+//     the manifest lists without chunks (FileMediaType, with its path as
+//     the org.opencontainers.image.title annotation), then every distinct
+//     chunk of the chunked files (ChunkMediaType), in the order the
+//     manifest first names them; a push sends each digest once. A blob's digest is the sha256
 //     the manifest gives, so the registry stores a chunk once however many
 //     checkpoints (or tags, or repositories, where it mounts blobs) list
 //     it, and a second push of a container that changed a little uploads
