@@ -215,14 +215,14 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 		need = append(need, b)
 		needBytes += b.desc.Size
 	}
-	if err := checkSpace(st, n.container, needBytes, o.Free); err != nil {
+	if err := (preflight.Host{Free: o.Free}).Space(st.Root, n.container, needBytes); err != nil {
 		return fail(err)
 	}
 
 	var got, done atomic.Int64
 	stop := ticker(o.Progress, func() progress.Event {
 		return progress.Event{Container: n.container, Phase: "pull", Bytes: got.Load(),
-			Message: fmt.Sprintf("%d of %d blobs, %s received (%s/s), %d the store had", done.Load(), len(need), units.Bytes(got.Load()), rate(got.Load(), start), stats.Skipped)}
+			Message: fmt.Sprintf("%d of %d blobs, %s received (%s), %d the store had", done.Load(), len(need), units.Bytes(got.Load()), units.Rate(got.Load(), time.Since(start)), stats.Skipped)}
 	})
 	defer stop()
 	g, gctx := errgroup.WithContext(ctx)
@@ -332,20 +332,4 @@ func readAll(rc io.ReadCloser, desc ocispec.Descriptor, limit int64) ([]byte, er
 		return nil, refuse(ErrInvalid, "%s: what the registry sent does not match its digest", desc.Digest)
 	}
 	return b, nil
-}
-
-// checkSpace refuses a pull whose missing blobs do not fit in the store
-// (with save's margin), before anything is written.
-func checkSpace(st *store.Store, container string, need int64, free func(string) (int64, error)) error {
-	if free == nil {
-		free = preflight.Free
-	}
-	n, err := free(st.Root)
-	if err != nil {
-		return err
-	}
-	if !preflight.Fits(need, n) {
-		return &preflight.SpaceError{Dir: st.Root, Container: container, Need: need, Free: n}
-	}
-	return nil
 }

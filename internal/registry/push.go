@@ -87,7 +87,7 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 	var sent, skipped, skippedBytes, done atomic.Int64
 	stop := ticker(o.Progress, func() progress.Event {
 		return progress.Event{Container: ck.Container, Phase: "push", Bytes: sent.Load(),
-			Message: fmt.Sprintf("%d of %d blobs, %s sent (%s/s), %d the registry had", done.Load(), len(send), units.Bytes(sent.Load()), rate(sent.Load(), start), skipped.Load())}
+			Message: fmt.Sprintf("%d of %d blobs, %s sent (%s), %d the registry had", done.Load(), len(send), units.Bytes(sent.Load()), units.Rate(sent.Load(), time.Since(start)), skipped.Load())}
 	})
 	defer stop()
 
@@ -157,7 +157,7 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 	if err != nil {
 		return st, err
 	}
-	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: configDesc(om).Digest, Size: int64(len(om))}
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(om), Size: int64(len(om))}
 	if err := repo.PushReference(ctx, desc, bytes.NewReader(om), tag); err != nil {
 		return st, pushErr(err, host)
 	}
@@ -240,11 +240,6 @@ func (c *countReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-// rate is n bytes since start, per second.
-func rate(n int64, start time.Time) string {
-	return units.Bytes(int64(float64(n) / max(time.Since(start).Seconds(), 0.001)))
 }
 
 func concurrency(o Options) int {

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -209,18 +207,12 @@ func (c *Checkpoint) OpenChunk(ch format.Chunk) (io.ReadCloser, error) {
 }
 
 // RawManifest returns the checkpoint's manifest.json as stored, byte for
-// byte, once it has checked it against manifest.json.sha256.
+// byte, once it has checked it against manifest.json.sha256 (as Load
+// does).
 func (c *Checkpoint) RawManifest() ([]byte, error) {
-	raw, err := os.ReadFile(c.Path(format.ManifestFile))
+	raw, err := readRawManifest(c.Dir)
 	if err != nil {
-		return nil, err
-	}
-	want, err := os.ReadFile(c.Path(format.ManifestSumFile))
-	if err != nil {
-		return nil, err
-	}
-	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:])+"\n" != string(want) {
-		return nil, fmt.Errorf("checkpoint %s:%s: %s does not match %s", c.Container, c.Name, format.ManifestFile, format.ManifestSumFile)
+		return nil, fmt.Errorf("checkpoint %s:%s: %w", c.Container, c.Name, err)
 	}
 	return raw, nil
 }

@@ -258,17 +258,9 @@ func readOrigin(dir string) (format.Origin, error) {
 }
 
 func readManifest(dir string) (*format.Manifest, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, format.ManifestFile))
+	raw, err := readRawManifest(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", format.ManifestFile, errors.Unwrap(err))
-	}
-	want, err := os.ReadFile(filepath.Join(dir, format.ManifestSumFile))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", format.ManifestSumFile, errors.Unwrap(err))
-	}
-	sum := sha256.Sum256(raw)
-	if hex.EncodeToString(sum[:]) != strings.TrimSpace(string(want)) {
-		return nil, fmt.Errorf("%s: sha256 mismatch", format.ManifestFile)
+		return nil, err
 	}
 	var m format.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -284,6 +276,24 @@ func readManifest(dir string) (*format.Manifest, error) {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// readRawManifest returns the manifest in dir, byte for byte, once it has
+// checked it against its sha256 file.
+func readRawManifest(dir string) ([]byte, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, format.ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", format.ManifestFile, errors.Unwrap(err))
+	}
+	want, err := os.ReadFile(filepath.Join(dir, format.ManifestSumFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", format.ManifestSumFile, errors.Unwrap(err))
+	}
+	sum := sha256.Sum256(raw)
+	if hex.EncodeToString(sum[:]) != strings.TrimSpace(string(want)) {
+		return nil, fmt.Errorf("%s: sha256 mismatch", format.ManifestFile)
+	}
+	return raw, nil
 }
 
 // newerFormatError is a manifest written by a newer ckpt: not damaged, but

@@ -874,16 +874,5 @@ func (im *importer) checkSpace(m *format.Manifest) error {
 	for _, f := range m.Files {
 		need += f.Size
 	}
-	free := im.free
-	if free == nil {
-		free = preflight.Free
-	}
-	n, err := free(im.st.Root)
-	if err != nil {
-		return err
-	}
-	if !preflight.Fits(need, n) {
-		return &preflight.SpaceError{Dir: im.st.Root, Container: m.Container.Name, Need: need, Free: n}
-	}
-	return nil
+	return (preflight.Host{Free: im.free}).Space(im.st.Root, m.Container.Name, need)
 }

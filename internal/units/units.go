@@ -20,6 +20,11 @@ func Bytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// Rate formats n bytes moved in d as bytes per second: "88.3 MiB/s".
+func Rate(n int64, d time.Duration) string {
+	return Bytes(int64(float64(n)/max(d.Seconds(), 0.001))) + "/s"
+}
+
 // Duration rounds d for display: milliseconds below a second, else tenths.
 func Duration(d time.Duration) string {
 	if d < time.Second {

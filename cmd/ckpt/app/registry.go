@@ -236,8 +236,8 @@ given (see ckpt resume --help).`,
 
 // describeTransfer says what a push or pull moved.
 func describeTransfer(s registry.Stats, moved, had string) string {
-	return fmt.Sprintf("%d blobs, %s; %s %s (%s/s), %d blobs (%s) %s, in %s",
-		s.Blobs, units.Bytes(s.Bytes), moved, units.Bytes(s.Sent()), units.Bytes(int64(float64(s.Sent())/max(s.Elapsed.Seconds(), 0.001))),
+	return fmt.Sprintf("%d blobs, %s; %s %s (%s), %d blobs (%s) %s, in %s",
+		s.Blobs, units.Bytes(s.Bytes), moved, units.Bytes(s.Sent()), units.Rate(s.Sent(), s.Elapsed),
 		s.Skipped, units.Bytes(s.SkippedBytes), had, units.Duration(s.Elapsed))
 }
 
