@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -168,10 +167,10 @@ func (p *chunkPool) write(sum string, data []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, err = f.Write(data)
+	err = writeDirect(f, data)
 	if err == nil {
-		// The disk starts on it now; settle's fsync then mostly waits
-		// for writes already under way.
+		// The disk starts on what did not go direct now; settle's fsync
+		// then mostly waits for writes already under way.
 		unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	if cerr := f.Close(); err == nil {
@@ -276,6 +275,9 @@ func getBuf() []byte {
 }
 
 func putBuf(b []byte) {
+	if cap(b) < chunkMax {
+		return
+	}
 	select {
 	case freeBufs <- b[:0]:
 	default:
@@ -386,16 +388,32 @@ func (w *chunkWriter) Close() ([]format.Chunk, error) {
 }
 
 // chunkReader reads a chunked file: its chunks, one after the other, each
-// of the size the manifest gives.
+// of the size the manifest gives. It reads readAhead chunks at once, each
+// whole into a buffer of its own, direct from the disk (openDirect):
+// chunks are written direct (writeDirect), so a resume finds them on the
+// disk, not in the page cache, and one chunk at a time would wait for the
+// disk on each.
 type chunkReader struct {
 	pool   *chunkPool
 	chunks []format.Chunk
-	verify bool      // check each chunk's sha256 as it is read
-	h      hash.Hash // of the current chunk, when verify
-	want   string
-	cur    *os.File
-	name   string // of the current chunk, for errors
-	left   int64
+	verify bool // check each chunk's sha256 as it is read
+	// ahead holds the chunks being read, in order; next is the index of
+	// the first chunk not yet asked for.
+	ahead []chan readChunk
+	next  int
+	cur   readChunk // the chunk being handed out
+	off   int       // how much of cur is handed out
+	err   error
+}
+
+// readAhead is how many chunks a chunkReader reads at once: about 4 MiB in
+// flight, at most 4 MiB of buffers each.
+const readAhead = 4
+
+// readChunk is a chunk read whole, or why it could not be.
+type readChunk struct {
+	buf []byte
+	err error
 }
 
 // ErrChunkSize is the error of a chunk whose size is not the one the
@@ -406,56 +424,83 @@ var (
 )
 
 func (r *chunkReader) Read(b []byte) (int, error) {
-	for {
-		if r.cur != nil {
-			if r.left == 0 {
-				// The chunk must end where the manifest says.
-				var one [1]byte
-				n, _ := r.cur.Read(one[:])
-				r.cur.Close()
-				r.cur = nil
-				if n > 0 {
-					return 0, fmt.Errorf("chunk %s: %w", r.name, ErrChunkSize)
-				}
-				if r.verify && hex.EncodeToString(r.h.Sum(nil)) != r.want {
-					return 0, fmt.Errorf("chunk %s: %w", r.name, ErrChunkSum)
-				}
-				continue
-			}
-			n, err := r.cur.Read(b[:min(int64(len(b)), r.left)])
-			r.left -= int64(n)
-			if r.verify {
-				r.h.Write(b[:n])
-			}
-			if err == io.EOF {
-				if r.left > 0 {
-					return n, fmt.Errorf("chunk %s: %w", r.name, ErrChunkSize)
-				}
-				err = nil
-			}
-			return n, err
+	for r.off == len(r.cur.buf) {
+		if r.err != nil {
+			return 0, r.err
 		}
-		if len(r.chunks) == 0 {
-			return 0, io.EOF
+		putBuf(r.cur.buf)
+		r.cur, r.off = readChunk{}, 0
+		for len(r.ahead) < readAhead && r.next < len(r.chunks) {
+			ch := make(chan readChunk, 1)
+			go func(c format.Chunk) { ch <- r.pool.read(c, r.verify) }(r.chunks[r.next])
+			r.ahead = append(r.ahead, ch)
+			r.next++
 		}
-		r.name = r.chunks[0].SHA256[:12]
-		f, err := os.Open(r.pool.path(r.chunks[0].SHA256))
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, fmt.Errorf("chunk %s is missing from the store: %w", r.name, fs.ErrNotExist)
-		} else if err != nil {
-			return 0, err
+		if len(r.ahead) == 0 {
+			r.err = io.EOF
+			continue
 		}
-		r.cur, r.left, r.want, r.chunks = f, r.chunks[0].Size, r.chunks[0].SHA256, r.chunks[1:]
-		if r.verify {
-			r.h = sha256.New()
-		}
+		r.cur = <-r.ahead[0]
+		r.ahead = r.ahead[1:]
+		r.err = r.cur.err
 	}
+	n := copy(b, r.cur.buf[r.off:])
+	r.off += n
+	return n, nil
 }
 
-func (r *chunkReader) Close() error {
-	if r.cur != nil {
-		return r.cur.Close()
+// read reads chunk c whole into a buffer of getBuf's, checking its size,
+// and its sha256 when verify is true.
+func (p *chunkPool) read(c format.Chunk, verify bool) readChunk {
+	name := c.SHA256[:12]
+	f, err := openDirect(p.path(c.SHA256))
+	if errors.Is(err, fs.ErrNotExist) {
+		return readChunk{err: fmt.Errorf("chunk %s is missing from the store: %w", name, fs.ErrNotExist)}
+	} else if err != nil {
+		return readChunk{err: err}
 	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return readChunk{err: err}
+	} else if st.Size() != c.Size || c.Size > chunkMax {
+		return readChunk{err: fmt.Errorf("chunk %s: %w", name, ErrChunkSize)}
+	}
+	buf := getBuf()[:chunkMax]
+	n := 0
+	for n < len(buf) {
+		k, err := f.Read(buf[n:])
+		n += k
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			putBuf(buf)
+			return readChunk{err: fmt.Errorf("chunk %s: %w", name, err)}
+		}
+	}
+	buf = buf[:n]
+	if int64(n) != c.Size {
+		putBuf(buf)
+		return readChunk{err: fmt.Errorf("chunk %s: %w", name, ErrChunkSize)}
+	}
+	if verify {
+		if s := sha256.Sum256(buf); hex.EncodeToString(s[:]) != c.SHA256 {
+			putBuf(buf)
+			return readChunk{err: fmt.Errorf("chunk %s: %w", name, ErrChunkSum)}
+		}
+	}
+	return readChunk{buf: buf}
+}
+
+// Close waits for the chunks still being read and gives back their
+// buffers.
+func (r *chunkReader) Close() error {
+	for _, ch := range r.ahead {
+		putBuf((<-ch).buf)
+	}
+	r.ahead = nil
+	putBuf(r.cur.buf)
+	r.cur = readChunk{}
+	r.off = 0
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -193,11 +194,27 @@ func TestChunkedFiles(t *testing.T) {
 	if err := ck2.Verify(ctx); !errors.As(err, &damaged) || !strings.Contains(err.Error(), "criu/pages-1.img: chunk 1 (") {
 		t.Errorf("Verify of a damaged chunk: %v", err)
 	}
+	if err := readErr(t, ck2, "criu/pages-1.img", true); !errors.Is(err, ErrChunkSum) {
+		t.Errorf("OpenVerified of a file with a damaged chunk: %v", err)
+	}
+	must(t, os.WriteFile(victim, orig[1:], 0o600))
+	if err := readErr(t, ck2, "criu/pages-1.img", false); !errors.Is(err, ErrChunkSize) {
+		t.Errorf("Open of a file with a short chunk: %v", err)
+	}
 	must(t, os.Remove(victim))
 	if err := ck2.Verify(ctx); !errors.As(err, &damaged) || !strings.Contains(err.Error(), "is missing from the store") {
 		t.Errorf("Verify of a missing chunk: %v", err)
 	}
+	if err := readErr(t, ck2, "criu/pages-1.img", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open of a file with a missing chunk: %v", err)
+	}
 	must(t, os.WriteFile(victim, orig, 0o600))
+	// Closed halfway, with chunks being read ahead.
+	r, err := ck2.Open("criu/pages-1.img")
+	must(t, err)
+	_, err = io.ReadFull(r, make([]byte, 3<<20))
+	must(t, err)
+	must(t, r.Close())
 
 	// Removing the first checkpoint frees only what the second does not
 	// use; removing the second frees the rest, and the pool's directories.
@@ -284,4 +301,19 @@ func TestCheckChunks(t *testing.T) {
 	if err := old.Check(); err == nil || !strings.Contains(err.Error(), "format version 2 does not have") {
 		t.Errorf("Check of chunks in format 2: %v", err)
 	}
+}
+
+// readErr reads the checkpoint file rel to its end (checking each chunk
+// when verified) and returns the error that stopped it.
+func readErr(t *testing.T, ck *Checkpoint, rel string, verified bool) error {
+	t.Helper()
+	open := ck.Open
+	if verified {
+		open = ck.OpenVerified
+	}
+	r, err := open(rel)
+	must(t, err)
+	defer r.Close()
+	_, err = io.Copy(io.Discard, r)
+	return err
 }

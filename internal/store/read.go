@@ -142,19 +142,12 @@ func (c *Checkpoint) assemble(ctx context.Context, files []format.File, dst func
 			return err
 		}
 		u := units[i]
-		buf := getBuf()
-		defer putBuf(buf)
-		b := buf[:u.ch.Size]
-		in, err := os.Open(c.chunks.path(u.ch.SHA256))
-		if err != nil {
-			return err
+		r := c.chunks.read(u.ch, false)
+		defer putBuf(r.buf)
+		if r.err != nil {
+			return r.err
 		}
-		_, err = io.ReadFull(in, b)
-		in.Close()
-		if err != nil {
-			return err
-		}
-		_, err = u.out.WriteAt(b, u.off)
+		_, err := u.out.WriteAt(r.buf, u.off)
 		return err
 	})
 	return errors.Join(errs...)
@@ -174,13 +167,16 @@ func (c *Checkpoint) Stored(rel string) []string {
 	return paths
 }
 
-// forEach calls do(i) for each i in [0, n) on as many goroutines as there
-// are CPUs (at least two) and returns each call's error.
+// forEach calls do(i) for each i in [0, n) on twice as many goroutines as
+// there are CPUs (at least four) and returns each call's error. Each call
+// reads a file or a chunk and hashes it: the reads are direct (openDirect),
+// without the kernel's read-ahead, so half the goroutines may wait for the
+// disk while the others hash.
 func forEach(n int, do func(i int) error) []error {
 	errs := make([]error, n)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(n, max(runtime.GOMAXPROCS(0), 2)) {
+	for range min(n, max(2*runtime.GOMAXPROCS(0), 4)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
