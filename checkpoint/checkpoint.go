@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -153,6 +154,9 @@ type saver struct {
 	stopped bool
 	// recovery says how the container was brought back after a failure.
 	recovery string
+	// early is the capture of the volumes and the writable layer begun
+	// while the checkpoint ran (captureWhenFrozen).
+	early *early
 }
 
 // SaveContainer saves one container (a name or an id); opts.Containers and
@@ -375,6 +379,7 @@ func (s *saver) checkpoint(cancelled context.Context) error {
 	s.stopped = exit
 	opts := append(slices.Clip(s.runcOpts), criu.FreezeTimeoutOption())
 	for attempt := 1; ; attempt++ {
+		s.early = s.captureWhenFrozen(cancelled, began)
 		err := s.host.WithOptions(opts, func() error {
 			return s.eng.CheckpointCreate(ctx, s.c.ID, checkpoint.CreateOptions{
 				CheckpointID:  format.ImagesDir,
@@ -383,7 +388,13 @@ func (s *saver) checkpoint(cancelled context.Context) error {
 			})
 		})
 		if err == nil {
+			s.early.checkpointed()
 			break
+		}
+		// The processes may run again: what was captured meanwhile is not
+		// theirs at the checkpoint.
+		if derr := s.discardEarly(); derr != nil {
+			return errors.Join(fmt.Errorf("the engine could not checkpoint %s: %w", s.name, err), derr)
 		}
 		err = criu.Explain(err, nil)
 		if attempt == checkpointAttempts || !criu.Transient(err) || cancelled.Err() != nil || !s.stillRunning(ctx) {
@@ -444,6 +455,7 @@ func (s *saver) stillRunning(ctx context.Context) bool {
 // save did not stop, or that runs (the checkpoint call failed before it
 // stopped), is left alone.
 func (s *saver) recover(ctx context.Context) error {
+	s.early.stop()
 	if !s.stopped || s.ck != nil {
 		return nil
 	}
@@ -474,7 +486,156 @@ func (s *saver) recover(ctx context.Context) error {
 // or they stay frozen until the commit). Each phase's timing is its own;
 // they overlap.
 func (s *saver) capture(ctx context.Context) error {
+	if s.early.started() {
+		return steps.Together(ctx, s.adoptImages, s.early.wait)
+	}
 	return steps.Together(ctx, s.adoptImages, s.captureMounts, s.captureLayer)
+}
+
+// early is a capture of the volumes and the writable layer begun during an
+// attempt at the checkpoint, once the container's processes were frozen.
+type early struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	ended  bool // the attempt returned: no capture begins after that
+	began  bool
+	err    error
+	exited bool // the capture ended its goroutine (runtime.Goexit, see steps.Together)
+}
+
+// freezePoll is how often captureWhenFrozen looks at the container's
+// freezer.
+const freezePoll = 2 * time.Millisecond
+
+// captureWhenFrozen starts the capture of the volumes and the writable
+// layer as soon as the container's processes are frozen, while the
+// checkpoint (begun at began) goes on: at once when this save paused it,
+// else once CRIU's freeze shows in its cgroup (criu.FreezeProbe; when the
+// cgroup cannot be found, the capture step does it all after the
+// checkpoint, as before). A save of 64 MiB of memory and a 256 MiB volume
+// spent 0.4 s of its 1.1 s in the checkpoint after the freeze.
+func (s *saver) captureWhenFrozen(ctx context.Context, began time.Time) *early {
+	ctx, cancel := context.WithCancel(ctx)
+	e := &early{cancel: cancel, done: make(chan struct{})}
+	probe := criu.FreezeProbe(s.c.State.Pid)
+	if s.paused {
+		probe = func() bool { return true }
+	}
+	if probe == nil {
+		e.ended = true
+		close(e.done)
+		return e
+	}
+	go func() {
+		returned := false
+		defer func() {
+			e.mu.Lock()
+			e.exited = !returned
+			e.mu.Unlock()
+			close(e.done)
+		}()
+		tick := time.NewTicker(freezePoll)
+		defer tick.Stop()
+		for !probe() {
+			select {
+			case <-ctx.Done():
+				returned = true
+				return
+			case <-tick.C:
+			}
+		}
+		e.mu.Lock()
+		start := !e.ended
+		e.began = start
+		e.mu.Unlock()
+		if start {
+			s.timing(format.PhaseFrozen, time.Since(began))
+			e.err = steps.Together(ctx, s.captureMounts, s.captureLayer)
+		}
+		returned = true
+	}()
+	return e
+}
+
+// checkpointed says the attempt succeeded: a capture not begun yet is the
+// capture step's.
+func (e *early) checkpointed() {
+	e.mu.Lock()
+	e.ended = true
+	began := e.began
+	e.mu.Unlock()
+	if !began {
+		e.stop()
+	}
+}
+
+// started reports whether the capture began during the checkpoint.
+func (e *early) started() bool {
+	if e == nil {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.began
+}
+
+// stop ends the capture and waits for it. A capture that ended its
+// goroutine ends the caller's too.
+func (e *early) stop() {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	e.ended = true
+	e.mu.Unlock()
+	e.cancel()
+	<-e.done
+	if e.exited {
+		runtime.Goexit()
+	}
+}
+
+// wait waits for the capture, as a phase of the capture step.
+func (e *early) wait(ctx context.Context) error {
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		e.stop()
+		return ctx.Err()
+	}
+	if e.exited {
+		runtime.Goexit()
+	}
+	return e.err
+}
+
+// discardEarly stops a capture begun during an attempt at the checkpoint
+// that failed, and forgets what it captured: the next attempt captures
+// again.
+func (s *saver) discardEarly() error {
+	e := s.early
+	if e == nil {
+		return nil
+	}
+	e.stop()
+	s.early = nil
+	if !e.began {
+		return nil
+	}
+	rels := []string{format.LayerFile}
+	for _, mnt := range s.c.Mounts {
+		if mnt.Type == "volume" {
+			rels = append(rels, volumeArchive(mnt.Name))
+		}
+	}
+	s.mu.Lock()
+	s.m.Binds, s.m.Volumes, s.m.Skipped, s.m.Layer = []format.Bind{}, []format.Volume{}, nil, format.Layer{}
+	s.m.Timings = slices.DeleteFunc(s.m.Timings, func(t format.Timing) bool {
+		return t.Phase == format.PhaseFrozen || t.Phase == "layer" || strings.HasPrefix(t.Phase, "volume ")
+	})
+	s.mu.Unlock()
+	return s.pending.Forget(rels...)
 }
 
 // adoptImages takes the images the engine wrote into the checkpoint's file
@@ -662,7 +823,7 @@ func (s *saver) captureMounts(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("volume %s: %w", mnt.Name, err)
 			}
-			rel := format.VolumesDir + "/" + mnt.Name + ".tar"
+			rel := volumeArchive(mnt.Name)
 			began := time.Now()
 			stats, err := s.writeArchive(ctx, rel, mnt.Source, archive.Plain)
 			if err != nil {
@@ -682,6 +843,9 @@ func (s *saver) captureMounts(ctx context.Context) error {
 	}
 	return nil
 }
+
+// volumeArchive is the checkpoint file of the archive of volume name.
+func volumeArchive(name string) string { return format.VolumesDir + "/" + name + ".tar" }
 
 // writeArchive streams the tree at root into the checkpoint file rel, in
 // the store's chunks.
@@ -709,6 +873,13 @@ func (s *saver) done(phase string, began time.Time, bytes int64) {
 	d := time.Since(began)
 	s.m.Timings = append(s.m.Timings, format.Timing{Phase: phase, Millis: d.Milliseconds()})
 	s.rep.Report(progress.Event{Container: s.name, Phase: phase, Elapsed: d, Bytes: bytes})
+}
+
+// timing records in the manifest that phase took d, without a report.
+func (s *saver) timing(phase string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m.Timings = append(s.m.Timings, format.Timing{Phase: phase, Millis: d.Milliseconds()})
 }
 
 // diskFull gives a full-disk error a message and a hint.

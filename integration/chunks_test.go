@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +40,13 @@ func TestSecondSaveSharesChunks(t *testing.T) {
 		ck, err := st.Load(name, ckName)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The volume and the layer were captured while CRIU dumped: the
+		// first save paused the app, the second saw CRIU freeze it
+		// (criu.FreezeProbe found its cgroup). The resume below shows the
+		// volume matches the memory.
+		if !slices.ContainsFunc(ck.Manifest.Timings, func(t format.Timing) bool { return t.Phase == format.PhaseFrozen }) {
+			t.Errorf("%s: the capture did not begin during the checkpoint (timings %+v)", ckName, ck.Manifest.Timings)
 		}
 		set, n := map[string]bool{}, 0
 		for _, f := range ck.Manifest.Files {
@@ -77,10 +86,36 @@ func TestSecondSaveSharesChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.mustCkpt("resume", name)
-	e.assertContinues(name, before)
+	after := e.assertContinues(name, before)
+	// Two lines of history past the resume: the volume was captured with
+	// the memory, neither before nor after it.
+	e.waitCounter(name, after.Counter+20)
+	e.assertHistoryWhole(name, before.ID)
 
 	e.mustCkpt("rm", name)
 	if _, err := os.Lstat(filepath.Join(e.store, format.ChunksDir)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("chunks are left with no checkpoint: %v", err)
+	}
+}
+
+// assertHistoryWhole checks the test app's /data/history.log: a line every
+// 10 ticks of the counter, all of the app's run id, none missing, none
+// twice. A volume captured before the processes were frozen misses lines
+// the memory remembers writing; one captured after they ran on has lines
+// the memory writes again.
+func (e *env) assertHistoryWhole(name, id string) {
+	e.t.Helper()
+	history, code := e.call(name, "GET", "/read?path=/data/history.log")
+	if code != 200 {
+		e.t.Fatalf("GET history.log: %d", code)
+	}
+	var last int64
+	for i, line := range strings.Split(strings.TrimSpace(history), "\n") {
+		var lineID string
+		var n int64
+		if _, err := fmt.Sscanf(line, "%s %d", &lineID, &n); err != nil || lineID != id || (i > 0 && n != last+10) {
+			e.t.Fatalf("history.log line %d is %q after counter %d (run %s):\n%s", i+1, line, last, id, history)
+		}
+		last = n
 	}
 }

@@ -297,6 +297,11 @@ const (
 // PhaseTotal names the last timing of a manifest: the whole save.
 const PhaseTotal = "total"
 
+// PhaseFrozen names the timing of a hot save whose volumes and writable
+// layer were captured while CRIU dumped: from the start of the checkpoint
+// until its processes were seen frozen and the capture began.
+const PhaseFrozen = "frozen"
+
 // Check returns an error naming the first thing in m that a checkpoint
 // written by ckpt never has: a file list that CheckFiles refuses; an archive
 // of a volume or of the layer that is not a listed file; a volume name that

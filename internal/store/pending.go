@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -269,6 +270,22 @@ func (p *Pending) Adopt(rel string) ([]format.File, error) {
 	}
 	p.add(added...)
 	return added, syncTree(root)
+}
+
+// Forget drops the files rel (as Create or CreateChunked wrote them) from
+// the pending checkpoint, for them to be written again: a save whose
+// capture began while an attempt at its checkpoint ran, which then failed.
+// Their chunks stay in the store until a collection.
+func (p *Pending) Forget(rels ...string) error {
+	p.mu.Lock()
+	p.files = slices.DeleteFunc(p.files, func(f format.File) bool { return slices.Contains(rels, f.Path) })
+	p.mu.Unlock()
+	for _, rel := range rels {
+		if err := os.Remove(p.Path(rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // add records files written into the pending checkpoint.
