@@ -52,7 +52,11 @@ type Engine interface {
 	DumpMemory(ctx context.Context, id string) int64
 	ContainerPause(ctx context.Context, id string) error
 	ContainerStop(ctx context.Context, id string, opts container.StopOptions) error
+	// CheckpointCreate checkpoints container id; with opts.Exit the engine
+	// may see it stopped only later (WaitStopped).
 	CheckpointCreate(ctx context.Context, id string, opts checkpoint.CreateOptions) error
+	// WaitStopped returns once the engine sees container id stopped.
+	WaitStopped(ctx context.Context, id string) error
 	NetworkInspect(ctx context.Context, name string, opts network.InspectOptions) (network.Inspect, error)
 	VolumeInspect(ctx context.Context, name string) (volume.Volume, error)
 }
@@ -152,6 +156,8 @@ type saver struct {
 	paused bool
 	// stopped is true once the save has stopped the container.
 	stopped bool
+	// checkpointed is true once the checkpoint call succeeded.
+	checkpointed bool
 	// recovery says how the container was brought back after a failure.
 	recovery string
 	// early is the capture of the volumes and the writable layer begun
@@ -388,6 +394,7 @@ func (s *saver) checkpoint(cancelled context.Context) error {
 			})
 		})
 		if err == nil {
+			s.checkpointed = true
 			s.early.checkpointed()
 			break
 		}
@@ -459,6 +466,10 @@ func (s *saver) recover(ctx context.Context) error {
 	if !s.stopped || s.ck != nil {
 		return nil
 	}
+	if s.checkpointed && s.hot() {
+		// The engine may not have seen the checkpoint stop it yet.
+		s.eng.WaitStopped(ctx, s.c.ID)
+	}
 	if c, err := s.eng.Lookup(ctx, s.c.ID); err == nil && c != nil && c.State.Running {
 		return nil
 	}
@@ -486,10 +497,23 @@ func (s *saver) recover(ctx context.Context) error {
 // or they stay frozen until the commit). Each phase's timing is its own;
 // they overlap.
 func (s *saver) capture(ctx context.Context) error {
+	fns := []func(context.Context) error{s.adoptImages, s.waitStopped}
 	if s.early.started() {
-		return steps.Together(ctx, s.adoptImages, s.early.wait)
+		fns = append(fns, s.early.wait)
+	} else {
+		fns = append(fns, s.captureMounts, s.captureLayer)
 	}
-	return steps.Together(ctx, s.adoptImages, s.captureMounts, s.captureLayer)
+	return steps.Together(ctx, fns...)
+}
+
+// waitStopped waits, after a checkpoint that stopped the container, until
+// the engine sees it stopped (it learns it in its own time: 1 s for 2 GiB
+// of memory here), while the images are taken in.
+func (s *saver) waitStopped(ctx context.Context) error {
+	if !s.hot() || !s.stopped {
+		return nil
+	}
+	return s.eng.WaitStopped(ctx, s.c.ID)
 }
 
 // early is a capture of the volumes and the writable layer begun during an

@@ -72,12 +72,11 @@ const ViaEnv = "CKPT_CHECKPOINT_VIA"
 // CheckpointCreate checkpoints container id into
 // opts.CheckpointDir/opts.CheckpointID: through the engine's containerd
 // when it runs on this host and can be reached, else through Docker's API.
+// With opts.Exit the engine may still call the container running when it
+// returns: see WaitStopped.
 func (e *Engine) CheckpointCreate(ctx context.Context, id string, opts checkpoint.CreateOptions) error {
 	if os.Getenv(ViaEnv) != "engine" && strings.HasPrefix(e.DaemonHost(), "unix://") {
 		err := ctrd.Checkpoint(ctx, id, filepath.Join(opts.CheckpointDir, opts.CheckpointID), opts.Exit)
-		if err == nil && opts.Exit {
-			return e.waitStopped(ctx, id)
-		}
 		if !errors.Is(err, ctrd.ErrUnavailable) {
 			return err
 		}
@@ -85,15 +84,17 @@ func (e *Engine) CheckpointCreate(ctx context.Context, id string, opts checkpoin
 	return e.Client.CheckpointCreate(ctx, id, opts)
 }
 
-// stopWait bounds how long waitStopped waits for the engine.
+// stopWait bounds how long WaitStopped waits for the engine.
 const stopWait = 30 * time.Second
 
-// waitStopped returns once the engine sees container id stopped. After a
+// WaitStopped returns once the engine sees container id stopped. After a
 // checkpoint through containerd the task is gone at once, but the engine
-// learns it from containerd's events, in its own time: until then it
-// still calls the container running, and a save that fails right after
-// its checkpoint would not start it again.
-func (e *Engine) waitStopped(ctx context.Context, id string) error {
+// learns it from containerd's events, in its own time (1 s for a process
+// of 2 GiB here, the kernel freeing its memory): until then it still calls
+// the container running, and a save that fails right after its checkpoint
+// would not start it again. A save waits for it while it takes in the
+// images.
+func (e *Engine) WaitStopped(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, stopWait)
 	defer cancel()
 	waited, errs := e.Client.ContainerWait(ctx, id, container.WaitConditionNotRunning)

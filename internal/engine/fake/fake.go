@@ -420,6 +420,17 @@ func (f *Engine) CheckpointCreate(ctx context.Context, id string, opts checkpoin
 	return nil
 }
 
+// WaitStopped implements the engine interfaces: the container is stopped
+// once CheckpointCreate with Exit returns.
+func (f *Engine) WaitStopped(ctx context.Context, id string) error {
+	_, err := f.locked("WaitStopped", id)
+	if err != nil {
+		return err
+	}
+	f.mu.Unlock()
+	return nil
+}
+
 // StartFromCheckpoint implements the engine interfaces: the container
 // starts when dir holds the images CheckpointCreate writes.
 func (f *Engine) StartFromCheckpoint(ctx context.Context, id, dir string) ([]byte, error) {
