@@ -317,3 +317,72 @@ func readErr(t *testing.T, ck *Checkpoint, rel string, verified bool) error {
 	_, err = io.Copy(io.Discard, r)
 	return err
 }
+
+// oddReader returns what it holds a few odd-sized pieces at a time, and
+// its last bytes with io.EOF, as a reader may.
+type oddReader struct {
+	b []byte
+	i int
+}
+
+func (r *oddReader) Read(p []byte) (int, error) {
+	r.i++
+	n := copy(p[:min(len(p), 1+r.i*7919%200000)], r.b)
+	r.b = r.b[n:]
+	if len(r.b) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestReadFromCutsAsWrite: the CRIU images go through ReadFrom, the
+// archives through Write; both cut the same bytes into the same chunks,
+// with the same contents (the cut is part of the format).
+func TestReadFromCutsAsWrite(t *testing.T) {
+	data := append(random(5, 9<<20), make([]byte, 5<<20)...) // runs of zeros reach chunkMax
+	data = append(data, random(6, 123457)...)
+	s := newStore(t)
+	p, err := s.Begin("web", "cp")
+	must(t, err)
+	for _, tt := range []struct {
+		name  string
+		write func(w *chunkWriter) error
+	}{
+		{"Write", func(w *chunkWriter) error { _, err := w.Write(data); return err }},
+		{"ReadFrom", func(w *chunkWriter) error {
+			n, err := w.ReadFrom(&oddReader{b: data})
+			if err == nil && n != int64(len(data)) {
+				t.Errorf("ReadFrom read %d bytes of %d", n, len(data))
+			}
+			return err
+		}},
+		{"Write then ReadFrom", func(w *chunkWriter) error {
+			if _, err := w.Write(data[:300000]); err != nil {
+				return err
+			}
+			_, err := w.ReadFrom(&oddReader{b: data[300000:]})
+			return err
+		}},
+	} {
+		w, err := p.chunkWriter()
+		must(t, err)
+		must(t, tt.write(w))
+		chunks, err := w.Close()
+		must(t, err)
+		var sizes []int
+		var got []byte
+		for _, c := range chunks {
+			sizes = append(sizes, int(c.Size))
+			b, err := os.ReadFile(p.pool.path(c.SHA256))
+			must(t, err)
+			got = append(got, b...)
+		}
+		if want := chunksOf(data); !slices.Equal(sizes, want) {
+			t.Errorf("%s: chunks %v, want %v", tt.name, sizes, want)
+		}
+		if !bytes.Equal(got, data) {
+			t.Errorf("%s: the chunks hold other bytes", tt.name)
+		}
+	}
+	must(t, p.Abort())
+}

@@ -314,9 +314,7 @@ func (p *Pending) adoptFile(path string) (format.File, error) {
 		if err != nil {
 			return format.File{}, err
 		}
-		// Read a MiB at a time (io.Copy would take os.File's WriteTo, which
-		// reads 32 KiB at a time).
-		n, err := io.CopyBuffer(cw, struct{ io.Reader }{f}, make([]byte, 1<<20))
+		n, err := cw.ReadFrom(f)
 		chunks, cerr := cw.Close()
 		if err == nil {
 			err = cerr
