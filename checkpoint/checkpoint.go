@@ -542,11 +542,11 @@ const freezePoll = 2 * time.Millisecond
 func (s *saver) captureWhenFrozen(ctx context.Context, began time.Time) *early {
 	ctx, cancel := context.WithCancel(ctx)
 	e := &early{cancel: cancel, done: make(chan struct{})}
-	probe := criu.FreezeProbe(s.c.State.Pid)
+	var probe func() bool
 	if s.paused {
-		probe = func() bool { return true }
-	}
-	if probe == nil {
+		// Frozen already: the capture begins now.
+		e.began = true
+	} else if probe = criu.FreezeProbe(s.c.State.Pid); probe == nil {
 		e.ended = true
 		close(e.done)
 		return e
@@ -559,27 +559,33 @@ func (s *saver) captureWhenFrozen(ctx context.Context, began time.Time) *early {
 			e.mu.Unlock()
 			close(e.done)
 		}()
-		tick := time.NewTicker(freezePoll)
-		defer tick.Stop()
-		for !probe() {
-			select {
-			case <-ctx.Done():
-				returned = true
-				return
-			case <-tick.C:
-			}
+		if probe != nil && !e.whenFrozen(ctx, probe) {
+			returned = true
+			return
 		}
-		e.mu.Lock()
-		start := !e.ended
-		e.began = start
-		e.mu.Unlock()
-		if start {
-			s.timing(format.PhaseFrozen, time.Since(began))
-			e.err = steps.Together(ctx, s.captureMounts, s.captureLayer)
-		}
+		s.timing(format.PhaseFrozen, time.Since(began))
+		e.err = steps.Together(ctx, s.captureMounts, s.captureLayer)
 		returned = true
 	}()
 	return e
+}
+
+// whenFrozen waits until probe says the processes are frozen, and reports
+// whether the capture is to begin: not when the attempt ended first.
+func (e *early) whenFrozen(ctx context.Context, probe func() bool) bool {
+	tick := time.NewTicker(freezePoll)
+	defer tick.Stop()
+	for !probe() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.began = !e.ended
+	return e.began
 }
 
 // checkpointed says the attempt succeeded: a capture not begun yet is the
