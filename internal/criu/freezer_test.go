@@ -50,6 +50,50 @@ func TestFreezeProbe(t *testing.T) {
 			}
 		})
 	}
+	// Thawed again, every thread held by CRIU (in the cgroup and in one
+	// below it): nothing runs. One thread not traced, or traced by
+	// another tracer, runs.
+	for _, tt := range []struct {
+		name, list, dir, state string
+	}{
+		{"v1", "tasks", "freezer" + id, "freezer.state"},
+		{"v2", "cgroup.threads", "system.slice/docker-5aa0c238ce2c.scope", "cgroup.events"},
+	} {
+		t.Run(tt.name+", held by CRIU", func(t *testing.T) {
+			proc, fs := t.TempDir(), t.TempDir()
+			cg := "6:freezer:" + id + "\n0::" + id + "\n"
+			if tt.name == "v2" {
+				cg = "0::/system.slice/docker-5aa0c238ce2c.scope\n"
+			}
+			write(filepath.Join(proc, "42", "cgroup"), cg)
+			write(filepath.Join(fs, tt.dir, tt.state), "THAWED\npopulated 1\nfrozen 0\n")
+			write(filepath.Join(fs, tt.dir, tt.list), "42\n43\n")
+			write(filepath.Join(fs, tt.dir, "sub", tt.list), "44\n")
+			write(filepath.Join(proc, "7", "comm"), "criu\n")
+			write(filepath.Join(proc, "8", "comm"), "gdb\n")
+			tracer := func(tid, by string) {
+				write(filepath.Join(proc, tid, "status"), "Name:\tapp\nState:\tt (tracing stop)\nTracerPid:\t"+by+"\n")
+			}
+			tracer("42", "7")
+			tracer("43", "7")
+			tracer("44", "0")
+			probe := freezeProbe(proc, fs, 42)
+			if probe == nil {
+				t.Fatal("no probe")
+			}
+			if probe() {
+				t.Error("held while a thread below is not traced")
+			}
+			tracer("44", "8")
+			if probe() {
+				t.Error("held while a thread is traced by gdb")
+			}
+			tracer("44", "7")
+			if !probe() {
+				t.Error("not held with every thread traced by criu")
+			}
+		})
+	}
 	t.Run("no freezer here", func(t *testing.T) {
 		proc, fs := t.TempDir(), t.TempDir()
 		write(filepath.Join(proc, "42", "cgroup"), "6:freezer:"+id+"\n0::"+id+"\n")

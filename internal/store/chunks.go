@@ -512,20 +512,12 @@ func (p *chunkPool) read(c format.Chunk, verify bool) readChunk {
 	} else if st.Size() != c.Size || c.Size > chunkMax {
 		return readChunk{err: fmt.Errorf("chunk %s: %w", name, ErrChunkSize)}
 	}
-	buf := getBuf()[:chunkMax]
-	n := 0
-	for n < len(buf) {
-		k, err := f.Read(buf[n:])
-		n += k
-		if err == io.EOF {
-			break
-		} else if err != nil {
-			putBuf(buf)
-			return readChunk{err: fmt.Errorf("chunk %s: %w", name, err)}
-		}
+	buf, err := readChunkFile(f, getBuf(), c.Size)
+	if err != nil {
+		putBuf(buf)
+		return readChunk{err: fmt.Errorf("chunk %s: %w", name, err)}
 	}
-	buf = buf[:n]
-	if int64(n) != c.Size {
+	if int64(len(buf)) != c.Size {
 		putBuf(buf)
 		return readChunk{err: fmt.Errorf("chunk %s: %w", name, ErrChunkSize)}
 	}

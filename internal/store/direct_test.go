@@ -100,3 +100,34 @@ func directWorks(t *testing.T, dir string) bool {
 	defer f.Close()
 	return setDirect(f, true) == nil
 }
+
+// TestReadChunkFile reads chunk files of every kind of length direct,
+// whole, and a file shorter than said as the bytes it has.
+func TestReadChunkFile(t *testing.T) {
+	dir := t.TempDir()
+	data := random(8, chunkMax)
+	for _, size := range []int{1, directAlign - 1, directAlign, 3*directAlign + 17, chunkMax} {
+		path := filepath.Join(dir, "chunk")
+		must(t, os.WriteFile(path, data[:size], FileMode))
+		for _, claim := range []int{size, size + 1} {
+			if claim > chunkMax {
+				continue
+			}
+			f, err := openDirect(path)
+			must(t, err)
+			got, err := readChunkFile(f, getBuf(), int64(claim))
+			f.Close()
+			must(t, err)
+			if !bytes.Equal(got, data[:size]) {
+				t.Errorf("%d bytes read as %d: %d bytes back, other bytes", size, claim, len(got))
+			}
+			putBuf(got)
+		}
+	}
+	f, err := openDirect(filepath.Join(dir, "chunk"))
+	must(t, err)
+	defer f.Close()
+	if _, err := readChunkFile(f, getBuf(), chunkMax+1); err == nil {
+		t.Error("read more than a chunk holds")
+	}
+}

@@ -114,11 +114,14 @@ func (c *Checkpoint) verifyChunk(ctx context.Context, f format.File, i int, buf 
 		return err
 	}
 	defer file.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, struct{ io.Reader }{file}, buf); err != nil {
+	b, err := readChunkFile(file, buf, want.Size)
+	if err != nil {
 		return fmt.Errorf("%s: chunk %d: %w", f.Path, i, err)
 	}
-	if hex.EncodeToString(h.Sum(nil)) != want.SHA256 {
+	if int64(len(b)) != want.Size {
+		return damaged("%s: chunk %d (%s) has %d bytes, the manifest says %d", f.Path, i, want.SHA256[:12], len(b), want.Size)
+	}
+	if s := sha256.Sum256(b); hex.EncodeToString(s[:]) != want.SHA256 {
 		return damaged("%s: chunk %d (%s): sha256 mismatch", f.Path, i, want.SHA256[:12])
 	}
 	return nil
