@@ -34,14 +34,13 @@ func (c *Checkpoint) Verify(ctx context.Context) error {
 		}
 	}
 	errs := forEach(len(units), func(i int) error {
-		buf := getBuf()
-		defer putBuf(buf)
-		buf = buf[:cap(buf)]
 		u := units[i]
 		if u.chunk >= 0 {
-			return c.verifyChunk(ctx, c.Manifest.Files[u.file], u.chunk, buf)
+			return c.verifyChunk(ctx, c.Manifest.Files[u.file], u.chunk)
 		}
-		return c.verifyFile(ctx, c.Manifest.Files[u.file], buf)
+		buf := getBuf()
+		defer putBuf(buf)
+		return c.verifyFile(ctx, c.Manifest.Files[u.file], buf[:cap(buf)])
 	})
 	for _, err := range errs {
 		if err != nil {
@@ -88,7 +87,7 @@ func (c *Checkpoint) verifyFile(ctx context.Context, want format.File, buf []byt
 }
 
 // verifyChunk checks chunk i of the chunked file f.
-func (c *Checkpoint) verifyChunk(ctx context.Context, f format.File, i int, buf []byte) error {
+func (c *Checkpoint) verifyChunk(ctx context.Context, f format.File, i int) error {
 	damaged := func(format string, args ...any) error {
 		return &DamagedError{Container: c.Container, Name: c.Name, Files: true, Err: fmt.Errorf(format, args...)}
 	}
@@ -109,20 +108,17 @@ func (c *Checkpoint) verifyChunk(ctx context.Context, f format.File, i int, buf 
 	if !st.Mode().IsRegular() || st.Size() != want.Size {
 		return damaged("%s: chunk %d (%s) has %d bytes, the manifest says %d", f.Path, i, want.SHA256[:12], st.Size(), want.Size)
 	}
-	file, err := openDirect(path)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	b, err := readChunkFile(file, buf, want.Size)
-	if err != nil {
-		return fmt.Errorf("%s: chunk %d: %w", f.Path, i, err)
-	}
-	if int64(len(b)) != want.Size {
-		return damaged("%s: chunk %d (%s) has %d bytes, the manifest says %d", f.Path, i, want.SHA256[:12], len(b), want.Size)
-	}
-	if s := sha256.Sum256(b); hex.EncodeToString(s[:]) != want.SHA256 {
+	r := c.chunks.read(want, true)
+	putBuf(r.buf)
+	switch {
+	case errors.Is(r.err, ErrChunkSum):
 		return damaged("%s: chunk %d (%s): sha256 mismatch", f.Path, i, want.SHA256[:12])
+	case errors.Is(r.err, ErrChunkSize):
+		return damaged("%s: chunk %d (%s): %v", f.Path, i, want.SHA256[:12], ErrChunkSize)
+	case errors.Is(r.err, fs.ErrNotExist):
+		return damaged("%s: chunk %d (%s) is missing from the store", f.Path, i, want.SHA256[:12])
+	case r.err != nil:
+		return fmt.Errorf("%s: chunk %d: %w", f.Path, i, r.err)
 	}
 	return nil
 }
