@@ -163,6 +163,8 @@ type saver struct {
 	// early is the capture of the volumes and the writable layer begun
 	// while the checkpoint ran (captureWhenFrozen).
 	early *early
+	// follow takes in the memory pages while CRIU writes them.
+	follow *store.Follow
 }
 
 // SaveContainer saves one container (a name or an id); opts.Containers and
@@ -386,6 +388,7 @@ func (s *saver) checkpoint(cancelled context.Context) error {
 	opts := append(slices.Clip(s.runcOpts), criu.FreezeTimeoutOption())
 	for attempt := 1; ; attempt++ {
 		s.early = s.captureWhenFrozen(cancelled, began)
+		s.follow = s.pending.Follow(format.ImagesDir)
 		err := s.host.WithOptions(opts, func() error {
 			return s.eng.CheckpointCreate(ctx, s.c.ID, checkpoint.CreateOptions{
 				CheckpointID:  format.ImagesDir,
@@ -400,6 +403,8 @@ func (s *saver) checkpoint(cancelled context.Context) error {
 		}
 		// The processes may run again: what was captured meanwhile is not
 		// theirs at the checkpoint.
+		s.follow.Stop()
+		s.follow = nil
 		if derr := s.discardEarly(); derr != nil {
 			return errors.Join(fmt.Errorf("the engine could not checkpoint %s: %w", s.name, err), derr)
 		}
@@ -463,6 +468,7 @@ func (s *saver) stillRunning(ctx context.Context) bool {
 // stopped), is left alone.
 func (s *saver) recover(ctx context.Context) error {
 	s.early.stop()
+	s.follow.Stop()
 	if !s.stopped || s.ck != nil {
 		return nil
 	}
@@ -675,7 +681,7 @@ func (s *saver) adoptImages(ctx context.Context) error {
 		return nil
 	}
 	began := time.Now()
-	files, err := s.pending.Adopt(format.ImagesDir)
+	files, err := s.pending.Adopt(format.ImagesDir, s.follow)
 	if err != nil {
 		return err
 	}

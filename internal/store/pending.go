@@ -237,8 +237,11 @@ func (p *Pending) WriteJSON(rel string, v any) error {
 
 // Adopt takes in the tree at rel written by someone else (the engine writes
 // the CRIU images): it tightens permissions to 0700/0600, flushes every file
-// to disk, and records its size and sha256. It returns the files recorded.
-func (p *Pending) Adopt(rel string) ([]format.File, error) {
+// to disk, and records its size and sha256. A file that follow (nil for
+// none) took in whole while it was written is not read again. It returns
+// the files recorded.
+func (p *Pending) Adopt(rel string, follow *Follow) ([]format.File, error) {
+	taken := follow.Finish()
 	root := p.Path(rel)
 	var paths []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -262,6 +265,15 @@ func (p *Pending) Adopt(rel string) ([]format.File, error) {
 	// not for their sum.
 	added := make([]format.File, len(paths))
 	errs := forEach(len(paths), func(i int) (err error) {
+		if f, ok := taken[paths[i]]; ok && f.Size > 0 {
+			if st, err := os.Stat(paths[i]); err == nil && st.Size() == f.Size {
+				p.mu.Lock()
+				p.replaced = append(p.replaced, f.Path)
+				p.mu.Unlock()
+				added[i] = f
+				return nil
+			}
+		}
 		added[i], err = p.adoptFile(paths[i])
 		return err
 	})

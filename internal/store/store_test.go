@@ -922,7 +922,7 @@ func TestAdopt(t *testing.T) {
 	must(t, os.Chmod(p.Path("criu/sub/deeper/x.img"), 0o755))
 	must(t, p.WriteJSON("container.json", "c"))
 
-	added, err := p.Adopt(format.ImagesDir)
+	added, err := p.Adopt(format.ImagesDir, nil)
 	must(t, err)
 	var want []format.File
 	for _, path := range slices.Sorted(maps.Keys(tree)) {
@@ -1004,7 +1004,7 @@ func TestAdoptRefuses(t *testing.T) {
 			p, err := s.Begin("web", "cp1")
 			must(t, err)
 			tc.setup(t, p)
-			added, err := p.Adopt("criu")
+			added, err := p.Adopt("criu", nil)
 			wantErr(t, err, tc.want)
 			if added != nil {
 				t.Errorf("Adopt returned %+v with an error", added)
