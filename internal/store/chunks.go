@@ -242,7 +242,7 @@ func (d *dirSet) sync() error {
 type chunkWriter struct {
 	pool    *chunkPool
 	cut     cutter
-	buf     []byte
+	cur     []byte // the current chunk's bytes so far (a getBuf buffer), or nil
 	chunks  []*format.Chunk
 	sem     chan struct{}
 	wg      sync.WaitGroup
@@ -285,7 +285,7 @@ func putBuf(b []byte) {
 }
 
 func newChunkWriter(pool *chunkPool) *chunkWriter {
-	w := &chunkWriter{pool: pool, buf: make([]byte, 0, 2*chunkMax), sem: make(chan struct{}, 2*max(runtime.GOMAXPROCS(0), 2)),
+	w := &chunkWriter{pool: pool, sem: make(chan struct{}, 2*max(runtime.GOMAXPROCS(0), 2)),
 		settles: make(chan string, settlers)}
 	for range settlers {
 		w.settled.Add(1)
@@ -308,33 +308,47 @@ func (w *chunkWriter) fail(err error) {
 	}
 }
 
+// Write cuts what is written to it into chunks. The bytes are copied once,
+// into the buffer of the chunk they belong to; at a boundary, only what
+// follows it in the current buffer (at most the last write) moves to the
+// next one. (Before, the writer kept an 8 MiB buffer whose rest it moved to
+// its front at each boundary, and copied each chunk out of it again: a
+// 256 MiB volume took 0.58 s to store on the writer's one goroutine, with
+// the cores half idle.)
 func (w *chunkWriter) Write(b []byte) (int, error) {
 	if err := w.failed(); err != nil {
 		return 0, err
 	}
 	n := len(b)
 	for len(b) > 0 {
-		k := min(len(b), cap(w.buf)-len(w.buf))
-		w.buf = append(w.buf, b[:k]...)
+		if w.cur == nil {
+			w.cur = getBuf()
+		}
+		k := min(len(b), chunkMax-len(w.cur))
+		w.cur = append(w.cur, b[:k]...)
 		b = b[k:]
-		if err := w.flush(false); err != nil {
+		w.cutCur(false)
+		if err := w.failed(); err != nil {
 			return n - len(b), err
 		}
 	}
 	return n, nil
 }
 
-// flush stores every chunk that buf holds whole.
-func (w *chunkWriter) flush(final bool) error {
-	for len(w.buf) > 0 {
-		k := w.cut.next(w.buf, final)
+// cutCur stores every chunk that cur holds whole, and with final the rest.
+func (w *chunkWriter) cutCur(final bool) {
+	for len(w.cur) > 0 {
+		k := w.cut.next(w.cur, final)
 		if k < 0 {
-			break
+			return
 		}
-		w.store(w.buf[:k])
-		w.buf = w.buf[:copy(w.buf, w.buf[k:])]
+		var next []byte
+		if k < len(w.cur) {
+			next = append(getBuf(), w.cur[k:]...)
+		}
+		w.storeOwned(w.cur[:k])
+		w.cur = next
 	}
-	return w.failed()
 }
 
 // readStep is how much ReadFrom reads at a time: at a boundary, what
@@ -344,48 +358,33 @@ func (w *chunkWriter) flush(final bool) error {
 const readStep = 256 << 10
 
 // ReadFrom writes what r holds, reading it straight into chunk buffers
-// that go to the pool as they are: the bytes are copied once, where Write
-// copies them into its buffer and then into a chunk's. The CRIU images go
-// this way (2 GiB: 0.5 s less on the core that cuts them).
+// that go to the pool as they are. The CRIU images go this way.
 func (w *chunkWriter) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
-	cur := append(getBuf(), w.buf...)
-	w.buf = w.buf[:0]
 	for {
 		if err := w.failed(); err != nil {
-			putBuf(cur)
 			return total, err
 		}
-		n, err := r.Read(cur[len(cur):min(cap(cur), len(cur)+readStep)])
-		cur = cur[:len(cur)+n]
+		if w.cur == nil {
+			w.cur = getBuf()
+		}
+		n, err := r.Read(w.cur[len(w.cur):min(chunkMax, len(w.cur)+readStep)])
+		w.cur = w.cur[:len(w.cur)+n]
 		total += int64(n)
-		final := err == io.EOF
-		if err != nil && !final {
-			putBuf(cur)
-			return total, err
-		}
-		for len(cur) > 0 {
-			k := w.cut.next(cur, final)
-			if k < 0 {
-				break
-			}
-			next := append(getBuf(), cur[k:]...)
-			w.storeOwned(cur[:k])
-			cur = next
-		}
-		if final {
-			putBuf(cur)
+		if err == io.EOF {
 			return total, w.failed()
 		}
+		if err != nil {
+			putBuf(w.cur)
+			w.cur = nil
+			return total, err
+		}
+		w.cutCur(false)
 	}
 }
 
-// store hashes data and puts it in the pool in the background.
-func (w *chunkWriter) store(data []byte) {
-	w.storeOwned(append(getBuf(), data...))
-}
-
-// storeOwned is store for a buffer of getBuf's that the writer may keep.
+// storeOwned hashes own, a buffer of getBuf's that the writer may keep,
+// and puts it in the pool in the background.
 func (w *chunkWriter) storeOwned(own []byte) {
 	c := &format.Chunk{Size: int64(len(own))}
 	w.chunks = append(w.chunks, c)
@@ -414,7 +413,12 @@ func (w *chunkWriter) failed() error {
 // Close stores the last chunk, waits for all, syncs the directories of new
 // chunks and returns the chunks (an empty list for an empty file).
 func (w *chunkWriter) Close() ([]format.Chunk, error) {
-	err := w.flush(true)
+	err := w.failed()
+	if err == nil {
+		w.cutCur(true)
+	}
+	putBuf(w.cur)
+	w.cur = nil
 	w.wg.Wait()
 	close(w.settles)
 	w.settled.Wait()

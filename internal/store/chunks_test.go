@@ -349,6 +349,16 @@ func TestReadFromCutsAsWrite(t *testing.T) {
 		write func(w *chunkWriter) error
 	}{
 		{"Write", func(w *chunkWriter) error { _, err := w.Write(data); return err }},
+		{"Write in pieces", func(w *chunkWriter) error {
+			for b := data; len(b) > 0; {
+				n, err := w.Write(b[:min(len(b), 4097)])
+				if err != nil {
+					return err
+				}
+				b = b[n:]
+			}
+			return nil
+		}},
 		{"ReadFrom", func(w *chunkWriter) error {
 			n, err := w.ReadFrom(&oddReader{b: data})
 			if err == nil && n != int64(len(data)) {
