@@ -3,6 +3,7 @@
 # containers (the test app, ~1 MiB of memory each), all hot, at PARALLEL
 # at once. Run as root with the engine and CRIU up: bench/hooks.sh 10 20
 set -euo pipefail
+trap 'echo "bench/hooks.sh: line $LINENO: exit status $?" >&2' ERR
 cd "$(dirname "$0")/.."
 CKPT=${CKPT:-bin/ckpt}
 PARALLEL=${PARALLEL:-2}
