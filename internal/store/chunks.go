@@ -445,6 +445,11 @@ func (w *chunkWriter) Close() ([]format.Chunk, error) {
 // disk, not in the page cache, and one chunk at a time would wait for the
 // disk on each.
 type chunkReader struct {
+	// mu makes Close safe while a Read runs: an HTTP transport may still
+	// read a request's body in its own goroutine after the request failed
+	// and its sender closed the body (a push cut off waited forever in
+	// Close for a chunk the Read had taken).
+	mu     sync.Mutex
 	pool   *chunkPool
 	chunks []format.Chunk
 	verify bool // check each chunk's sha256 as it is read
@@ -474,7 +479,12 @@ var (
 	ErrChunkSum  = errors.New("sha256 mismatch")
 )
 
+// errReaderClosed is what a chunkReader's Read returns once it is closed.
+var errReaderClosed = errors.New("read of a closed chunk reader")
+
 func (r *chunkReader) Read(b []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for r.off == len(r.cur.buf) {
 		if r.err != nil {
 			return 0, r.err
@@ -537,6 +547,8 @@ func (p *chunkPool) read(c format.Chunk, verify bool) readChunk {
 // Close waits for the chunks still being read and gives back their
 // buffers.
 func (r *chunkReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, ch := range r.ahead {
 		putBuf((<-ch).buf)
 	}
@@ -544,6 +556,8 @@ func (r *chunkReader) Close() error {
 	putBuf(r.cur.buf)
 	r.cur = readChunk{}
 	r.off = 0
+	r.next = len(r.chunks)
+	r.err = errReaderClosed
 	return nil
 }
 

@@ -396,3 +396,41 @@ func TestReadFromCutsAsWrite(t *testing.T) {
 	}
 	must(t, p.Abort())
 }
+
+// TestChunkReaderCloseWhileRead: an HTTP transport may read a request's
+// body in its own goroutine while the sender closes it. Close then waits
+// for the Read, and a Read after it fails: nothing hangs.
+func TestChunkReaderCloseWhileRead(t *testing.T) {
+	data := random(8, 12<<20)
+	s := newStore(t)
+	ck := saveChunked(t, s, "cp1", format.VolumesDir+"/v.tar", data)
+	f := ck.Manifest.Files[0]
+	if len(f.Chunks) < readAhead+2 {
+		t.Fatalf("%d chunks, want more than %d", len(f.Chunks), readAhead+1)
+	}
+	for range 50 {
+		r := &chunkReader{pool: ck.chunks, chunks: f.Chunks, verify: true}
+		read := make(chan error, 1)
+		go func() {
+			b := make([]byte, 777)
+			for {
+				if _, err := r.Read(b); err != nil {
+					read <- err
+					return
+				}
+			}
+		}()
+		closed := make(chan error, 1)
+		go func() { closed <- r.Close() }()
+		for _, c := range []chan error{closed, read} {
+			select {
+			case err := <-c:
+				if c == read && !errors.Is(err, errReaderClosed) && err != io.EOF {
+					t.Fatalf("Read: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Close or Read hangs")
+			}
+		}
+	}
+}
