@@ -556,7 +556,6 @@ func (r *chunkReader) Close() error {
 	putBuf(r.cur.buf)
 	r.cur = readChunk{}
 	r.off = 0
-	r.next = len(r.chunks)
 	r.err = errReaderClosed
 	return nil
 }

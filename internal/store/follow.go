@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,21 +22,16 @@ import (
 // writing its pages to the page cache, the other core idle: taking them in
 // after the dump added 4.5 s to a save.
 type Follow struct {
-	p      *Pending
-	dir    string
-	done   chan struct{} // closed by Finish: the writer has returned
-	stop   chan struct{} // closed by Stop: what is followed is dropped
-	once   sync.Once
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	seen   map[string]bool
-	files  map[string]followed // by path, once a file is taken in
-	result map[string]format.File
-}
-
-type followed struct {
-	f   format.File
-	err error
+	p    *Pending
+	rel  string
+	done chan struct{} // closed by Finish: the writer has returned
+	stop chan struct{} // closed by Stop: what is followed is dropped
+	once sync.Once
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	seen map[string]bool
+	// files are the files taken in whole, by path; Stop empties it.
+	files map[string]format.File
 }
 
 // followPoll is how often Follow looks for new files in the directory, and
@@ -48,8 +42,8 @@ const followPoll = 10 * time.Millisecond
 // Follow starts following the chunked files under rel, until Finish or
 // Stop.
 func (p *Pending) Follow(rel string) *Follow {
-	f := &Follow{p: p, dir: p.Path(rel), done: make(chan struct{}), stop: make(chan struct{}),
-		seen: map[string]bool{}, files: map[string]followed{}}
+	f := &Follow{p: p, rel: rel, done: make(chan struct{}), stop: make(chan struct{}),
+		seen: map[string]bool{}, files: map[string]format.File{}}
 	f.wg.Add(1)
 	go f.watch()
 	return f
@@ -63,16 +57,15 @@ func (f *Follow) watch() {
 	defer tick.Stop()
 	for {
 		finished := closed(f.done)
-		entries, _ := os.ReadDir(f.dir)
+		entries, _ := os.ReadDir(f.p.Path(f.rel))
 		for _, e := range entries {
-			path := filepath.Join(f.dir, e.Name())
-			rel, err := filepath.Rel(f.p.dir, path)
-			if err != nil || !e.Type().IsRegular() || !format.Chunked(filepath.ToSlash(rel)) || f.seen[path] {
+			rel := f.rel + "/" + e.Name()
+			if f.seen[rel] || !e.Type().IsRegular() || !format.Chunked(rel) {
 				continue
 			}
-			f.seen[path] = true
+			f.seen[rel] = true
 			f.wg.Add(1)
-			go f.take(path, filepath.ToSlash(rel))
+			go f.take(f.p.Path(rel), rel)
 		}
 		if finished {
 			return
@@ -87,30 +80,26 @@ func (f *Follow) watch() {
 }
 
 // take cuts the file at path into the store's chunks as it grows.
+// A file that could not be taken in whole is left out: Adopt reads it.
 func (f *Follow) take(path, rel string) {
 	defer f.wg.Done()
-	var r followed
-	defer func() {
-		f.mu.Lock()
-		f.files[path] = r
-		f.mu.Unlock()
-	}()
 	file, err := os.Open(path)
 	if err != nil {
-		r.err = err
 		return
 	}
 	defer file.Close()
 	cw, err := f.p.chunkWriter()
 	if err != nil {
-		r.err = err
 		return
 	}
 	n, err := cw.ReadFrom(&growing{f: file, done: f.done, stop: f.stop})
 	chunks, cerr := cw.Close()
-	if r.err = errors.Join(err, cerr); r.err == nil {
-		r.f = format.File{Path: rel, Size: n, SHA256: format.ChunksSHA256(chunks), Chunks: chunks}
+	if err != nil || cerr != nil {
+		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.files[path] = format.File{Path: rel, Size: n, SHA256: format.ChunksSHA256(chunks), Chunks: chunks}
 }
 
 // Finish says the writer has returned: the readers read to the ends of the
@@ -122,14 +111,8 @@ func (f *Follow) Finish() map[string]format.File {
 	f.once.Do(func() {
 		close(f.done)
 		f.wg.Wait()
-		f.result = map[string]format.File{}
-		for path, r := range f.files {
-			if r.err == nil {
-				f.result[path] = r.f
-			}
-		}
 	})
-	return f.result
+	return f.files
 }
 
 // Stop drops what was followed (the writer failed, or the save did) and
@@ -141,6 +124,7 @@ func (f *Follow) Stop() {
 	f.once.Do(func() {
 		close(f.stop)
 		f.wg.Wait()
+		f.files = nil
 	})
 }
 

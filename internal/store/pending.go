@@ -267,9 +267,7 @@ func (p *Pending) Adopt(rel string, follow *Follow) ([]format.File, error) {
 	errs := forEach(len(paths), func(i int) (err error) {
 		if f, ok := taken[paths[i]]; ok && f.Size > 0 {
 			if st, err := os.Stat(paths[i]); err == nil && st.Size() == f.Size {
-				p.mu.Lock()
-				p.replaced = append(p.replaced, f.Path)
-				p.mu.Unlock()
+				p.replace(f.Path)
 				added[i] = f
 				return nil
 			}
@@ -307,6 +305,14 @@ func (p *Pending) add(files ...format.File) {
 	p.files = append(p.files, files...)
 }
 
+// replace records that the engine's file rel is held in chunks now: it
+// goes at the commit.
+func (p *Pending) replace(rel string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.replaced = append(p.replaced, rel)
+}
+
 // adoptFile returns the file list entry of the file at path, a file of
 // the pending checkpoint, once its contents are on disk: in the store's
 // chunks for the files format.Chunked names, else where it is.
@@ -335,9 +341,7 @@ func (p *Pending) adoptFile(path string) (format.File, error) {
 			return format.File{}, err
 		}
 		if n > 0 {
-			p.mu.Lock()
-			p.replaced = append(p.replaced, rel)
-			p.mu.Unlock()
+			p.replace(rel)
 			return format.File{Path: rel, Size: n, SHA256: format.ChunksSHA256(chunks), Chunks: chunks}, nil
 		}
 	}
