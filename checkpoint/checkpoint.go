@@ -5,7 +5,6 @@
 package checkpoint
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -890,11 +889,9 @@ func (s *saver) writeArchive(ctx context.Context, rel, root string, kind archive
 	if err != nil {
 		return archive.Stats{}, err
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	stats, err := archive.Write(ctx, w, root, kind)
-	if err == nil {
-		err = w.Flush()
-	}
+	// No buffer between: the file reads the archived files' data itself
+	// (store.File.ReadFrom), and buffers the headers' few bytes.
+	stats, err := archive.Write(ctx, f, root, kind)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

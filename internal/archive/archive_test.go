@@ -525,3 +525,82 @@ func TestSizeIsEmptyClear(t *testing.T) {
 		t.Error("IsEmpty of a missing dir succeeded")
 	}
 }
+
+// TestStreamAsTarWriter: stream frames entries byte for byte as
+// archive/tar's Writer does (the store's chunks of a volume must not change
+// with the way it is written), to a plain writer and to one that reads the
+// data itself; and a body shorter or longer than its header says fails.
+func TestStreamAsTarWriter(t *testing.T) {
+	type entry struct {
+		hdr  tar.Header
+		data []byte
+	}
+	long := strings.Repeat("long-name/", 15) + "file"
+	var entries []entry
+	entries = append(entries, entry{hdr: tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o700, ModTime: fixedTime, Format: tar.FormatPAX}})
+	for _, size := range []int{0, 1, 511, 512, 513, 100_000, 300_000} {
+		data := make([]byte, size)
+		rand.Read(data)
+		entries = append(entries, entry{hdr: tar.Header{Name: fmt.Sprintf("f-%d", size), Typeflag: tar.TypeReg, Mode: 0o640,
+			Size: int64(size), Uid: 999, Gid: 999, ModTime: fixedTime, Format: tar.FormatPAX}, data: data})
+	}
+	entries = append(entries,
+		entry{hdr: tar.Header{Name: long, Typeflag: tar.TypeReg, Size: 3, Uid: 1 << 22, ModTime: fixedTime, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{paxXattr + "user.a": "b", paxXattr + "security.capability": "\x01\x00"}}, data: []byte("abc")},
+		entry{hdr: tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: long, ModTime: fixedTime, Format: tar.FormatPAX}},
+		entry{hdr: tar.Header{Name: "hard", Typeflag: tar.TypeLink, Linkname: "f-1", ModTime: fixedTime, Format: tar.FormatPAX}},
+		entry{hdr: tar.Header{Name: "fifo", Typeflag: tar.TypeFifo, Mode: 0o600, ModTime: fixedTime, Format: tar.FormatPAX}},
+		entry{hdr: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, ModTime: fixedTime, Format: tar.FormatPAX}},
+	)
+
+	var want bytes.Buffer
+	tw := tar.NewWriter(&want)
+	for _, e := range entries {
+		must(t, tw.WriteHeader(&e.hdr))
+		_, err := tw.Write(e.data)
+		must(t, err)
+	}
+	must(t, tw.Close())
+
+	for _, c := range []struct {
+		name string
+		w    func(*bytes.Buffer) io.Writer
+	}{
+		{"plain writer", func(b *bytes.Buffer) io.Writer { return struct{ io.Writer }{b} }},
+		{"io.ReaderFrom", func(b *bytes.Buffer) io.Writer { return b }},
+	} {
+		var got bytes.Buffer
+		s := newStream(c.w(&got))
+		if (s.rf != nil) != (c.name == "io.ReaderFrom") {
+			t.Fatalf("%s: ReadFrom used %v", c.name, s.rf != nil)
+		}
+		for _, e := range entries {
+			must(t, s.header(&e.hdr))
+			if e.hdr.Typeflag == tar.TypeReg {
+				n, err := s.body(bytes.NewReader(e.data), e.hdr.Size)
+				must(t, err)
+				if n != e.hdr.Size {
+					t.Fatalf("%s: %s: body wrote %d bytes, want %d", c.name, e.hdr.Name, n, e.hdr.Size)
+				}
+			}
+		}
+		must(t, s.close())
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("%s: %d bytes differ from archive/tar's %d", c.name, got.Len(), want.Len())
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		data string
+	}{{"shorter", "ab"}, {"longer", "abcd"}} {
+		s := newStream(&bytes.Buffer{})
+		must(t, s.header(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Size: 3, Format: tar.FormatPAX}))
+		if _, err := s.body(strings.NewReader(c.data), 3); !errors.Is(err, errSizeChanged) {
+			t.Errorf("%s body: %v, want errSizeChanged", c.name, err)
+		}
+		if err := s.close(); !errors.Is(err, errSizeChanged) {
+			t.Errorf("%s body: the archive went on (close: %v)", c.name, err)
+		}
+	}
+}

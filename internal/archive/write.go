@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,9 +36,12 @@ import (
 // one, a link inside it is archived as a link, and every file is opened from
 // its already open parent directory without following links (see at.go).
 // Metadata comes from the opened file, not from a separate lookup by name.
+//
+// When w is an io.ReaderFrom, it reads each file's data itself (see
+// stream); w gets no other large write.
 func Write(ctx context.Context, w io.Writer, root string, kind Kind) (Stats, error) {
 	wr := &writer{
-		tw:    tar.NewWriter(w),
+		out:   newStream(w),
 		root:  root,
 		kind:  kind,
 		links: make(map[inode]string),
@@ -56,14 +60,14 @@ func Write(ctx context.Context, w io.Writer, root string, kind Kind) (Stats, err
 	if err := wr.tree(ctx, fd, "."); err != nil {
 		return wr.stats, err
 	}
-	if err := wr.tw.Close(); err != nil {
+	if err := wr.out.close(); err != nil {
 		return wr.stats, fmt.Errorf("archive: %w", err)
 	}
 	return wr.stats, nil
 }
 
 type writer struct {
-	tw    *tar.Writer
+	out   *stream
 	root  string
 	kind  Kind
 	links map[inode]string // first archived name of each multiply linked inode
@@ -253,9 +257,9 @@ func (wr *writer) add(ctx context.Context, dir int, base, name string) error {
 		return err
 	}
 	if file != nil {
-		n, err := io.Copy(wr.tw, file)
+		n, err := wr.out.body(file, st.Size)
 		wr.stats.Bytes += n
-		if errors.Is(err, tar.ErrWriteTooLong) || (err == nil && n != st.Size) {
+		if errors.Is(err, errSizeChanged) {
 			return fmt.Errorf("archive: %s: file size changed while reading", p)
 		}
 		if err != nil {
@@ -283,9 +287,92 @@ func readlinkFd(fd int) (string, error) {
 }
 
 func (wr *writer) writeHeader(hdr *tar.Header) error {
-	if err := wr.tw.WriteHeader(hdr); err != nil {
+	if err := wr.out.header(hdr); err != nil {
 		return fmt.Errorf("archive: %s: %w", hdr.Name, err)
 	}
 	wr.stats.Entries++
 	return nil
+}
+
+// stream writes a tar archive as archive/tar's Writer does, byte for byte
+// (TestStreamAsTarWriter), except that a file's data goes to a writer that
+// can read it itself (io.ReaderFrom) through its ReadFrom: the store's
+// chunk writer reads a volume's files straight into its chunk buffers.
+// Through tar.Writer each byte was read into a buffer of io.Copy's and
+// copied again into the chunk's, on the one goroutine that also finds the
+// chunk boundaries: the longest part of a save of a small container with a
+// large volume.
+type stream struct {
+	w   io.Writer
+	rf  io.ReaderFrom // w's, when it has one
+	hdr bytes.Buffer
+	err error
+}
+
+func newStream(w io.Writer) *stream {
+	s := &stream{w: w}
+	s.rf, _ = w.(io.ReaderFrom)
+	return s
+}
+
+// errSizeChanged is body's error for a file that holds more or fewer bytes
+// than its header says.
+var errSizeChanged = errors.New("file size changed while reading")
+
+// zeros pads entries to a block and ends the archive.
+var zeros [2 * blockSize]byte
+
+const blockSize = 512
+
+// header writes the header of the next entry, encoded by archive/tar (PAX
+// records included). An entry with data must get it from body.
+func (s *stream) header(hdr *tar.Header) error {
+	if s.err != nil {
+		return s.err
+	}
+	s.hdr.Reset()
+	if err := tar.NewWriter(&s.hdr).WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, s.err = s.w.Write(s.hdr.Bytes())
+	return s.err
+}
+
+// body writes the data of the entry whose header came last: size bytes read
+// from r, then zeros to the end of the block. It returns errSizeChanged
+// when r ends before size bytes or holds more.
+func (s *stream) body(r io.Reader, size int64) (n int64, err error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	lr := &io.LimitedReader{R: r, N: size}
+	if s.rf != nil {
+		n, err = s.rf.ReadFrom(lr)
+	} else {
+		n, err = io.Copy(s.w, lr)
+	}
+	if err == nil && n < size {
+		err = errSizeChanged
+	}
+	if err == nil {
+		var one [1]byte
+		if k, _ := io.ReadFull(r, one[:]); k > 0 {
+			err = errSizeChanged
+		}
+	}
+	if err == nil {
+		_, err = s.w.Write(zeros[:-size&(blockSize-1)])
+	}
+	// The archive cannot go on: its stream now holds a short entry.
+	s.err = err
+	return n, err
+}
+
+// close ends the archive with two zero blocks.
+func (s *stream) close() error {
+	if s.err != nil {
+		return s.err
+	}
+	_, s.err = s.w.Write(zeros[:])
+	return s.err
 }

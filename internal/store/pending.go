@@ -175,6 +175,17 @@ func (f *File) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom writes what r holds. A chunked file reads it straight into its
+// chunk buffers (chunkWriter.ReadFrom), with no copy between.
+func (f *File) ReadFrom(r io.Reader) (int64, error) {
+	if f.cw == nil {
+		return io.Copy(struct{ io.Writer }{f}, r)
+	}
+	n, err := f.cw.ReadFrom(r)
+	f.n += n
+	return n, err
+}
+
 // Close flushes the file to disk and records it in the manifest. Closing
 // twice is harmless; a file whose Close failed is not recorded.
 func (f *File) Close() error {
