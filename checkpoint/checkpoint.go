@@ -244,19 +244,21 @@ func (s *saver) preflight(ctx context.Context) (err error) {
 		return hint.New(fmt.Sprintf("container %s is not running (%s)", s.name, s.c.State.Status),
 			"ckpt save checkpoints running containers; start it first")
 	}
+	// The engine's estimate of the memory to dump comes while CRIU is
+	// asked its version (each about 10 ms, one after the other before).
+	memory := make(chan int64, 1)
 	if s.hot() {
+		go func() { memory <- s.eng.DumpMemory(ctx, s.c.ID) }()
 		if s.criuVersion, err = s.host.Memory(); err != nil {
 			return err
 		}
+	} else {
+		memory <- 0
 	}
 	if s.upper, err = engine.UpperDir(s.c); err != nil {
 		return err
 	}
-	var memory int64
-	if s.hot() {
-		memory = s.eng.DumpMemory(ctx, s.c.ID)
-	}
-	need, err := s.host.Need(s.c, s.upper, memory)
+	need, err := s.host.Need(s.c, s.upper, <-memory)
 	if err != nil {
 		return err
 	}

@@ -49,10 +49,14 @@ func Connect(ctx context.Context) (*Engine, error) {
 		return hint.Wrap(fmt.Errorf("cannot reach the Docker engine at %s: %w", c.DaemonHost(), err),
 			"start it (systemctl start docker, or scripts/engine.sh start) or point DOCKER_HOST at a running one")
 	}
-	if _, err := c.Ping(ctx); err != nil {
+	ping, err := c.Ping(ctx)
+	if err != nil {
 		c.Close()
 		return nil, unreachable(err)
 	}
+	// The version from this ping, not from another one before the first
+	// request.
+	c.NegotiateAPIVersionPing(ping)
 	info, err := c.Info(ctx)
 	if err != nil {
 		c.Close()
