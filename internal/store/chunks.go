@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -270,8 +271,28 @@ func getBuf() []byte {
 	case b := <-freeBufs:
 		return b[:0]
 	default:
-		return make([]byte, 0, chunkMax)
+		return newBuf()
 	}
+}
+
+// hugePage is the size of the kernel's transparent huge pages on amd64 and
+// arm64 (with 4 KiB pages).
+const hugePage = 2 << 20
+
+// newBuf allocates a chunk buffer that the kernel may back with huge pages
+// (madvise MADV_HUGEPAGE, which the default "madvise" setting of
+// /sys/kernel/mm/transparent_hugepage/enabled honours): the buffer starts on
+// a huge page boundary, so that its 4 MiB take two page faults instead of
+// 1024. A save of 64 MiB of memory and a 256 MiB volume took 8,600-9,300
+// page faults, 2,700-2,800 with them, and 0.10-0.15 s less CPU
+// (bench/README.md). Where the kernel has no huge pages to give, or
+// refuses the advice, the buffer is an ordinary one.
+func newBuf() []byte {
+	b := make([]byte, chunkMax+hugePage)
+	off := (hugePage - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%hugePage)) % hugePage
+	b = b[off : off+chunkMax : off+chunkMax]
+	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
+	return b[:0]
 }
 
 func putBuf(b []byte) {

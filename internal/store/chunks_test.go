@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 )
@@ -433,4 +436,41 @@ func TestChunkReaderCloseWhileRead(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestNewBufHugePages: a chunk buffer starts on a huge page boundary and
+// carries the advice to back it with huge pages (VmFlags "hg" in
+// /proc/self/smaps, for the mapping that holds it).
+func TestNewBufHugePages(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil {
+		t.Skip("this kernel has no transparent huge pages")
+	}
+	b := newBuf()
+	if len(b) != 0 || cap(b) != chunkMax {
+		t.Fatalf("newBuf: len %d cap %d, want 0 and %d", len(b), cap(b), chunkMax)
+	}
+	addr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	if addr%hugePage != 0 {
+		t.Fatalf("buffer at %#x is not on a %d-byte boundary", addr, hugePage)
+	}
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in bool
+	for line := range strings.Lines(string(smaps)) {
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(line, "%x-%x", &lo, &hi); err == nil {
+			in = lo <= addr && addr+chunkMax <= hi
+			continue
+		}
+		if in && strings.HasPrefix(line, "VmFlags:") {
+			if !slices.Contains(strings.Fields(line), "hg") {
+				t.Fatalf("the mapping holding the buffer has no huge page advice: %s", line)
+			}
+			runtime.KeepAlive(b)
+			return
+		}
+	}
+	t.Fatalf("no mapping in /proc/self/smaps holds the buffer at %#x whole", addr)
 }
