@@ -21,5 +21,5 @@ bench_cleanup() {
 # bench_wait CONTAINER: until the test app in CONTAINER (port 8080
 # published) answers.
 bench_wait() {
-	until curl -fsS "http://$(docker port "$1" 8080/tcp | head -n1)/state" >/dev/null 2>&1; do sleep 0.05; done
+	until curl -fsS "http://$(docker port "$1" 8080/tcp | sed -n 1p)/state" >/dev/null 2>&1; do sleep 0.05; done
 }

@@ -72,7 +72,7 @@ pod_get() {
 	r=$(scripts/engines.sh exec podman bash -c "exec 3<>/dev/tcp/127.0.0.1/$POD_PORT && printf 'GET /state HTTP/1.0\r\n\r\n' >&3 && cat <&3") &&
 		grep -q '^HTTP/1.. 200' <<<"$r" && printf '%s' "$r"
 }
-dock_get() { curl -fsS "http://$(docker port "$NAME" 8080/tcp | head -n1)/state"; }
+dock_get() { curl -fsS "http://$(docker port "$NAME" 8080/tcp | sed -n 1p)/state"; }
 same() { [ "$1" = "$2" ] || { say "$3: memory was not restored (id $1 before, $2 after)"; exit 1; }; }
 
 # fill DIR: VOL_MB of random data in 64 files.
@@ -184,7 +184,7 @@ ckpt() {
 	before=$(du -sb "$CKPT_STORE" | cut -f1)
 	ckpt_timed "$mb/ckpt save first" save --leave-running "$NAME"
 	first=$(( $(du -sb "$CKPT_STORE" | cut -f1) - before ))
-	curl -fsS -X POST "http://$(docker port "$NAME" 8080/tcp | head -n1)/touch?pct=10"
+	curl -fsS -X POST "http://$(docker port "$NAME" 8080/tcp | sed -n 1p)/touch?pct=10"
 	data=$(docker volume inspect -f '{{.Mountpoint}}' "$VOLUME")
 	for i in $(seq 1 6); do head -c $((VOL_MB * 1024 * 1024 / 64)) /dev/urandom >"$data/blob-$i"; done
 	sync
@@ -211,22 +211,21 @@ say "time to a first answer: an app that warms a cache for $WARM s"
 for run in $(seq 1 "$RUNS"); do
 	docker_run 64 -e APP_WARM_SECONDS="$WARM" >/dev/null
 	"$CKPT" save "$NAME" -q >/dev/null
-	timed "first answer resume" sh -c "'$CKPT' resume '$NAME' -q && until curl -fsS http://\$(docker port '$NAME' 8080/tcp | head -n1)/state >/dev/null 2>&1; do sleep 0.05; done"
+	timed "first answer resume" sh -c "'$CKPT' resume '$NAME' -q && until curl -fsS http://\$(docker port '$NAME' 8080/tcp | sed -n 1p)/state >/dev/null 2>&1; do sleep 0.05; done"
 	"$CKPT" rm "$NAME" >/dev/null
 	docker rm -f "$NAME" >/dev/null
-	timed "first answer cold" sh -c "docker run -d --name '$NAME' -p 127.0.0.1::8080 -v '$VOLUME:/data' -e APP_ALLOC_MB=64 -e APP_WARM_SECONDS=$WARM '$IMAGE' >/dev/null && until curl -fsS http://\$(docker port '$NAME' 8080/tcp | head -n1)/state >/dev/null 2>&1; do sleep 0.05; done"
+	timed "first answer cold" sh -c "docker run -d --name '$NAME' -p 127.0.0.1::8080 -v '$VOLUME:/data' -e APP_ALLOC_MB=64 -e APP_WARM_SECONDS=$WARM '$IMAGE' >/dev/null && until curl -fsS http://\$(docker port '$NAME' 8080/tcp | sed -n 1p)/state >/dev/null 2>&1; do sleep 0.05; done"
 	docker rm -f "$NAME" >/dev/null
 done
 
 say "$SMALL small containers through the hooks"
-# A failure there (it exited 141 once, unexplained) leaves its row out,
-# not the tables measured before it.
+# A failure there leaves its row out, not the tables measured before it.
 if ! hooks=$(bench/hooks.sh "$SMALL" | tail -n1); then
 	hooks="(the hooks benchmark failed: bench/hooks.sh's output above)"
 	say "$hooks"
 fi
 
-versions="kernel $(uname -r), $(nproc) cores; $(criu --version | head -n1 | sed 's/Version: /CRIU /'); Docker $(docker version -f '{{.Server.Version}}') on the host; podman $(pod version -f '{{.Client.Version}}') with runc $(scripts/engines.sh exec podman runc --version | head -n1 | awk '{print $3}') (Debian sid)"
+versions="kernel $(uname -r), $(nproc) cores; $(criu --version | sed -n 1p | sed 's/Version: /CRIU /'); Docker $(docker version -f '{{.Server.Version}}') on the host; podman $(pod version -f '{{.Client.Version}}') with runc $(scripts/engines.sh exec podman runc --version | sed -n 1p | awk '{print $3}') (Debian sid)"
 # sum KEY...: the sum of the keys' medians.
 sum() { local t=0 k; for k in "$@"; do t=$(plus "$t" "$(median "$k")"); done; echo "$t"; }
 {

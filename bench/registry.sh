@@ -54,7 +54,7 @@ PY
 }
 
 echo "container: ${MEM_MB} MiB of memory, ${VOL_MB} MiB volume; $(nproc) cores; kernel $(uname -r)"
-echo "engine $(docker version -f '{{.Server.Version}}'), $(docker-registry --version 2>&1 | head -n1)"
+echo "engine $(docker version -f '{{.Server.Version}}'), $(docker-registry --version 2>&1 | sed -n 1p)"
 echo
 docker volume create "$VOLUME" >/dev/null
 data=$(docker volume inspect -f '{{.Mountpoint}}' "$VOLUME")
@@ -63,7 +63,7 @@ docker run -d --name "$NAME" -p 127.0.0.1::8080 -v "$VOLUME:/data" -e APP_ALLOC_
 bench_wait "$NAME"
 "$CKPT" save -q --leave-running --name first "$NAME"
 moved "push (first)" "$CKPT" push --plain-http "$NAME:first" "$repo:first"
-curl -fsS -X POST "http://$(docker port "$NAME" 8080/tcp | head -n1)/touch?pct=10" >/dev/null
+curl -fsS -X POST "http://$(docker port "$NAME" 8080/tcp | sed -n 1p)/touch?pct=10" >/dev/null
 for i in $(seq 1 6); do head -c $((VOL_MB * 1024 * 1024 / 64)) /dev/urandom >"$data/blob-$i"; done
 sync
 "$CKPT" save -q --leave-running --name second "$NAME"

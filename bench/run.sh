@@ -40,7 +40,7 @@ timed() {
 }
 
 echo "container: ${MEM_MB} MiB of memory, ${VOL_MB} MiB volume; $(nproc) cores; kernel $(uname -r)"
-echo "engine $(docker version -f '{{.Server.Version}}'), $(criu --version | head -n1)"
+echo "engine $(docker version -f '{{.Server.Version}}'), $(criu --version | sed -n 1p)"
 echo
 
 start

@@ -23,7 +23,7 @@ docker run -d --name "$NAME" -p 127.0.0.1::8080 -v "$VOLUME:/data" -e APP_ALLOC_
 state() { # prints "id counter", waiting until the app answers
 	local i
 	for i in $(seq 1 300); do
-		if out=$(curl -fsS "http://$(docker port "$NAME" 8080/tcp 2>/dev/null | head -n1)/state" 2>/dev/null); then
+		if out=$(curl -fsS "http://$(docker port "$NAME" 8080/tcp 2>/dev/null | sed -n 1p)/state" 2>/dev/null); then
 			echo "$out" | sed -E 's/.*"counter":([0-9]+).*"id":"([0-9a-f]+)".*/\2 \1/'
 			return
 		fi
