@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	gocriu "github.com/checkpoint-restore/go-criu/v7"
 	"golang.org/x/sys/unix"
@@ -89,8 +90,18 @@ func Version() (int, error) {
 }
 
 // Check returns the CRIU version when it is new enough for this kernel, and
-// an error naming the version needed otherwise.
-func Check() (int, error) {
+// an error naming the version needed otherwise. CRIU is asked once per
+// process.
+func Check() (int, error) { return checked() }
+
+// Prefetch has CRIU asked in the background, so that Check finds the
+// answer ready: save and resume ask it while they connect to the engine
+// (it starts a criu process, about 15 ms).
+func Prefetch() { go checked() }
+
+var checked = sync.OnceValues(check)
+
+func check() (int, error) {
 	v, err := Version()
 	if err != nil {
 		return 0, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/store"
@@ -173,6 +174,7 @@ func firstLower(s string) string {
 // openAll opens the store and connects to the engine, checking that it can
 // take and restore checkpoints.
 func openAll(c *cli.Context) (*store.Store, *engine.Engine, error) {
+	criu.Prefetch()
 	st, err := store.Open(c.String("store"))
 	if err != nil {
 		return nil, nil, err
