@@ -363,7 +363,8 @@ func (s *stream) body(r io.Reader, size int64) (n int64, err error) {
 	if err == nil {
 		_, err = s.w.Write(zeros[:-size&(blockSize-1)])
 	}
-	// The archive cannot go on: its stream now holds a short entry.
+	// After a failure the archive cannot go on: its stream holds a short
+	// entry.
 	s.err = err
 	return n, err
 }
