@@ -226,12 +226,14 @@ if ! hooks=$(bench/hooks.sh "$SMALL" | tail -n1); then
 fi
 
 versions="kernel $(uname -r), $(nproc) cores; $(criu --version | sed -n 1p | sed 's/Version: /CRIU /'); Docker $(docker version -f '{{.Server.Version}}') on the host; podman $(pod version -f '{{.Client.Version}}') with runc $(scripts/engines.sh exec podman runc --version | sed -n 1p | awk '{print $3}') (Debian sid)"
+commit="ckpt at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD -- . ':!docs' 2>/dev/null || commit+=" with changes not committed"
 # sum KEY...: the sum of the keys' medians.
 sum() { local t=0 k; for k in "$@"; do t=$(plus "$t" "$(median "$k")"); done; echo "$t"; }
 {
 	echo "# Performance"
 	echo
-	echo "Measured by \`make perf\` (bench/perf.sh) on $(date -u +%Y-%m-%d): $versions."
+	echo "Measured by \`make perf\` (bench/perf.sh) on $(date -u +%Y-%m-%d): $versions. $commit."
 	echo "Medians of $RUNS runs, in seconds. The app (internal/testapp) holds the"
 	echo "given random, incompressible memory and a ${VOL_MB} MiB volume in 64 files."
 	echo
