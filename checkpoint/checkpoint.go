@@ -724,6 +724,11 @@ func (s *saver) commit(ctx context.Context) error {
 func (s *saver) finish(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	if s.killAfter {
+		// Every process gets SIGKILL while still frozen. The engine
+		// signals only the container's first process and thaws the
+		// cgroup: the others ran on until the kernel killed them after
+		// it (criu.KillFrozen).
+		criu.KillFrozen(s.c.State.Pid, s.c.ID)
 		if err := s.eng.ContainerKill(ctx, s.c.ID, "KILL"); err != nil {
 			return fmt.Errorf("the checkpoint is complete, but %s could not be stopped (it runs on): %w", s.name, err)
 		}

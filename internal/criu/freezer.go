@@ -7,8 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // FreezeProbe returns a function that reports whether no process of the
@@ -135,4 +138,65 @@ func hasController(list, name string) bool {
 		}
 	}
 	return false
+}
+
+// KillFrozen sends SIGKILL to every process of the cgroup that process pid
+// is in (and of the cgroups below it) while that cgroup is frozen, and
+// reports how many it signalled. A container paused for a save and killed
+// after it must not run again in between: the engine's kill signals only
+// its first process and then thaws the cgroup, and the others (a database
+// under a shell entry point) ran on for a moment, enough to acknowledge a
+// transaction that the checkpoint does not hold. A process signalled while
+// frozen dies as it thaws, before it runs another instruction of its own.
+// Nothing is signalled (0, nil) when the cgroup's freezer cannot be found
+// from here, its path does not name the container id, or it is not frozen.
+func KillFrozen(pid int, id string) (int, error) {
+	return killFrozen("/proc", "/sys/fs/cgroup", pid, id, func(p int) error { return unix.Kill(p, unix.SIGKILL) })
+}
+
+func killFrozen(proc, cgroupfs string, pid int, id string, kill func(int) error) (int, error) {
+	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return 0, nil
+	}
+	var dir, state, frozen string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.SplitN(sc.Text(), ":", 3)
+		switch {
+		case len(f) != 3 || !strings.Contains(f[2], id):
+		case hasController(f[1], "freezer"):
+			dir, state, frozen = filepath.Join(cgroupfs, "freezer", f[2]), "freezer.state", "FROZEN"
+		case f[0] == "0" && f[1] == "" && dir == "":
+			dir, state, frozen = filepath.Join(cgroupfs, f[2]), "cgroup.events", "frozen 1"
+		}
+	}
+	if dir == "" || id == "" {
+		return 0, nil
+	}
+	if s, err := os.ReadFile(filepath.Join(dir, state)); err != nil || !slices.ContainsFunc(strings.Split(string(s), "\n"), func(l string) bool { return strings.TrimSpace(l) == frozen }) {
+		return 0, nil
+	}
+	n := 0
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		procs, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(procs)) {
+			p, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			if err := kill(p); err != nil && !errors.Is(err, unix.ESRCH) {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }

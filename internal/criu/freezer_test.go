@@ -3,6 +3,7 @@ package criu
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -104,4 +105,47 @@ func TestFreezeProbe(t *testing.T) {
 			t.Error("a probe for no process")
 		}
 	})
+}
+
+// TestKillFrozen signals every process of a frozen container's cgroup and
+// of the cgroups below it, and none when the cgroup is thawed, is not the
+// container's, or cannot be found.
+func TestKillFrozen(t *testing.T) {
+	write := func(path, s string) {
+		t.Helper()
+		must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		must(t, os.WriteFile(path, []byte(s), 0o644))
+	}
+	const id = "5aa0c238ce2c"
+	for _, tt := range []struct {
+		name, cgroup, dir, state, thawed, frozen string
+	}{
+		{"v1", "6:freezer:/docker/" + id + "\n0::/docker/" + id + "\n", "freezer/docker/" + id, "freezer.state", "THAWED\n", "FROZEN\n"},
+		{"v2", "0::/system.slice/docker-" + id + ".scope\n", "system.slice/docker-" + id + ".scope", "cgroup.events", "populated 1\nfrozen 0\n", "populated 1\nfrozen 1\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			proc, fs := t.TempDir(), t.TempDir()
+			write(filepath.Join(proc, "42", "cgroup"), tt.cgroup)
+			write(filepath.Join(fs, tt.dir, tt.state), tt.thawed)
+			write(filepath.Join(fs, tt.dir, "cgroup.procs"), "42\n43\n")
+			write(filepath.Join(fs, tt.dir, "sub", "cgroup.procs"), "44\n")
+			var killed []int
+			kill := func(p int) error { killed = append(killed, p); return nil }
+			if n, err := killFrozen(proc, fs, 42, id, kill); n != 0 || err != nil || killed != nil {
+				t.Fatalf("thawed: %d, %v, killed %v", n, err, killed)
+			}
+			write(filepath.Join(fs, tt.dir, tt.state), tt.frozen)
+			if n, err := killFrozen(proc, fs, 42, "0123456789ab", kill); n != 0 || err != nil || killed != nil {
+				t.Fatalf("another container's id: %d, %v, killed %v", n, err, killed)
+			}
+			n, err := killFrozen(proc, fs, 42, id, kill)
+			must(t, err)
+			if n != 3 || !slices.Equal(killed, []int{42, 43, 44}) {
+				t.Fatalf("frozen: %d signalled, killed %v", n, killed)
+			}
+			if n, err := killFrozen(proc, fs, 7, id, kill); n != 0 || err != nil {
+				t.Fatalf("no such process: %d, %v", n, err)
+			}
+		})
+	}
 }
