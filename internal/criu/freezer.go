@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -31,6 +30,27 @@ func FreezeProbe(pid int) func() bool {
 }
 
 func freezeProbe(proc, cgroupfs string, pid int) func() bool {
+	fz := freezerOf(proc, cgroupfs, pid)
+	if fz == nil {
+		return nil
+	}
+	return func() bool { return fz.frozen() || heldByCRIU(proc, fz.dir, fz.threads) }
+}
+
+// freezer is the cgroup freezer of a process.
+type freezer struct {
+	dir     string // the cgroup's directory
+	path    string // its path in the hierarchy, from /proc/<pid>/cgroup
+	state   string // the file that says whether it is frozen
+	want    string // the line of state once every process is frozen
+	threads string // the file listing its threads
+}
+
+// freezerOf finds the freezer of process pid: cgroup v1's freezer
+// hierarchy, whose freezer.state is FROZEN once every process is (FREEZING
+// while some are not yet), else cgroup v2's, whose cgroup.events says
+// "frozen 1". It is nil when none can be found from here.
+func freezerOf(proc, cgroupfs string, pid int) *freezer {
 	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "cgroup"))
 	if err != nil {
 		return nil
@@ -47,39 +67,34 @@ func freezeProbe(proc, cgroupfs string, pid int) func() bool {
 		case f[0] == "0" && f[1] == "":
 			unified = f[2]
 		case hasController(f[1], "freezer"):
-			// cgroup v1: freezer.state is FROZEN once every process is
-			// (FREEZING while some are not yet).
-			dir := filepath.Join(cgroupfs, "freezer", f[2])
-			state := filepath.Join(dir, "freezer.state")
-			if _, err := os.Stat(state); err == nil {
-				return func() bool {
-					b, err := os.ReadFile(state)
-					return (err == nil && strings.TrimSpace(string(b)) == "FROZEN") || heldByCRIU(proc, dir, "tasks")
-				}
+			fz := &freezer{dir: filepath.Join(cgroupfs, "freezer", f[2]), path: f[2], state: "freezer.state", want: "FROZEN", threads: "tasks"}
+			if _, err := os.Stat(filepath.Join(fz.dir, fz.state)); err == nil {
+				return fz
 			}
 		}
 	}
 	if unified == "" {
 		return nil
 	}
-	// cgroup v2: cgroup.events says "frozen 1" once every process is.
-	dir := filepath.Join(cgroupfs, unified)
-	events := filepath.Join(dir, "cgroup.events")
-	if _, err := os.Stat(events); err != nil {
+	fz := &freezer{dir: filepath.Join(cgroupfs, unified), path: unified, state: "cgroup.events", want: "frozen 1", threads: "cgroup.threads"}
+	if _, err := os.Stat(filepath.Join(fz.dir, fz.state)); err != nil {
 		return nil
 	}
-	return func() bool {
-		b, err := os.ReadFile(events)
-		if err != nil {
-			return false
-		}
-		for line := range strings.Lines(string(b)) {
-			if strings.TrimSpace(line) == "frozen 1" {
-				return true
-			}
-		}
-		return heldByCRIU(proc, dir, "cgroup.threads")
+	return fz
+}
+
+// frozen reports whether every process of the cgroup is frozen.
+func (fz *freezer) frozen() bool {
+	b, err := os.ReadFile(filepath.Join(fz.dir, fz.state))
+	if err != nil {
+		return false
 	}
+	for line := range strings.Lines(string(b)) {
+		if strings.TrimSpace(line) == fz.want {
+			return true
+		}
+	}
+	return false
 }
 
 // heldByCRIU reports whether every thread listed in the file list of the
@@ -155,30 +170,12 @@ func KillFrozen(pid int, id string) (int, error) {
 }
 
 func killFrozen(proc, cgroupfs string, pid int, id string, kill func(int) error) (int, error) {
-	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "cgroup"))
-	if err != nil {
-		return 0, nil
-	}
-	var dir, state, frozen string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.SplitN(sc.Text(), ":", 3)
-		switch {
-		case len(f) != 3 || !strings.Contains(f[2], id):
-		case hasController(f[1], "freezer"):
-			dir, state, frozen = filepath.Join(cgroupfs, "freezer", f[2]), "freezer.state", "FROZEN"
-		case f[0] == "0" && f[1] == "" && dir == "":
-			dir, state, frozen = filepath.Join(cgroupfs, f[2]), "cgroup.events", "frozen 1"
-		}
-	}
-	if dir == "" || id == "" {
-		return 0, nil
-	}
-	if s, err := os.ReadFile(filepath.Join(dir, state)); err != nil || !slices.ContainsFunc(strings.Split(string(s), "\n"), func(l string) bool { return strings.TrimSpace(l) == frozen }) {
+	fz := freezerOf(proc, cgroupfs, pid)
+	if id == "" || fz == nil || !strings.Contains(fz.path, id) || !fz.frozen() {
 		return 0, nil
 	}
 	n := 0
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(fz.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}
