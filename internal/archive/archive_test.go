@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
 var fixedTime = time.Date(2021, 3, 4, 5, 6, 7, 123456789, time.UTC)
@@ -526,11 +528,24 @@ func TestSizeIsEmptyClear(t *testing.T) {
 	}
 }
 
+// cutWriter records where its Cut is called.
+type cutWriter struct {
+	*bytes.Buffer
+	cuts []int
+}
+
+func (w *cutWriter) Cut() error {
+	w.cuts = append(w.cuts, w.Len())
+	return nil
+}
+
 // TestStreamAsTarWriter: stream frames entries byte for byte as
 // archive/tar's Writer does (the store's chunks of a volume must not change
-// with the way it is written), to a plain writer and to one that reads the
-// data itself; and a body shorter or longer than its header says fails.
+// with the way it is written), to a plain writer, to one that reads the
+// data itself and to one that is cut around large entries (where it is cut
+// is checked too); and a body shorter or longer than its header says fails.
 func TestStreamAsTarWriter(t *testing.T) {
+	var cw *cutWriter
 	type entry struct {
 		hdr  tar.Header
 		data []byte
@@ -554,13 +569,22 @@ func TestStreamAsTarWriter(t *testing.T) {
 	)
 
 	var want bytes.Buffer
+	var wantCuts []int // where a chunked file is cut: around large entries
 	tw := tar.NewWriter(&want)
 	for _, e := range entries {
+		before := want.Len()
 		must(t, tw.WriteHeader(&e.hdr))
 		_, err := tw.Write(e.data)
 		must(t, err)
+		must(t, tw.Flush()) // the padding
+		if e.hdr.Typeflag == tar.TypeReg && e.hdr.Size >= format.EntryCut {
+			wantCuts = append(wantCuts, before, want.Len())
+		}
 	}
 	must(t, tw.Close())
+	if len(wantCuts) != 2 {
+		t.Fatalf("cuts expected at %v: the test needs one large entry", wantCuts)
+	}
 
 	for _, c := range []struct {
 		name string
@@ -568,10 +592,12 @@ func TestStreamAsTarWriter(t *testing.T) {
 	}{
 		{"plain writer", func(b *bytes.Buffer) io.Writer { return struct{ io.Writer }{b} }},
 		{"io.ReaderFrom", func(b *bytes.Buffer) io.Writer { return b }},
+		{"cutter", func(b *bytes.Buffer) io.Writer { cw = &cutWriter{Buffer: b}; return cw }},
 	} {
 		var got bytes.Buffer
+		cw = nil
 		s := newStream(c.w(&got))
-		if (s.rf != nil) != (c.name == "io.ReaderFrom") {
+		if (s.rf != nil) != (c.name != "plain writer") {
 			t.Fatalf("%s: ReadFrom used %v", c.name, s.rf != nil)
 		}
 		for _, e := range entries {
@@ -587,6 +613,10 @@ func TestStreamAsTarWriter(t *testing.T) {
 		must(t, s.close())
 		if !bytes.Equal(got.Bytes(), want.Bytes()) {
 			t.Errorf("%s: %d bytes differ from archive/tar's %d", c.name, got.Len(), want.Len())
+		}
+		if cw != nil && !slices.Equal(cw.cuts, wantCuts) {
+			t.Errorf("%s: cut at %v, want %v (before the header of the one entry of %d bytes or more, after its padding)",
+				c.name, cw.cuts, wantCuts, format.EntryCut)
 		}
 	}
 

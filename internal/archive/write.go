@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
 // Write streams the tree at root into w as a tar archive (PAX format). It
@@ -38,7 +40,10 @@ import (
 // Metadata comes from the opened file, not from a separate lookup by name.
 //
 // When w is an io.ReaderFrom, it reads each file's data itself (see
-// stream); w gets no other large write.
+// stream); w gets no other large write. When w has a Cut method (the
+// store's chunked files), it is called before the header of each regular
+// file of format.EntryCut bytes or more and after its data, so that such a
+// file's bytes take chunks of their own.
 func Write(ctx context.Context, w io.Writer, root string, kind Kind) (Stats, error) {
 	wr := &writer{
 		out:   newStream(w),
@@ -305,14 +310,28 @@ func (wr *writer) writeHeader(hdr *tar.Header) error {
 type stream struct {
 	w   io.Writer
 	rf  io.ReaderFrom // w's, when it has one
+	cut cutter        // w's, when it has one
 	hdr bytes.Buffer
 	err error
 }
 
+// cutter is a writer that can end a chunk where it is (store.File).
+type cutter interface{ Cut() error }
+
 func newStream(w io.Writer) *stream {
 	s := &stream{w: w}
 	s.rf, _ = w.(io.ReaderFrom)
+	s.cut, _ = w.(cutter)
 	return s
+}
+
+// cutAround cuts w's chunks before and after an entry of size bytes, when
+// the entry is large enough to take chunks of its own.
+func (s *stream) cutAround(size int64) error {
+	if s.cut == nil || size < format.EntryCut {
+		return nil
+	}
+	return s.cut.Cut()
 }
 
 // errSizeChanged is body's error for a file that holds more or fewer bytes
@@ -333,6 +352,11 @@ func (s *stream) header(hdr *tar.Header) error {
 	s.hdr.Reset()
 	if err := tar.NewWriter(&s.hdr).WriteHeader(hdr); err != nil {
 		return err
+	}
+	if hdr.Typeflag == tar.TypeReg {
+		if s.err = s.cutAround(hdr.Size); s.err != nil {
+			return s.err
+		}
 	}
 	_, s.err = s.w.Write(s.hdr.Bytes())
 	return s.err
@@ -362,6 +386,9 @@ func (s *stream) body(r io.Reader, size int64) (n int64, err error) {
 	}
 	if err == nil {
 		_, err = s.w.Write(zeros[:-size&(blockSize-1)])
+	}
+	if err == nil {
+		err = s.cutAround(size)
 	}
 	// After a failure the archive cannot go on: its stream holds a short
 	// entry.

@@ -16,7 +16,7 @@ import (
 
 // Version is the store format this build writes. A manifest with a higher
 // version is refused.
-const Version = 3
+const Version = 4
 
 // FirstChunked is the first format version whose files may be stored as
 // chunks (File.Chunks).
@@ -252,6 +252,14 @@ func ChunksSHA256(chunks []Chunk) string {
 // MaxChunk is the largest chunk ckpt writes; a manifest with a larger one
 // is refused.
 const MaxChunk = 4 << 20
+
+// EntryCut is the size from which an archive's entry gets chunks of its
+// own (format 4): a chunked archive is cut before the header of each
+// regular file of at least EntryCut bytes and after its data, besides the
+// boundaries found by content. A file rewritten between two saves then
+// costs its own chunks, not also the ones it shared with its neighbours;
+// smaller files are packed together.
+const EntryCut = 256 << 10
 
 // Chunked says whether a save stores the file at rel as chunks: the CRIU
 // images of memory pages, the volumes' archives and the layer's, the

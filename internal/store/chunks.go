@@ -31,9 +31,10 @@ import (
 // average: large enough that a GiB is a thousand files, small enough that
 // 10% of memory rewritten in places costs little more than 10%.
 //
-// The parameters and the gear table are part of the format (docs/format.md):
-// an import recomputes the chunks of a file and refuses a manifest that
-// lists others.
+// The parameters and the gear table are in docs/format.md. A reader does
+// not depend on them: an import or a pull stores the chunks a manifest
+// lists, checking each. A save that cuts otherwise shares fewer chunks
+// with the checkpoints before it, nothing more.
 const (
 	chunkMin = 256 << 10
 	chunkAvg = 1 << 20
@@ -241,8 +242,12 @@ func (d *dirSet) sync() error {
 // chunkWriter cuts what is written to it into chunks and stores those the
 // pool lacks, several at once. Close returns the chunks in order.
 type chunkWriter struct {
-	pool    *chunkPool
-	cut     cutter
+	pool *chunkPool
+	cut  cutter
+	// plan, when not nil, gives the sizes of the chunks to cut in order,
+	// instead of content-defined boundaries (an import takes the chunks its
+	// manifest lists); bytes past the plan are cut by content.
+	plan    []int64
 	cur     []byte // the current chunk's bytes so far (a getBuf buffer), or nil
 	chunks  []*format.Chunk
 	sem     chan struct{}
@@ -359,7 +364,7 @@ func (w *chunkWriter) Write(b []byte) (int, error) {
 // cutCur stores every chunk that cur holds whole, and with final the rest.
 func (w *chunkWriter) cutCur(final bool) {
 	for len(w.cur) > 0 {
-		k := w.cut.next(w.cur, final)
+		k := w.next(final)
 		if k < 0 {
 			return
 		}
@@ -370,6 +375,38 @@ func (w *chunkWriter) cutCur(final bool) {
 		w.storeOwned(w.cur[:k])
 		w.cur = next
 	}
+}
+
+// next returns the length of the chunk cur starts with, or -1 when more
+// bytes are needed to know it.
+func (w *chunkWriter) next(final bool) int {
+	if len(w.plan) == 0 {
+		return w.cut.next(w.cur, final)
+	}
+	k := int(w.plan[0])
+	switch {
+	case k <= len(w.cur):
+		w.plan = w.plan[1:]
+		return k
+	case final || len(w.cur) == chunkMax:
+		// Fewer bytes than planned: the chunk is what there is, and the
+		// caller finds that its size and sum differ.
+		w.plan = w.plan[1:]
+		return len(w.cur)
+	}
+	return -1
+}
+
+// Cut ends the current chunk here: what is written next starts a chunk.
+// An archive cuts before and after each large entry (format.EntryCut), so
+// that a file rewritten between two saves costs its own chunks only, not
+// also the chunks it shared with its neighbours.
+func (w *chunkWriter) Cut() error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	w.cutCur(true)
+	return w.failed()
 }
 
 // readStep is how much ReadFrom reads at a time: at a boundary, what

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ckpt-dev/ckpt/internal/archive"
 	"github.com/ckpt-dev/ckpt/internal/format"
 )
 
@@ -340,7 +341,8 @@ func (r *oddReader) Read(p []byte) (int, error) {
 
 // TestReadFromCutsAsWrite: the CRIU images go through ReadFrom, the
 // archives through Write; both cut the same bytes into the same chunks,
-// with the same contents (the cut is part of the format).
+// with the same contents (a second save shares chunks with the first only
+// if it cuts the same way).
 func TestReadFromCutsAsWrite(t *testing.T) {
 	data := append(random(5, 9<<20), make([]byte, 5<<20)...) // runs of zeros reach chunkMax
 	data = append(data, random(6, 123457)...)
@@ -473,4 +475,113 @@ func TestNewBufHugePages(t *testing.T) {
 		}
 	}
 	t.Fatalf("no mapping in /proc/self/smaps holds the buffer at %#x whole", addr)
+}
+
+// TestCutAndPlannedChunks: Cut ends a chunk where it is called (at the
+// start, or twice in a row, it adds no empty chunk), and the content
+// decides the boundaries on either side as it would in a file of its own;
+// CreateChunks cuts at the sizes it is given, whatever the content.
+func TestCutAndPlannedChunks(t *testing.T) {
+	a, b := random(7, 700_000), random(8, 3<<20+12345)
+	s := newStore(t)
+	p, err := s.Begin("web", "cp")
+	must(t, err)
+	f, err := p.CreateChunked("volumes/v.tar")
+	must(t, err)
+	must(t, f.Cut())
+	_, err = f.Write(a)
+	must(t, err)
+	must(t, f.Cut())
+	must(t, f.Cut())
+	_, err = f.ReadFrom(&oddReader{b: b})
+	must(t, err)
+	must(t, f.Close())
+	if want := append(chunksOf(a), chunksOf(b)...); !slices.Equal(chunkSizes(p.files[0].Chunks), want) {
+		t.Errorf("cut after %d bytes: chunks %v, want %v", len(a), chunkSizes(p.files[0].Chunks), want)
+	}
+
+	plan := []format.Chunk{{Size: 1 << 20}, {Size: 1 << 20}, {Size: 100}, {Size: int64(len(b)) - 2<<20 - 100}}
+	g, err := p.CreateChunks("criu/pages-1.img", plan)
+	must(t, err)
+	for rest := b; len(rest) > 0; {
+		n, err := g.Write(rest[:min(len(rest), 77777)])
+		must(t, err)
+		rest = rest[n:]
+	}
+	must(t, g.Close())
+	chunks := p.files[1].Chunks
+	if got, want := chunkSizes(chunks), chunkSizes(plan); !slices.Equal(got, want) {
+		t.Errorf("CreateChunks: chunks %v, want %v", got, want)
+	}
+	var got []byte
+	for _, c := range chunks {
+		data, err := os.ReadFile(p.pool.path(c.SHA256))
+		must(t, err)
+		got = append(got, data...)
+	}
+	if !bytes.Equal(got, b) {
+		t.Error("CreateChunks: the chunks hold other bytes")
+	}
+	// Fewer bytes than planned: the last chunk is what there was.
+	h, err := p.CreateChunks("criu/pages-2.img", []format.Chunk{{Size: 1000}, {Size: 5000}})
+	must(t, err)
+	_, err = h.Write(b[:3000])
+	must(t, err)
+	must(t, h.Close())
+	if got := chunkSizes(p.files[2].Chunks); !slices.Equal(got, []int{1000, 2000}) {
+		t.Errorf("CreateChunks of fewer bytes than planned: chunks %v, want [1000 2000]", got)
+	}
+	must(t, p.Abort())
+}
+
+func chunkSizes(chunks []format.Chunk) []int {
+	var sizes []int
+	for _, c := range chunks {
+		sizes = append(sizes, int(c.Size))
+	}
+	return sizes
+}
+
+// TestArchiveRewrittenFile: in a volume's archive, a large file that was
+// rewritten between two saves costs the second save its own bytes and
+// nothing of its neighbours' (archive.Write cuts around it), and the files
+// that did not change add nothing.
+func TestArchiveRewrittenFile(t *testing.T) {
+	root := t.TempDir()
+	for i := range 300 {
+		must(t, os.WriteFile(filepath.Join(root, fmt.Sprintf("small-%03d", i)), random(uint64(100+i), 3000+i), 0o644))
+	}
+	const big = 2<<20 + 1000
+	for i := range 12 {
+		must(t, os.WriteFile(filepath.Join(root, fmt.Sprintf("blob-%02d", i)), random(uint64(1000+i), big), 0o644))
+	}
+	s := newStore(t)
+	save := func(name string) int64 {
+		before, _ := poolBytes(t, s)
+		p, err := s.Begin("web", name)
+		must(t, err)
+		f, err := p.CreateChunked("volumes/v.tar")
+		must(t, err)
+		_, err = archive.Write(context.Background(), f, root, archive.Plain)
+		must(t, err)
+		must(t, f.Close())
+		commit(t, p, &format.Manifest{Created: time.Now(), Mode: format.ModeCold})
+		after, _ := poolBytes(t, s)
+		return after - before
+	}
+	first := save("cp1")
+	for _, i := range []int{3, 4, 9} {
+		must(t, os.WriteFile(filepath.Join(root, fmt.Sprintf("blob-%02d", i)), random(uint64(2000+i), big), 0o644))
+	}
+	second := save("cp2")
+	// Each rewritten file's chunks hold its header, data and padding: a
+	// few blocks more than its data.
+	if changed := int64(3 * big); second < changed || second > changed+3*4096 {
+		t.Errorf("3 files of %d bytes rewritten: the second save added %d bytes of chunks (the first %d)", big, second, first)
+	} else {
+		t.Logf("3 files of %d bytes rewritten: the second save added %d bytes of chunks, the first %d", big, second, first)
+	}
+	if third := save("cp3"); third != 0 {
+		t.Errorf("nothing changed: the third save added %d bytes of chunks", third)
+	}
 }

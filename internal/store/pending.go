@@ -159,6 +159,22 @@ func (p *Pending) CreateChunked(rel string) (*File, error) {
 	return &File{cw: cw, rel: rel, p: p}, nil
 }
 
+// CreateChunks opens rel for writing as the chunks listed, of their sizes
+// in order, instead of chunks cut by content: an import stores a file as
+// the chunks its manifest lists, which Commit checks one by one (size and
+// sha256), whichever ckpt cut them.
+func (p *Pending) CreateChunks(rel string, chunks []format.Chunk) (*File, error) {
+	f, err := p.CreateChunked(rel)
+	if err != nil {
+		return nil, err
+	}
+	f.cw.plan = make([]int64, len(chunks))
+	for i, c := range chunks {
+		f.cw.plan[i] = c.Size
+	}
+	return f, nil
+}
+
 // emptySHA256 is the sha256 of no bytes.
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -224,6 +240,15 @@ func (f *File) closeChunked() error {
 	f.sum = format.ChunksSHA256(chunks)
 	f.p.add(format.File{Path: f.rel, Size: f.n, SHA256: f.sum, Chunks: chunks})
 	return nil
+}
+
+// Cut ends the current chunk of a chunked file here (chunkWriter.Cut); it
+// does nothing for a whole file.
+func (f *File) Cut() error {
+	if f.cw == nil {
+		return nil
+	}
+	return f.cw.Cut()
 }
 
 // Size is the number of bytes written so far.

@@ -529,9 +529,9 @@ func (im *importer) readFiles(p *store.Pending, m *format.Manifest) error {
 func (im *importer) copyEntry(p *store.Pending, h *tar.Header, f format.File, buf []byte) error {
 	create := p.Create
 	if f.Chunks != nil {
-		// Cut into chunks here, as the save did; Commit refuses the
-		// manifest unless they are the chunks it lists.
-		create = p.CreateChunked
+		// Cut into the chunks the manifest lists, of their sizes; the
+		// sha256 of their list must then be the file's.
+		create = func(rel string) (*store.File, error) { return p.CreateChunks(rel, f.Chunks) }
 	}
 	out, err := create(f.Path)
 	if err != nil {

@@ -467,3 +467,96 @@ func TestImportOrigin(t *testing.T) {
 		t.Error("an imported checkpoint is not marked imported")
 	}
 }
+
+// TestImportChunks: an import stores a chunked file as the chunks its
+// manifest lists, however the ckpt that saved it cut them (by content,
+// around an archive's large entries, or by sizes a later format chooses):
+// the imported manifest is the same, byte for byte, and every chunk is
+// checked. A chunk whose bytes are not those the manifest lists is refused.
+func TestImportChunks(t *testing.T) {
+	st := newStore(t)
+	lock, err := st.Lock("web", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.Begin("web", "cp1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := sampleFiles()
+	pages := make([]byte, 5<<20+4321)
+	rand.Read(pages)
+	files["criu/pages-1.img"] = pages
+	volume := make([]byte, 3<<20)
+	rand.Read(volume)
+	files["volumes/webdata.tar"] = volume
+	for path, data := range files {
+		var f *store.File
+		switch path {
+		case "criu/pages-1.img": // by sizes, not by content
+			f, err = p.CreateChunks(path, []format.Chunk{{Size: 1 << 20}, {Size: 4096}, {Size: 3 << 20}, {Size: int64(len(data)) - 4<<20 - 4096}})
+		case "volumes/webdata.tar": // by content, cut at 1000 bytes in
+			f, err = p.CreateChunked(path)
+		default:
+			f, err = p.Create(path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path == "volumes/webdata.tar" {
+			f.Write(data[:1000])
+			if err := f.Cut(); err != nil {
+				t.Fatal(err)
+			}
+			data = data[1000:]
+		}
+		if _, err := f.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &format.Manifest{Created: created, Mode: format.ModeHot, Container: format.Container{Name: "web", Image: "nginx"},
+		Volumes: []format.Volume{{Name: "webdata", Driver: "local", Destination: "/data", Archive: "volumes/webdata.tar"}}}
+	manifest, err := p.Manifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(manifest); err != nil {
+		t.Fatal(err)
+	}
+	lock.Unlock()
+	ck, err := st.Load("web", "cp1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range ck.Manifest.Files {
+		if f.Path == "volumes/webdata.tar" && (len(f.Chunks) < 2 || f.Chunks[0].Size != 1000) {
+			t.Fatalf("the volume's chunks: %+v, want a first one of 1000 bytes", f.Chunks)
+		}
+	}
+
+	b := export(t, ck, ExportOptions{Compression: None})
+	got, _, err := importBytes(newStore(t), b, ImportOptions{})
+	if err != nil {
+		t.Fatalf("import: %v (hint %q)", err, hint.Of(err))
+	}
+	sameCheckpoint(t, ck, got)
+
+	// The pages' fourth chunk changed in the archive: its sha256 is not the
+	// manifest's.
+	i := bytes.Index(b, pages[:4096])
+	if i < 0 {
+		t.Fatal("the pages are not in the archive")
+	}
+	bad := bytes.Clone(b)
+	bad[i+4<<20+4096+10] ^= 1
+	st2 := newStore(t)
+	if _, _, err := importBytes(st2, bad, ImportOptions{}); !errors.Is(err, ErrDamaged) {
+		t.Errorf("import of an archive with a changed chunk: %v", err)
+	}
+	if _, err := st2.Load("web", "cp1"); err == nil {
+		t.Error("the refused import left a checkpoint")
+	}
+}
