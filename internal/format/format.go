@@ -253,6 +253,15 @@ func ChunksSHA256(chunks []Chunk) string {
 // is refused.
 const MaxChunk = 4 << 20
 
+// MaxChunks is the most chunks ckpt cuts a file of size bytes into. A
+// chunk cut by content has at least EntryCut (256 KiB) bytes but for the
+// last one before a cut or the end, and an archive is cut only before and
+// after entries of EntryCut bytes or more: so at most size/EntryCut chunks
+// by content, and two more for each such entry, and one. A manifest that
+// lists more is refused: its import or pull would create a file in the
+// store for every few bytes.
+func MaxChunks(size int64) int64 { return 3*((size+EntryCut-1)/EntryCut) + 1 }
+
 // EntryCut is the size from which an archive's entry gets chunks of its
 // own (format 4): a chunked archive is cut before the header of each
 // regular file of at least EntryCut bytes and after its data, besides the
@@ -363,7 +372,8 @@ func (m *Manifest) CheckResumable() error {
 // slash-separated, relative, inside the checkpoint, listed once, not a name
 // ckpt writes itself (ManifestFile, ManifestSumFile, OriginFile), and not
 // also a directory of another path; sizes are not negative and sums are hex
-// sha256.
+// sha256; chunks add up to their file, name it by their sums, and are not
+// more than MaxChunks.
 func CheckFiles(files []File) error {
 	seen := make(map[string]bool, len(files))
 	for _, f := range files {
@@ -399,6 +409,9 @@ func CheckFiles(files []File) error {
 		}
 		if sum != f.Size {
 			return fmt.Errorf("file %q has %d bytes and chunks of %d", f.Path, f.Size, sum)
+		}
+		if n := MaxChunks(f.Size); int64(len(f.Chunks)) > n {
+			return fmt.Errorf("file %q has %d chunks for %d bytes; ckpt cuts it into at most %d", f.Path, len(f.Chunks), f.Size, n)
 		}
 		if f.SHA256 != ChunksSHA256(f.Chunks) {
 			return fmt.Errorf("file %q: its sha256 is not that of its chunks", f.Path)

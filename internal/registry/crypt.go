@@ -43,7 +43,7 @@ const (
 )
 
 // maxSealed is the largest file an encrypted push seals (in memory): the
-// files of a checkpoint of format 3 are chunks or small ones.
+// files of a checkpoint of format 3 or later are chunks or small ones.
 const maxSealed = 64 << 20
 
 // Encryption says to whom a push encrypts.

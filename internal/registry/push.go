@@ -186,7 +186,7 @@ func pushSmall(ctx context.Context, repo *remote.Repository, desc ocispec.Descri
 func readBlob(ck *store.Checkpoint, b blob) ([]byte, error) {
 	if b.desc.Size > maxSealed {
 		return nil, hint.New(fmt.Sprintf("%s has %d bytes: an encrypted push takes files of at most %d", b.path, b.desc.Size, maxSealed),
-			"checkpoints of store format 3 keep large files in chunks: save the container again, or push without encryption")
+			"checkpoints of store format 3 and later keep large files in chunks: save the container again, or push without encryption")
 	}
 	r, err := openBlob(ck, b)
 	if err != nil {

@@ -36,7 +36,8 @@ import (
 // lists, checking each. A save that cuts otherwise shares fewer chunks
 // with the checkpoints before it, nothing more.
 const (
-	chunkMin = 256 << 10
+	// chunkMin is format.EntryCut, which format.MaxChunks counts on.
+	chunkMin = format.EntryCut
 	chunkAvg = 1 << 20
 	chunkMax = format.MaxChunk
 	// Before chunkAvg bytes a boundary needs 22 zero bits, after it 18, so

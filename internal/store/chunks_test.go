@@ -288,6 +288,7 @@ func TestCheckChunks(t *testing.T) {
 		{"empty", []format.Chunk{{SHA256: sum, Size: 0}, {SHA256: sum, Size: 10}}, "chunk 0 has 0 bytes"},
 		{"large", []format.Chunk{{SHA256: sum, Size: format.MaxChunk + 1}}, "not 1 to"},
 		{"list", []format.Chunk{{SHA256: sum, Size: 10}}, "its sha256 is not that of its chunks"},
+		{"many", slices.Repeat([]format.Chunk{{SHA256: sum, Size: 2}}, 5), "has 5 chunks for 10 bytes; ckpt cuts it into at most 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fileSum := format.ChunksSHA256(tc.chunks)
@@ -584,4 +585,30 @@ func TestArchiveRewrittenFile(t *testing.T) {
 	if third := save("cp3"); third != 0 {
 		t.Errorf("nothing changed: the third save added %d bytes of chunks", third)
 	}
+}
+
+// TestArchiveChunksBound: an archive whose small and large files alternate,
+// the most cuts an archive gets, still has no more chunks than a manifest
+// may list (format.MaxChunks).
+func TestArchiveChunksBound(t *testing.T) {
+	root := t.TempDir()
+	for i := range 20 {
+		must(t, os.WriteFile(filepath.Join(root, fmt.Sprintf("%02d-a", i)), []byte{byte(i)}, 0o644))
+		must(t, os.WriteFile(filepath.Join(root, fmt.Sprintf("%02d-b", i)), random(uint64(300+i), format.EntryCut), 0o644))
+	}
+	s := newStore(t)
+	p, err := s.Begin("web", "cp")
+	must(t, err)
+	f, err := p.CreateChunked("volumes/v.tar")
+	must(t, err)
+	_, err = archive.Write(context.Background(), f, root, archive.Plain)
+	must(t, err)
+	must(t, f.Close())
+	got := p.files[0]
+	n := int64(len(got.Chunks))
+	t.Logf("%d chunks for %d bytes, at most %d", n, got.Size, format.MaxChunks(got.Size))
+	if n < 41 || n > format.MaxChunks(got.Size) {
+		t.Errorf("%d chunks for %d bytes: want 41 (a run of small files between each two cuts) to %d", n, got.Size, format.MaxChunks(got.Size))
+	}
+	must(t, p.Abort())
 }
