@@ -26,6 +26,10 @@ IMAGE=ckpt-perf:latest
 RAW_PORT=18090
 POD_PORT=18091
 . bench/lib.sh
+# The commit measured, named when the run starts: the code may change
+# while it runs (bin/ckpt was built before).
+commit="ckpt at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD -- . ':!docs' 2>/dev/null || commit+=" with changes not committed"
 bench_init ckpt-perf
 pod() { scripts/engines.sh exec podman env PODMAN_IGNORE_CGROUPSV1_WARNING=1 podman "$@"; }
 perf_cleanup() {
@@ -226,8 +230,6 @@ if ! hooks=$(bench/hooks.sh "$SMALL" | tail -n1); then
 fi
 
 versions="kernel $(uname -r), $(nproc) cores; $(criu --version | sed -n 1p | sed 's/Version: /CRIU /'); Docker $(docker version -f '{{.Server.Version}}') on the host; podman $(pod version -f '{{.Client.Version}}') with runc $(scripts/engines.sh exec podman runc --version | sed -n 1p | awk '{print $3}') (Debian sid)"
-commit="ckpt at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-git diff --quiet HEAD -- . ':!docs' 2>/dev/null || commit+=" with changes not committed"
 # sum KEY...: the sum of the keys' medians.
 sum() { local t=0 k; for k in "$@"; do t=$(plus "$t" "$(median "$k")"); done; echo "$t"; }
 {
