@@ -274,7 +274,13 @@ const EntryCut = 256 << 10
 // images of memory pages, the volumes' archives and the layer's, the
 // files that are large and change a little between two saves.
 func Chunked(rel string) bool {
-	return strings.HasPrefix(rel, ImagesDir+"/pages-") || strings.HasPrefix(rel, VolumesDir+"/") || rel == LayerFile
+	return PagesImage(rel) || strings.HasPrefix(rel, VolumesDir+"/") || rel == LayerFile
+}
+
+// PagesImage says whether rel is a CRIU image of memory pages: whole pages,
+// one after the other.
+func PagesImage(rel string) bool {
+	return strings.HasPrefix(rel, ImagesDir+"/pages-")
 }
 
 // Timing is the duration of one phase, in milliseconds.

@@ -50,6 +50,22 @@ const (
 	window = 64
 )
 
+// CRIU's page images hold whole pages of memory, and what changes between
+// two saves are whole pages: pages rewritten in place, pages added or gone
+// (which move those after them by whole pages). Such an image is cut only
+// between two pages, by the same rule as other files, taken once per page
+// instead of once per byte: a boundary is where the gear hash of the window
+// bytes before the page boundary has 10 zero high bits (before chunkAvg),
+// then 6; 12 bits fewer than per byte, for 4096 times fewer places to cut,
+// so that chunks are as large. The cutter hashes 64 bytes of each 4 KiB
+// page instead of 3 KiB on average: it took more CPU than sha256 (850 MB/s
+// against 1.2 GB/s here).
+const (
+	pageSize      = 4096
+	maskPageSmall = uint64(1<<10-1) << (64 - 10)
+	maskPageLarge = uint64(1<<6-1) << (64 - 6)
+)
+
 // gear maps a byte to a random 64-bit value: the first 8 bytes
 // (little-endian) of sha256("ckpt-gear" + the byte).
 var gear = func() (t [256]uint64) {
@@ -97,6 +113,39 @@ func (c *cutter) next(b []byte, final bool) int {
 		}
 	}
 	c.pos, c.fp = i, fp
+	switch {
+	case n == chunkMax:
+		*c = cutter{}
+		return chunkMax
+	case final:
+		*c = cutter{}
+		return n
+	}
+	return -1
+}
+
+// nextPage is next for a page image (see pageSize): the length of the
+// current chunk, whose bytes so far are b, always a whole number of pages
+// but for the last chunk of the file; or -1 when more bytes are needed.
+func (c *cutter) nextPage(b []byte, final bool) int {
+	b = b[:min(len(b), chunkMax)]
+	n, g := len(b), &gear
+	i := max(c.pos, chunkMin)
+	for ; i <= n && i < chunkMax; i += pageSize {
+		var fp uint64
+		for _, x := range b[i-window : i] {
+			fp = fp<<1 + g[x]
+		}
+		mask := maskPageLarge
+		if i <= chunkAvg {
+			mask = maskPageSmall
+		}
+		if fp&mask == 0 {
+			*c = cutter{}
+			return i
+		}
+	}
+	c.pos = i
 	switch {
 	case n == chunkMax:
 		*c = cutter{}
@@ -243,8 +292,9 @@ func (d *dirSet) sync() error {
 // chunkWriter cuts what is written to it into chunks and stores those the
 // pool lacks, several at once. Close returns the chunks in order.
 type chunkWriter struct {
-	pool *chunkPool
-	cut  cutter
+	pool  *chunkPool
+	cut   cutter
+	pages bool // a page image: cut between pages only (nextPage)
 	// plan, when not nil, gives the sizes of the chunks to cut in order,
 	// instead of content-defined boundaries (an import takes the chunks its
 	// manifest lists); bytes past the plan are cut by content.
@@ -381,7 +431,10 @@ func (w *chunkWriter) cutCur(final bool) {
 // next returns the length of the chunk cur starts with, or -1 when more
 // bytes are needed to know it.
 func (w *chunkWriter) next(final bool) int {
-	if len(w.plan) == 0 {
+	switch {
+	case len(w.plan) == 0 && w.pages:
+		return w.cut.nextPage(w.cur, final)
+	case len(w.plan) == 0:
 		return w.cut.next(w.cur, final)
 	}
 	k := int(w.plan[0])

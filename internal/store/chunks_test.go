@@ -76,6 +76,64 @@ func TestCut(t *testing.T) {
 	}
 }
 
+// pageChunksOf cuts b the way a chunkWriter cuts a page image.
+func pageChunksOf(b []byte) []int {
+	var sizes []int
+	for len(b) > 0 {
+		var c cutter
+		k := c.nextPage(b, true)
+		sizes = append(sizes, k)
+		b = b[k:]
+	}
+	return sizes
+}
+
+// TestCutPages: a page image is cut between pages only, into chunks of
+// chunkMin to chunkMax bytes, about chunkAvg on average; pages added or
+// removed move the boundaries near them only.
+func TestCutPages(t *testing.T) {
+	data := random(11, 64<<20)
+	sizes := pageChunksOf(data)
+	for i, n := range sizes {
+		if n%pageSize != 0 || n < chunkMin || n > chunkMax {
+			t.Fatalf("chunk %d has %d bytes: not whole pages, or not %d to %d", i, n, chunkMin, chunkMax)
+		}
+	}
+	if avg := len(data) / len(sizes); avg < chunkAvg/2 || avg > 2*chunkAvg {
+		t.Errorf("%d chunks of %d bytes on average, want about %d", len(sizes), avg, chunkAvg)
+	} else {
+		t.Logf("%d chunks of %d bytes on average", len(sizes), avg)
+	}
+	chunks := func(b []byte) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range pageChunksOf(b) {
+			m[string(b[:n])] = true
+			b = b[n:]
+		}
+		return m
+	}
+	before := chunks(data)
+	for name, changed := range map[string][]byte{
+		"a page added near the start":  slices.Concat(data[:100*pageSize], random(12, pageSize), data[100*pageSize:]),
+		"a page removed in the middle": slices.Concat(data[:5000*pageSize], data[5001*pageSize:]),
+		"a page rewritten in place":    slices.Concat(data[:7000*pageSize], random(13, pageSize), data[7001*pageSize:]),
+	} {
+		shared := 0
+		for c := range chunks(changed) {
+			if before[c] {
+				shared++
+			}
+		}
+		if shared < len(sizes)-3 {
+			t.Errorf("%s: %d of %d chunks are the same", name, shared, len(sizes))
+		}
+	}
+	// The last chunk of an image that is not whole pages is what is left.
+	if got := pageChunksOf(data[:chunkMin+100]); !slices.Equal(got, []int{chunkMin + 100}) && !slices.Equal(got, []int{chunkMin, 100}) {
+		t.Errorf("%d bytes cut into %v", chunkMin+100, got)
+	}
+}
+
 func split(b []byte) [][]byte {
 	var out [][]byte
 	for _, n := range chunksOf(b) {
@@ -136,12 +194,12 @@ func TestChunkedFiles(t *testing.T) {
 	data := random(3, 16<<20)
 	ck1 := saveChunked(t, s, "cp1", "criu/pages-1.img", data)
 	must(t, ck1.Verify(ctx))
-	// Written in pieces, cut as if whole.
+	// Written in pieces, cut as if whole (a page image: between pages).
 	var sizes []int
 	for _, c := range ck1.Manifest.Files[0].Chunks {
 		sizes = append(sizes, int(c.Size))
 	}
-	if want := chunksOf(data); !slices.Equal(sizes, want) {
+	if want := pageChunksOf(data); !slices.Equal(sizes, want) {
 		t.Errorf("chunks of a file written in pieces: %v, want %v", sizes, want)
 	}
 	first, _ := poolBytes(t, s)
@@ -342,6 +400,7 @@ func (r *oddReader) Read(p []byte) (int, error) {
 
 // TestReadFromCutsAsWrite: the CRIU images go through ReadFrom, the
 // archives through Write; both cut the same bytes into the same chunks,
+// by bytes or by pages,
 // with the same contents (a second save shares chunks with the first only
 // if it cuts the same way).
 func TestReadFromCutsAsWrite(t *testing.T) {
@@ -380,24 +439,24 @@ func TestReadFromCutsAsWrite(t *testing.T) {
 			return err
 		}},
 	} {
-		w, err := p.chunkWriter()
-		must(t, err)
-		must(t, tt.write(w))
-		chunks, err := w.Close()
-		must(t, err)
-		var sizes []int
-		var got []byte
-		for _, c := range chunks {
-			sizes = append(sizes, int(c.Size))
-			b, err := os.ReadFile(p.pool.path(c.SHA256))
+		for rel, want := range map[string][]int{"volumes/v.tar": chunksOf(data), "criu/pages-1.img": pageChunksOf(data)} {
+			w, err := p.chunkWriter(rel)
 			must(t, err)
-			got = append(got, b...)
-		}
-		if want := chunksOf(data); !slices.Equal(sizes, want) {
-			t.Errorf("%s: chunks %v, want %v", tt.name, sizes, want)
-		}
-		if !bytes.Equal(got, data) {
-			t.Errorf("%s: the chunks hold other bytes", tt.name)
+			must(t, tt.write(w))
+			chunks, err := w.Close()
+			must(t, err)
+			var got []byte
+			for _, c := range chunks {
+				b, err := os.ReadFile(p.pool.path(c.SHA256))
+				must(t, err)
+				got = append(got, b...)
+			}
+			if sizes := chunkSizes(chunks); !slices.Equal(sizes, want) {
+				t.Errorf("%s, %s: chunks %v, want %v", tt.name, rel, sizes, want)
+			}
+			if !bytes.Equal(got, data) {
+				t.Errorf("%s, %s: the chunks hold other bytes", tt.name, rel)
+			}
 		}
 	}
 	must(t, p.Abort())

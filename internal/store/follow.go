@@ -88,7 +88,7 @@ func (f *Follow) take(path, rel string) {
 		return
 	}
 	defer file.Close()
-	cw, err := f.p.chunkWriter()
+	cw, err := f.p.chunkWriter(rel)
 	if err != nil {
 		return
 	}

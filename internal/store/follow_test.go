@@ -3,6 +3,7 @@ package store
 import (
 	"os"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,6 +80,10 @@ func TestFollow(t *testing.T) {
 	}
 	if len(added) != 3 || len(added[1].Chunks) < 3 {
 		t.Fatalf("Adopt = %+v, want the pages in several chunks", added)
+	}
+	// A page image is cut between pages.
+	if got, want := chunkSizes(added[1].Chunks), pageChunksOf(append(append([]byte{}, first...), second...)); !slices.Equal(got, want) {
+		t.Errorf("the pages' chunks: %v, want %v", got, want)
 	}
 	commit(t, p, &format.Manifest{})
 	ck, err := s.Load("web", "cp1")

@@ -77,11 +77,13 @@ func (s *Store) Begin(container, name string) (*Pending, error) {
 // before the commit are listed by no manifest yet: from the first, the
 // pending checkpoint holds the pool's lock shared, which keeps the
 // collection of unused chunks away until the commit or the abort.
-func (p *Pending) chunkWriter() (*chunkWriter, error) {
+func (p *Pending) chunkWriter(rel string) (*chunkWriter, error) {
 	if err := p.holdPool(); err != nil {
 		return nil, err
 	}
-	return newChunkWriter(p.pool), nil
+	w := newChunkWriter(p.pool)
+	w.pages = format.PagesImage(rel)
+	return w, nil
 }
 
 // holdPool takes the pool's lock shared, once: from then on until the
@@ -152,7 +154,7 @@ func (p *Pending) CreateChunked(rel string) (*File, error) {
 	if err := format.CheckFiles([]format.File{{Path: rel, SHA256: emptySHA256}}); err != nil {
 		return nil, err
 	}
-	cw, err := p.chunkWriter()
+	cw, err := p.chunkWriter(rel)
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +366,7 @@ func (p *Pending) adoptFile(path string) (format.File, error) {
 	}
 	defer f.Close()
 	if format.Chunked(rel) {
-		cw, err := p.chunkWriter()
+		cw, err := p.chunkWriter(rel)
 		if err != nil {
 			return format.File{}, err
 		}
