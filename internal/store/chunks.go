@@ -58,9 +58,9 @@ const (
 // bytes before the page boundary has 10 zero high bits (before chunkAvg),
 // then 6; 12 bits fewer than per byte, for 4096 times fewer places to cut,
 // so that chunks are as large. The cutter hashes 64 bytes of each 4 KiB
-// page instead of 3 KiB on average: it took more CPU than sha256 (1.1 GB/s
-// against 1.6-1.7 GB/s here, BenchmarkCut and BenchmarkSHA256; a page image
-// is cut at 67-76 GB/s, BenchmarkCutPages).
+// page instead of 3 KiB on average: cutting by bytes took more CPU than
+// sha256 (BenchmarkCut, BenchmarkSHA256, BenchmarkCutPages; measured in
+// bench/README.md, "Memory pages cut between pages").
 const (
 	pageSize      = 4096
 	maskPageSmall = uint64(1<<10-1) << (64 - 10)
