@@ -28,7 +28,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 cache=${CKPT_ENGINES_CACHE:-/var/cache/ckpt-engines}
-mirror=${CKPT_VM_MIRROR:-http://deb.debian.org/debian}
+. "$here/mirror.sh"
 export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 table='
@@ -59,7 +59,7 @@ build() {
 	rm -rf "$cache/$name"
 	mkdir -p "$cache/$name"
 	say "debootstrap $suite into $root (about a minute)"
-	debootstrap --variant=minbase --include="$pkgs" "$suite" "$root" "$mirror" >"$cache/$name/debootstrap.log" 2>&1 ||
+	debootstrap --variant=minbase --include="$pkgs" "$suite" "$root" "$(debian_mirror)" >"$cache/$name/debootstrap.log" 2>&1 ||
 		{ tail -n 30 "$cache/$name/debootstrap.log" >&2; die "debootstrap $suite failed"; }
 	# The suite's CRIU when it is new enough for this kernel's sockets (sid's
 	# 4.2.1), else the host's in its place (runc finds criu on PATH).

@@ -88,9 +88,11 @@ if ! criu_ok; then
 		protobuf-compiler uuid-dev python3-protobuf dpkg-dev xz-utils
 	work=$(mktemp -d /tmp/ckpt-criu.XXXXXX)
 	trap 'rm -rf "$work"; rm -f /etc/apt/sources.list.d/ckpt-criu-src.sources' EXIT
+	. "$here/mirror.sh"
+	mirror=$(debian_mirror) || die "cannot tell which Debian archive apt uses"
 	cat >/etc/apt/sources.list.d/ckpt-criu-src.sources <<-SRC
 	Types: deb-src
-	URIs: http://deb.debian.org/debian
+	URIs: $mirror
 	Suites: sid
 	Components: main
 	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

@@ -10,7 +10,8 @@
 # (the key that logs in as root).
 set -euo pipefail
 cache=${CKPT_VM_CACHE:-/var/cache/ckpt-vm}
-mirror=${CKPT_VM_MIRROR:-http://deb.debian.org/debian}
+. "$(dirname "$0")/../../scripts/mirror.sh"
+mirror=$(debian_mirror)
 stamp=$(sha256sum "$0" | cut -c1-16)
 
 say() { echo "vm-image: $*" >&2; }

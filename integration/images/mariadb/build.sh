@@ -11,7 +11,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${CKPT_TEST_IMAGE_CACHE:-/var/cache/ckpt-test}
-mirror=${CKPT_VM_MIRROR:-http://deb.debian.org/debian}
+. "$here/../../../scripts/mirror.sh"
+mirror=$(debian_mirror)
 ref=ckpt-test-mariadb:latest
 stamp=$(cat "$0" | sha256sum | cut -c1-16)
 tag=$(cat "$0" "$here/entry.sh" | sha256sum | cut -c1-16)
