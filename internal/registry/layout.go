@@ -127,7 +127,7 @@ func checkLayers(om *ocispec.Manifest, m *format.Manifest, encrypted bool) error
 	want := blobs(m)
 	layers := om.Layers
 	if encrypted {
-		if len(layers) == 0 || layers[0].MediaType != KeyMediaType || layers[0].Size > maxKeyBlob {
+		if len(layers) == 0 || keyVersion(layers[0].MediaType) == 0 || layers[0].Size > maxKeyBlob {
 			return fmt.Errorf("its first layer is not a data key of at most %d bytes", maxKeyBlob)
 		}
 		layers = layers[1:]

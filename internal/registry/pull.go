@@ -130,7 +130,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 	encrypted := om.Config.MediaType == ConfigMediaType+EncryptedSuffix
 	var seal *sealer
 	if encrypted {
-		if len(om.Layers) == 0 || om.Layers[0].MediaType != KeyMediaType || om.Layers[0].Size > maxKeyBlob {
+		if len(om.Layers) == 0 || keyVersion(om.Layers[0].MediaType) == 0 || om.Layers[0].Size > maxKeyBlob {
 			return fail(refuse(ErrInvalid, "it is encrypted, and its first layer is not a data key of at most %d bytes", maxKeyBlob))
 		}
 		kb, err := fetchAll(ctx, repo, om.Layers[0], maxKeyBlob)
@@ -141,7 +141,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 		if err != nil {
 			return fail(err)
 		}
-		if seal, err = newSealer(k); err != nil {
+		if seal, err = newSealer(k, om.Layers[0].MediaType); err != nil {
 			return fail(err)
 		}
 	}

@@ -63,7 +63,7 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 		if key, err = keyBlob(k, o.Encrypt); err != nil {
 			return Stats{}, err
 		}
-		if seal, err = newSealer(k); err != nil {
+		if seal, err = newSealer(k, KeyMediaTypeV2); err != nil {
 			return Stats{}, err
 		}
 	}
@@ -144,7 +144,7 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 	if seal != nil {
 		raw = seal.seal(raw, format.ManifestFile)
 		config = ocispec.Descriptor{MediaType: ConfigMediaType + EncryptedSuffix, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
-		kd := ocispec.Descriptor{MediaType: KeyMediaType, Digest: digest.FromBytes(key), Size: int64(len(key))}
+		kd := ocispec.Descriptor{MediaType: KeyMediaTypeV2, Digest: digest.FromBytes(key), Size: int64(len(key))}
 		if err := pushSmall(ctx, repo, kd, key); err != nil {
 			return st, pushErr(err, host)
 		}

@@ -23,13 +23,18 @@
 //     the chunks that changed;
 //   - annotations name the checkpoint: AnnotationContainer,
 //     AnnotationCheckpoint, AnnotationFormat (the manifest's format
-//     version) and org.opencontainers.image.created.
+//     version) and org.opencontainers.image.created, and, when the
+//     checkpoint is signed, AnnotationSignature: the armored SSH signature
+//     of the config's bytes (the clear manifest.json, also when the blobs
+//     are encrypted) by the store that made it, by which a pull decides
+//     whether the checkpoint comes back whole (docs/security.md).
 //
 // The manifest is written last, so a tag never names a checkpoint whose
 // blobs are not all in the registry.
 package registry
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -40,6 +45,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,6 +69,7 @@ const (
 	AnnotationContainer  = "dev.ckpt.container"
 	AnnotationCheckpoint = "dev.ckpt.checkpoint"
 	AnnotationFormat     = "dev.ckpt.format-version"
+	AnnotationSignature  = "dev.ckpt.signature"
 )
 
 // Options says how to reach the registry.
@@ -85,6 +92,14 @@ type Options struct {
 	Encrypt *Encryption
 	// Decrypt, on a pull, decrypts an encrypted checkpoint.
 	Decrypt *Decryption
+	// Signature, on a push, is the signature of the checkpoint's manifest
+	// to send along (store.SignatureFor); nil sends none, and whoever
+	// pulls it gets its data only.
+	Signature []byte
+	// Warn receives warnings, such as credentials sent without TLS, as
+	// text without a prefix (default: printed to os.Stderr as
+	// "ckpt: warning: ...").
+	Warn func(string)
 }
 
 // certsDir is where the docker engine looks for a registry's CA
@@ -174,10 +189,36 @@ func repository(repo string, o Options) (*remote.Repository, error) {
 	r.Client = &auth.Client{
 		Client:     &http.Client{Transport: retry.NewTransport(tr)},
 		Cache:      auth.NewCache(),
-		Credential: credentials.Credential(creds),
+		Credential: warnCredential(credentials.Credential(creds), o),
 		Header:     http.Header{"User-Agent": {"ckpt"}},
 	}
 	return r, nil
+}
+
+// warnCredential is cred, which warns once through o.Warn when it gives a
+// credential that --plain-http or --insecure exposes.
+func warnCredential(cred auth.CredentialFunc, o Options) auth.CredentialFunc {
+	var how string
+	switch {
+	case o.PlainHTTP:
+		how = "over plain HTTP (--plain-http)"
+	case o.Insecure:
+		how = "to a registry whose TLS certificate is not verified (--insecure)"
+	default:
+		return cred
+	}
+	warn := o.Warn
+	if warn == nil {
+		warn = func(s string) { fmt.Fprintf(os.Stderr, "ckpt: warning: %s\n", s) }
+	}
+	var once sync.Once
+	return func(ctx context.Context, hostport string) (auth.Credential, error) {
+		c, err := cred(ctx, hostport)
+		if err == nil && c != auth.EmptyCredential {
+			once.Do(func() { warn("sending the docker CLI's credentials for " + hostport + " " + how) })
+		}
+		return c, err
+	}
 }
 
 // explain adds a hint to the errors people meet first: the registry not

@@ -30,7 +30,7 @@ func registryFlags() []cli.Flag {
 
 func registryOptions(c *cli.Context) registry.Options {
 	r, _ := reporter(c)
-	return registry.Options{CAFile: c.String("ca-file"), Insecure: c.Bool("insecure"), PlainHTTP: c.Bool("plain-http"), Progress: r}
+	return registry.Options{CAFile: c.String("ca-file"), Insecure: c.Bool("insecure"), PlainHTTP: c.Bool("plain-http"), Progress: r, Warn: func(s string) { fmt.Fprintf(c.App.ErrWriter, "ckpt: warning: %s\n", s) }}
 }
 
 // encryptFlags are push's: to whom it encrypts.
