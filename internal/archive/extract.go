@@ -36,10 +36,61 @@ import (
 // metadata relative to its open parent or through a descriptor of its own
 // (see at.go). A directory swapped for a link meanwhile is an error, never a
 // way out of dst.
+//
+// Extract takes the archive's word for how much it holds; ExtractLimited
+// does not.
 func Extract(ctx context.Context, r io.Reader, dst string, kind Kind) (Stats, error) {
+	return extract(ctx, r, dst, kind, nil)
+}
+
+// Limits are the most an archive may hold, as the manifest of its
+// checkpoint declares it (format.Volume's and format.Layer's Entries and
+// Bytes): Entries tar entries and Bytes bytes of regular-file content,
+// both counted as Stats counts them, so that the Stats that Write returned
+// are the limits its archive extracts within. Every entry counts, the root
+// entry "./", whiteouts and opaque markers included, and so does every
+// directory made for an entry whose parent the archive lacks (Write's
+// archives have none); Bytes are those of the regular files written. Zero
+// is a limit like any other: an archive whose manifest declares no bytes
+// may hold no file content. A manifest from elsewhere chooses the
+// numbers, so none of them can mean "no limit".
+type Limits struct {
+	Entries, Bytes int64
+}
+
+// LimitError is the error of ExtractLimited when the archive holds more
+// than its Limits.
+type LimitError struct {
+	// What is "entries" or "bytes of file content".
+	What string
+	// Limit is the limit the archive went past.
+	Limit int64
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("the archive holds more %s than its manifest declares (%d)", e.What, e.Limit)
+}
+
+// ExtractLimited is Extract of an archive that may hold lim at most. It
+// stops with a *LimitError before it creates the entry that goes past
+// lim.Entries, or the regular file whose data would take the bytes past
+// lim.Bytes: a checkpoint from elsewhere whose archive holds a million
+// small files, or many GiB, while its manifest declares a few, costs the
+// file system no more inodes and bytes than were declared (what was
+// extracted before the error stays in dst). A negative limit is an error.
+func ExtractLimited(ctx context.Context, r io.Reader, dst string, kind Kind, lim Limits) (Stats, error) {
+	if lim.Entries < 0 || lim.Bytes < 0 {
+		return Stats{}, fmt.Errorf("archive: invalid limits: %d entries, %d bytes", lim.Entries, lim.Bytes)
+	}
+	return extract(ctx, r, dst, kind, &lim)
+}
+
+// extract is Extract within lim, or without limits when lim is nil.
+func extract(ctx context.Context, r io.Reader, dst string, kind Kind, lim *Limits) (Stats, error) {
 	x := &extractor{
 		dst:     dst,
 		kind:    kind,
+		lim:     lim,
 		cacheFd: -1,
 		fix:     make(map[string]*tar.Header),
 	}
@@ -64,6 +115,9 @@ func Extract(ctx context.Context, r io.Reader, dst string, kind Kind) (Stats, er
 		if err != nil {
 			return x.stats, fmt.Errorf("archive: reading tar: %w", err)
 		}
+		if x.lim != nil && x.stats.Entries+x.made >= x.lim.Entries {
+			return x.stats, fmt.Errorf("archive: entry %q: %w", hdr.Name, &LimitError{What: "entries", Limit: x.lim.Entries})
+		}
 		x.stats.Entries++
 		if err := x.entry(tr, hdr); err != nil {
 			return x.stats, fmt.Errorf("archive: entry %q: %w", hdr.Name, err)
@@ -76,6 +130,8 @@ type extractor struct {
 	dst     string
 	root    int // dst, open
 	kind    Kind
+	lim     *Limits                // what the archive may hold, or nil
+	made    int64                  // directories made for entries whose parents the archive lacks
 	cache   string                 // the directory last opened for entries, and
 	cacheFd int                    // its descriptor, or -1
 	fix     map[string]*tar.Header // directories whose mode and times are set last
@@ -113,6 +169,10 @@ func (x *extractor) walk(dir string, create bool) (fd int, done func(), err erro
 		elem := path.Base(p)
 		next, err := openat(cur, elem, dirFlags, 0)
 		if create && errors.Is(err, unix.ENOENT) {
+			if err := x.implied(); err != nil {
+				release()
+				return -1, nil, err
+			}
 			if err = unix.Mkdirat(cur, elem, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
 				next, err = openat(cur, elem, dirFlags, 0)
 			}
@@ -136,6 +196,18 @@ func (x *extractor) walk(dir string, create bool) (fd int, done func(), err erro
 		cur, owned = next, true
 	}
 	return cur, release, nil
+}
+
+// implied counts a directory that an entry's name implies and the archive
+// lacks, before walk makes it: an inode like an entry's, so it counts
+// against the limit of entries (an entry "a/b/.../z" would make hundreds).
+// Write's archives imply none: a directory comes before what it holds.
+func (x *extractor) implied() error {
+	if x.lim != nil && x.stats.Entries+x.made >= x.lim.Entries {
+		return &LimitError{What: "entries", Limit: x.lim.Entries}
+	}
+	x.made++
+	return nil
 }
 
 // parent returns the open directory that holds name (kept open for the
@@ -209,6 +281,11 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 	}
 	if x.kind == Overlay && strings.HasPrefix(path.Base(name), whiteoutPrefix) {
 		return x.whiteout(hdr, name)
+	}
+	// Before anything is made for the entry. x.stats.Bytes never exceeds
+	// x.lim.Bytes: the difference does not overflow.
+	if hdr.Typeflag == tar.TypeReg && x.lim != nil && hdr.Size > x.lim.Bytes-x.stats.Bytes {
+		return &LimitError{What: "bytes of file content", Limit: x.lim.Bytes}
 	}
 	dir, base, err := x.parent(name, true)
 	if err != nil {

@@ -81,6 +81,22 @@ const (
 	// archive cannot bring its own. A checkpoint without one was made before
 	// ckpt wrote it, on this host.
 	OriginFile = "origin.json"
+	// SignatureFile is the signature of ManifestFile by the store that made
+	// the checkpoint (an SSH signature, internal/sign): written beside the
+	// manifest by a save, or kept from the archive or registry artifact an
+	// imported checkpoint came with. Like OriginFile it is never listed in
+	// the manifest, which it signs.
+	SignatureFile = "manifest.json.sig"
+	// IdentityDir, at the store's root, holds the store's signing key,
+	// IdentityKey (an OpenSSH ed25519 private key, made on first use) and
+	// IdentityKey + ".pub".
+	IdentityDir = "identity"
+	IdentityKey = "ckpt_ed25519"
+	// TrustDir, at the store's root, holds AllowedSignersFile: the keys
+	// whose checkpoints this store resumes whole, as ssh-keygen's allowed
+	// signers (managed with ckpt trust).
+	TrustDir           = "trust"
+	AllowedSignersFile = "allowed_signers"
 )
 
 // Origin is the content of OriginFile.
@@ -93,6 +109,14 @@ type Origin struct {
 	// Time is when the checkpoint was committed to this store.
 	Time time.Time `json:"time"`
 }
+
+// Trust levels of a checkpoint (store.Trust): made here, signed by a key
+// the store trusts, or neither. Only the first two come back whole.
+const (
+	TrustLocal     = "local"
+	TrustSigned    = "signed"
+	TrustUntrusted = "untrusted"
+)
 
 // Manifest describes one checkpoint. It is written last, and a checkpoint
 // without a manifest whose checksum matches ManifestSumFile is not a
@@ -376,18 +400,22 @@ func (m *Manifest) CheckResumable() error {
 
 // CheckFiles checks the file list of a manifest: every path is clean,
 // slash-separated, relative, inside the checkpoint, listed once, not a name
-// ckpt writes itself (ManifestFile, ManifestSumFile, OriginFile), and not
-// also a directory of another path; sizes are not negative and sums are hex
-// sha256; chunks add up to their file, name it by their sums, and are not
-// more than MaxChunks.
+// ckpt writes itself (ManifestFile, ManifestSumFile, OriginFile,
+// SignatureFile), and not also a directory of another path; sizes are not
+// negative and sums are hex sha256; chunks add up to their file, name it by
+// their sums, and are not more than MaxChunks; and the list is within the
+// limits of a checkpoint (MaxFiles, MaxCheckpointChunks, MaxChunkRepeats).
 func CheckFiles(files []File) error {
+	if err := checkLimits(files); err != nil {
+		return err
+	}
 	seen := make(map[string]bool, len(files))
 	for _, f := range files {
 		if err := checkPath(f.Path); err != nil {
 			return fmt.Errorf("file %q: %v", f.Path, err)
 		}
 		switch f.Path {
-		case ManifestFile, ManifestSumFile, OriginFile:
+		case ManifestFile, ManifestSumFile, OriginFile, SignatureFile:
 			return fmt.Errorf("file %q: a reserved name", f.Path)
 		}
 		if seen[f.Path] {

@@ -6,7 +6,9 @@
 package preflight
 
 import (
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/system"
@@ -75,6 +77,9 @@ type Host struct {
 	Free func(dir string) (int64, error)
 	// Size returns the bytes a tree holds (default archive.Size).
 	Size func(dir string) (int64, error)
+	// FreeInodes returns the files that can still be made in the file
+	// system of dir (default statfs).
+	FreeInodes func(dir string) (int64, error)
 }
 
 // withDefaults fills in what h leaves unset with this host's.
@@ -103,6 +108,9 @@ func (h Host) withDefaults() Host {
 	}
 	if h.Size == nil {
 		h.Size = archive.Size
+	}
+	if h.FreeInodes == nil {
+		h.FreeInodes = FreeInodes
 	}
 	return h
 }
@@ -168,8 +176,11 @@ func (h Host) Need(c *container.InspectResponse, upper string, memory int64) (in
 }
 
 // Space returns an error when need bytes, saving container name, do not fit
-// in the store at dir.
+// in the store at dir (Fits), or when need is negative.
 func (h Host) Space(dir, name string, need int64) error {
+	if need < 0 {
+		return fmt.Errorf("cannot check the space to save %s: %d bytes needed is negative", name, need)
+	}
 	free, err := h.withDefaults().Free(dir)
 	if err != nil {
 		return err
@@ -180,31 +191,126 @@ func (h Host) Space(dir, name string, need int64) error {
 	return nil
 }
 
-// SpaceError is the error of a save that does not fit in the store; it was
-// refused before anything was changed.
+// SpaceError is the error of a save, an import or a resume that does not
+// fit; it was refused before anything was changed.
 type SpaceError struct {
-	// Dir is the store's directory.
+	// Dir is the directory that lacks room: the store's, or the engine's
+	// for a resume.
 	Dir string
-	// Container is the container to save.
+	// Container is the container to save or resume.
 	Container string
-	// Need and Free are the bytes the save needs and those free in Dir.
+	// Resume is true when the container was to be resumed, not saved.
+	Resume bool
+	// Need and Free are the bytes needed and those free in Dir; when
+	// Inodes is true, the files (inodes) instead.
 	Need, Free int64
+	Inodes     bool
 }
 
 func (e *SpaceError) Error() string {
-	return fmt.Sprintf("not enough space in %s to save %s: about %s needed, %s free", e.Dir, e.Container, units.Bytes(e.Need), units.Bytes(e.Free))
+	op := "save"
+	if e.Resume {
+		op = "resume"
+	}
+	if e.Inodes {
+		return fmt.Sprintf("not enough free inodes in %s to %s %s: %d files to make, %d free", e.Dir, op, e.Container, e.Need, e.Free)
+	}
+	return fmt.Sprintf("not enough space in %s to %s %s: about %s needed, %s free", e.Dir, op, e.Container, units.Bytes(e.Need), units.Bytes(e.Free))
+}
+
+// Room returns an error when what a resume of container name writes into
+// the file system of dir, bytes and files (inodes) as its checkpoint
+// declares them, does not fit there (Fits, with its margin).
+func (h Host) Room(dir, name string, bytes, files int64) error {
+	h = h.withDefaults()
+	if bytes < 0 || files < 0 {
+		return fmt.Errorf("cannot check the room to resume %s: %d bytes and %d files", name, bytes, files)
+	}
+	free, err := h.Free(dir)
+	if err != nil {
+		return err
+	}
+	if !Fits(bytes, free) {
+		return &SpaceError{Dir: dir, Container: name, Resume: true, Need: bytes, Free: free}
+	}
+	inodes, err := h.FreeInodes(dir)
+	if err != nil {
+		return err
+	}
+	if files > inodes || files/20+1000 > inodes-files {
+		return &SpaceError{Dir: dir, Container: name, Resume: true, Need: files, Free: inodes, Inodes: true}
+	}
+	return nil
 }
 
 // Fits reports whether a save estimated to need need bytes fits in free
-// bytes, with a margin of 5% and 16 MiB for what the estimate misses.
-func Fits(need, free int64) bool { return need+need/20+16<<20 <= free }
+// bytes, with a margin of 5% and 16 MiB for what the estimate misses. The
+// margin is compared with what is left once need is taken, so that no sum
+// wraps around however large need is; a negative need never fits.
+func Fits(need, free int64) bool {
+	if need < 0 || need > free {
+		return false
+	}
+	return need/20+16<<20 <= free-need
+}
 
 // Free returns the bytes available to an unprivileged user in the file
-// system of dir.
+// system of dir; math.MaxInt64 when there are more.
 func Free(dir string) (int64, error) {
 	var fs unix.Statfs_t
 	if err := unix.Statfs(dir, &fs); err != nil {
 		return 0, fmt.Errorf("cannot measure free space in %s: %w", dir, err)
 	}
-	return int64(fs.Bavail) * int64(fs.Bsize), nil
+	return blocksBytes(uint64(fs.Bavail), int64(fs.Bsize)), nil
+}
+
+// FreeInodes returns the files that can still be made in the file system
+// of dir; math.MaxInt64 for file systems that do not count them (Files is
+// 0: btrfs).
+func FreeInodes(dir string) (int64, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return 0, fmt.Errorf("cannot count free inodes in %s: %w", dir, err)
+	}
+	if fs.Files == 0 {
+		return math.MaxInt64, nil
+	}
+	return blocksBytes(fs.Ffree, 1), nil
+}
+
+// blocksBytes is n blocks of size bytes, or math.MaxInt64 when that is more
+// than an int64 holds.
+func blocksBytes(n uint64, size int64) int64 {
+	if size <= 0 || n == 0 {
+		return 0
+	}
+	if n > uint64(math.MaxInt64/size) {
+		return math.MaxInt64
+	}
+	return int64(n) * size
+}
+
+// ErrTooLarge is the error of sizes that add up to more than an int64
+// holds, 8 EiB: no store has that much room, and such sizes, added up
+// without a check, wrap around to a small or negative total that passes
+// any check of free space.
+var ErrTooLarge = errors.New("the sizes add up to more than 8 EiB")
+
+// SumSizes adds sizes in bytes, such as those a checkpoint's manifest
+// declares for its files, and returns an error when one of them is
+// negative or when they add up to more than an int64 holds (ErrTooLarge).
+// A checkpoint from elsewhere declares what it likes: its sizes are added
+// with SumSizes before they are compared with free space.
+func SumSizes(sizes ...int64) (int64, error) {
+	var total int64
+	for _, n := range sizes {
+		if n < 0 {
+			return 0, fmt.Errorf("a size is negative (%d)", n)
+		}
+		if n > math.MaxInt64-total {
+			return 0, ErrTooLarge
+		}
+		total += n
+	}
+	return total, nil
 }

@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -113,9 +114,72 @@ func TestFits(t *testing.T) {
 		{0, 16<<20 - 1, false},
 		{100 << 20, 105<<20 + 16<<20, true},
 		{100 << 20, 105<<20 + 16<<20 - 1, false},
+		// need+need/20+16 MiB wraps around to a negative number: it
+		// fitted in any free space.
+		{math.MaxInt64 - 1<<20, 1 << 30, false},
+		{math.MaxInt64, math.MaxInt64, false},
+		{math.MaxInt64 / 2, math.MaxInt64, true},
+		{-1, 1 << 30, false},
 	} {
 		if got := Fits(tt.need, tt.free); got != tt.want {
 			t.Errorf("Fits(%d, %d) = %v", tt.need, tt.free, got)
+		}
+	}
+}
+
+// TestSpaceLarge: a need whose margin wraps around is refused; so is a
+// negative one.
+func TestSpaceLarge(t *testing.T) {
+	h := Host{Free: func(string) (int64, error) { return 1 << 40, nil }}
+	for _, need := range []int64{math.MaxInt64, math.MaxInt64 - 16<<20, -1} {
+		if err := h.Space("/store", "web", need); err == nil {
+			t.Errorf("Space(%d) fits in 1 TiB", need)
+		}
+	}
+}
+
+func TestSumSizes(t *testing.T) {
+	for _, tt := range []struct {
+		sizes   []int64
+		want    int64
+		wantErr string
+	}{
+		{nil, 0, ""},
+		{[]int64{1, 2, 3}, 6, ""},
+		{[]int64{math.MaxInt64}, math.MaxInt64, ""},
+		{[]int64{math.MaxInt64 - 1, 1}, math.MaxInt64, ""},
+		{[]int64{math.MaxInt64, 1}, 0, "more than 8 EiB"},
+		// Four sizes of 4 EiB wrap around to 0 without a check.
+		{[]int64{1 << 62, 1 << 62, 1 << 62, 1 << 62}, 0, "more than 8 EiB"},
+		{[]int64{math.MaxInt64, math.MaxInt64, 2}, 0, "more than 8 EiB"},
+		{[]int64{5, -1}, 0, "a size is negative (-1)"},
+		{[]int64{math.MinInt64, math.MinInt64}, 0, "negative"},
+	} {
+		got, err := SumSizes(tt.sizes...)
+		if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) || got != tt.want {
+			t.Errorf("SumSizes(%v) = %d, %v; want %d, %q", tt.sizes, got, err, tt.want, tt.wantErr)
+		}
+		if strings.Contains(tt.wantErr, "8 EiB") && !errors.Is(err, ErrTooLarge) {
+			t.Errorf("SumSizes(%v): %v is not ErrTooLarge", tt.sizes, err)
+		}
+	}
+}
+
+func TestBlocksBytes(t *testing.T) {
+	for _, tt := range []struct {
+		n    uint64
+		size int64
+		want int64
+	}{
+		{0, 4096, 0},
+		{10, 4096, 40960},
+		{10, 0, 0},
+		{math.MaxUint64, 4096, math.MaxInt64},
+		{1 << 52, 4096, math.MaxInt64},
+		{1<<51 - 1, 4096, (1<<51 - 1) * 4096},
+	} {
+		if got := blocksBytes(tt.n, tt.size); got != tt.want {
+			t.Errorf("blocksBytes(%d, %d) = %d, want %d", tt.n, tt.size, got, tt.want)
 		}
 	}
 }

@@ -775,20 +775,25 @@ func (s *Store) CollectChunks() (removed int, freed int64, busy bool, err error)
 }
 
 // usedChunks returns the sums of the chunks listed by the manifests of the
-// store's checkpoints. A checkpoint whose manifest cannot be read is
-// damaged and never resumed: its chunks are not kept for it.
+// store's checkpoints. A checkpoint whose manifest is damaged (missing,
+// not matching its sha256, not JSON) is never resumed: its chunks are not
+// kept for it. One whose manifest matches its sha256 and parses, but that
+// this ckpt's checks refuse, keeps its chunks: some ckpt committed it as it
+// is. Any other error, such as an I/O error reading a manifest, says
+// nothing of the checkpoint, which may be whole: it stops the collection,
+// and nothing is removed.
 func (s *Store) usedChunks() (map[string]bool, error) {
 	used := map[string]bool{}
 	containers, err := s.Containers()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot list the store's containers, so no chunk was removed: %w", err)
 	}
 	for _, c := range containers {
 		ents, err := os.ReadDir(s.checkpointsDir(c))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		} else if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cannot list the checkpoints of %s, so no chunk was removed: %w", c, err)
 		}
 		for _, e := range ents {
 			if !e.IsDir() || strings.HasPrefix(e.Name(), format.TempPrefix) {
@@ -796,10 +801,16 @@ func (s *Store) usedChunks() (map[string]bool, error) {
 			}
 			m, err := readManifest(filepath.Join(s.checkpointsDir(c), e.Name()))
 			var newer *newerFormatError
-			if errors.As(err, &newer) {
+			var damaged *damagedManifestError
+			switch {
+			case errors.As(err, &newer):
 				return nil, fmt.Errorf("checkpoint %s:%s has format version %d, newer than this ckpt's; its chunks are unknown here, so none were removed (a newer ckpt collects them)", c, e.Name(), newer.version)
-			} else if err != nil {
+			case errors.As(err, &damaged) && damaged.parsed != nil:
+				m = damaged.parsed
+			case errors.As(err, &damaged):
 				continue
+			case err != nil:
+				return nil, fmt.Errorf("checkpoint %s:%s: cannot read its manifest, so no chunk was removed: %w", c, e.Name(), err)
 			}
 			for _, f := range m.Files {
 				for _, ch := range f.Chunks {

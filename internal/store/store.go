@@ -257,26 +257,54 @@ func readOrigin(dir string) (format.Origin, error) {
 	return o, nil
 }
 
+// readManifest reads and checks the manifest of the checkpoint in dir. Its
+// errors are a *newerFormatError, a *damagedManifestError when the
+// manifest is damaged, or any other error when the manifest or its sum
+// file could not be read (an I/O error, too many open files): such an
+// error says nothing of the checkpoint, which may be whole.
 func readManifest(dir string) (*format.Manifest, error) {
 	raw, err := readRawManifest(dir)
 	if err != nil {
+		// readRawManifest wraps the error of reading a file, and only
+		// that: a sha256 mismatch has no cause. A file that is not there
+		// is damage: a checkpoint's directory gets its name with both
+		// files, and loses it before it loses them (Remove).
+		if cause := errors.Unwrap(err); cause == nil || errors.Is(cause, fs.ErrNotExist) {
+			return nil, &damagedManifestError{err: err}
+		}
 		return nil, err
 	}
 	var m format.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", format.ManifestFile, err)
+		return nil, &damagedManifestError{err: fmt.Errorf("%s: %w", format.ManifestFile, err)}
 	}
 	if m.FormatVersion > format.Version {
 		return nil, &newerFormatError{m.FormatVersion}
 	}
 	if m.FormatVersion < 1 {
-		return nil, fmt.Errorf("%s: format version %d is not valid", format.ManifestFile, m.FormatVersion)
+		return nil, &damagedManifestError{err: fmt.Errorf("%s: format version %d is not valid", format.ManifestFile, m.FormatVersion), parsed: &m}
 	}
 	if err := m.Check(); err != nil {
-		return nil, err
+		return nil, &damagedManifestError{err: err, parsed: &m}
 	}
 	return &m, nil
 }
+
+// damagedManifestError is a checkpoint's manifest that was read and is not
+// one this ckpt takes: missing, or its sum file missing, not matching its
+// sha256, not JSON, or refused by format.Manifest.Check. It reads as the
+// error it wraps.
+type damagedManifestError struct {
+	err error
+	// parsed is the manifest when it matched its sha256 and parsed, and
+	// only its checks failed. Some ckpt committed it as it is, one whose
+	// checks may have differed (before a limit of format.Manifest.Check):
+	// CollectChunks keeps what it lists.
+	parsed *format.Manifest
+}
+
+func (e *damagedManifestError) Error() string { return e.err.Error() }
+func (e *damagedManifestError) Unwrap() error { return e.err }
 
 // readRawManifest returns the manifest in dir, byte for byte, once it has
 // checked it against its sha256 file.

@@ -869,10 +869,16 @@ const FutureSlack = 10 * time.Minute
 
 // checkSpace refuses an import whose files, as the manifest declares them,
 // do not fit in the store (with save's margin), before anything is written.
+// The sizes are added with checks: sizes that wrap around would fit in any
+// free space.
 func (im *importer) checkSpace(m *format.Manifest) error {
-	var need int64
-	for _, f := range m.Files {
-		need += f.Size
+	sizes := make([]int64, len(m.Files))
+	for i, f := range m.Files {
+		sizes[i] = f.Size
+	}
+	need, err := preflight.SumSizes(sizes...)
+	if err != nil {
+		return refuse(ErrInvalid, "%s: its files' sizes: %v", format.ManifestFile, err)
 	}
 	return (preflight.Host{Free: im.free}).Space(im.st.Root, m.Container.Name, need)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -451,6 +452,34 @@ func TestImportSpace(t *testing.T) {
 		t.Fatalf("err = %v, want a SpaceError for %d bytes", err, ck.Size())
 	}
 	assertNothingImported(t, st)
+}
+
+// TestImportSizesWrap: a manifest whose file sizes add up to more than an
+// int64 holds, wrapping around to a few bytes, is refused before anything
+// is written, however much room the store has.
+func TestImportSizesWrap(t *testing.T) {
+	ck := sample(t)
+	h, m, files := exportEntries(t, ck)
+	// Four whole (not chunked) files of 4 EiB each: 2^64 bytes, 0 once
+	// wrapped, plus the other files' few bytes.
+	n := 0
+	for _, f := range m["files"].([]any) {
+		if f := f.(map[string]any); f["chunks"] == nil && n < 4 {
+			f["size"] = int64(1 << 62)
+			n++
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d whole files in the sample, want 4 at least", n)
+	}
+	st := newStore(t)
+	_, _, err := importBytes(st, buildTar(t, buildEntries(t, h, m, files)),
+		ImportOptions{Free: func(string) (int64, error) { return 1 << 40, nil }})
+	wantRefused(t, err, ErrInvalid, "manifest.json: its files' sizes: the sizes add up to more than 8 EiB")
+	assertNothingImported(t, st)
+	if _, err := os.Lstat(filepath.Join(st.Root, format.ChunksDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the import wrote chunks (%v)", err)
+	}
 }
 
 // TestImportOrigin: an imported checkpoint says so; one made here does not.

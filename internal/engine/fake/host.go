@@ -15,8 +15,9 @@ type Host struct {
 	CRIUErr error
 	// RuncConfErr is what keeping runc.conf returns.
 	RuncConfErr error
-	// Free is the free space of every file system.
-	Free int64
+	// Free is the free space of every file system, and Inodes its free
+	// inodes.
+	Free, Inodes int64
 	// Facts are the host's facts.
 	Facts criu.Facts
 
@@ -27,7 +28,7 @@ type Host struct {
 
 // NewHost returns a host where everything works.
 func NewHost() *Host {
-	return &Host{Free: 1 << 40, Facts: criu.Facts{Kernel: "6.1.0", Arch: "amd64", CPUFlags: []string{"fpu", "sse2"}}}
+	return &Host{Free: 1 << 40, Inodes: 1 << 30, Facts: criu.Facts{Kernel: "6.1.0", Arch: "amd64", CPUFlags: []string{"fpu", "sse2"}}}
 }
 
 // Options returns the extra runc.conf lines each run with options had.
@@ -49,7 +50,8 @@ func (h *Host) Preflight() preflight.Host {
 			h.mu.Unlock()
 			return fn()
 		},
-		Facts: func() criu.Facts { return h.Facts },
-		Free:  func(string) (int64, error) { return h.Free, nil },
+		Facts:      func() criu.Facts { return h.Facts },
+		Free:       func(string) (int64, error) { return h.Free, nil },
+		FreeInodes: func(string) (int64, error) { return h.Inodes, nil },
 	}
 }
