@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -56,6 +57,9 @@ func EnsureRuncConf(path string) (bool, error) {
 // restore; runc reads this file for every one, so a host-wide lock keeps two
 // ckpt runs from seeing each other's lines.
 func WithRuncOptions(path string, extra []string, fn func() error) error {
+	if err := CheckRuncOptions(extra); err != nil {
+		return err
+	}
 	unlock, err := lockConf(path)
 	if err != nil {
 		return err
@@ -69,6 +73,32 @@ func WithRuncOptions(path string, extra []string, fn func() error) error {
 		return err
 	}
 	return ferr
+}
+
+// runcOptionPatterns are the only lines ckpt adds to its block for one
+// checkpoint or restore: CRIU's configuration parser makes every word an
+// option, so a value with a space, a newline or anything unexpected (from
+// a checkpoint made elsewhere, say) could add options of its own, such as
+// a directory of plugins CRIU loads as root.
+var runcOptionPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`^cgroup-root /[A-Za-z0-9_.@:/-]{0,1000}$`),
+	regexp.MustCompile(`^external net\[[0-9]{1,20}\]:extRootNetNS$`),
+	regexp.MustCompile(`^timeout [0-9]{1,6}$`),
+}
+
+// CheckRuncOptions returns an error naming the first line of extra that is
+// not one of the options ckpt adds (runcOptionPatterns).
+func CheckRuncOptions(extra []string) error {
+	for _, l := range extra {
+		ok := false
+		for _, p := range runcOptionPatterns {
+			ok = ok || p.MatchString(l)
+		}
+		if !ok || strings.Contains(l, "/..") {
+			return fmt.Errorf("refusing CRIU option %q: not one ckpt sets", l)
+		}
+	}
+	return nil
 }
 
 // lockConf takes the host-wide lock on runc.conf's block: an flock of the

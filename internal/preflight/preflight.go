@@ -133,6 +133,9 @@ func (h Host) WithOptions(extra []string, fn func() error) error {
 	if len(extra) == 0 {
 		return fn()
 	}
+	if err := criu.CheckRuncOptions(extra); err != nil {
+		return err
+	}
 	return h.withDefaults().WithRuncOptions(extra, fn)
 }
 
