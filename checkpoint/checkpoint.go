@@ -274,9 +274,16 @@ func (s *saver) begin(ctx context.Context) (err error) {
 	if name == "" {
 		name = s.opts.Store.NewName(s.name, s.start)
 	}
+	// The store's key signs the manifest at the commit, so that the
+	// checkpoint, exported or pushed, is trusted where this store is.
+	id, err := s.opts.Store.Identity()
+	if err != nil {
+		return err
+	}
 	if s.pending, err = s.opts.Store.Begin(s.name, name); err != nil {
 		return err
 	}
+	s.pending.Signer = id
 	s.m = s.manifest()
 	if s.hot() {
 		s.runcOpts, err = s.netns(ctx)

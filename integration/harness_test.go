@@ -278,6 +278,23 @@ func (e *env) ckptEnv(env []string, args ...string) result {
 }
 
 // mustCkpt runs ckpt and fails the test unless it exits 0.
+// storeKey returns the public key of the store at dir (ckpt trust key).
+func (e *env) storeKey(dir string) string {
+	e.t.Helper()
+	r := e.ckpt("trust", "key", "CKPT_STORE="+dir)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ssh-ed25519 ") {
+		e.t.Fatalf("ckpt trust key: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	return strings.TrimSpace(r.stdout)
+}
+
+// trustStore makes e's store trust the checkpoints the store at dir signs,
+// under name, as a user does with ckpt trust add.
+func (e *env) trustStore(name, dir string) {
+	e.t.Helper()
+	e.mustCkpt("trust", "add", name, e.storeKey(dir))
+}
+
 func (e *env) mustCkpt(args ...string) result {
 	e.t.Helper()
 	r := e.ckpt(args...)

@@ -430,6 +430,14 @@ func TestRegistryPushPullResume(t *testing.T) {
 	if err := docker.VolumeRemove(context.Background(), vol, false); err != nil {
 		t.Fatal(err)
 	}
+	// That store does not trust this one: the pulled checkpoint would come
+	// back as data only, which --no-fallback refuses, creating nothing.
+	r = ckpt(creds, "resume", "--no-fallback", "--ca-file", reg.ca, "--from", other+":v1", elsewhere)
+	if r.code != 1 || !strings.Contains(r.stderr, "is not trusted: it is signed by key SHA256:") || e.inspect(name) != nil {
+		t.Fatalf("untrusted resume --from --no-fallback: exit %d %s", r.code, r.stderr)
+	}
+	// Once it trusts this store, the same comes back whole.
+	ckpt(creds, "trust", "add", "host1", e.storeKey(e.store), elsewhere).must(t)
 	ckpt(creds, "resume", "--ca-file", reg.ca, "--from", other+":v1", elsewhere).must(t)
 	e.assertContinues(name, before)
 	r = ckpt(creds, "pull", "--json", "--ca-file", reg.ca, other+":v1", elsewhere)
@@ -594,7 +602,11 @@ func TestRegistryAnotherEngine(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	// Pull and resume there.
+	// Pull and resume there, in a store that trusts this one.
+	trust := there([]string{"CKPT_STORE=" + inside(filepath.Join(dir, "store"))}, "/opt/ckpt/bin/ckpt", "trust", "add", "host1", e.storeKey(e.store))
+	if out, err := trust.CombinedOutput(); err != nil {
+		t.Fatalf("ckpt trust add on %s: %v %s", other, err, out)
+	}
 	res := there([]string{"DOCKER_CONFIG=" + inside(reg.config), "CKPT_STORE=" + inside(filepath.Join(dir, "store"))},
 		"/opt/ckpt/bin/ckpt", "resume", "--ca-file", inside(reg.ca), "--from", ref)
 	out, err := res.CombinedOutput()

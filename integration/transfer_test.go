@@ -2,10 +2,10 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,7 +56,9 @@ func TestExportImportRoundTrip(t *testing.T) {
 			if err := docker.VolumeRemove(context.Background(), vol, false); err != nil {
 				t.Fatal(err)
 			}
-			e.store = t.TempDir() // the other host's store
+			from := e.store
+			e.store = t.TempDir() // the other host's store, which trusts the first
+			e.trustStore("host1", from)
 			if tc.name == "age" {
 				r := e.ckpt("import", archive)
 				if r.code != 1 || !strings.Contains(r.stderr, "the archive is encrypted") {
@@ -72,7 +74,10 @@ func TestExportImportRoundTrip(t *testing.T) {
 					t.Fatalf("a refused import left something:\n%s", ls)
 				}
 			}
-			e.mustCkpt(append(append([]string{"import"}, subst(tc.importF)...), archive)...)
+			r := e.mustCkpt(append(append([]string{"import"}, subst(tc.importF)...), archive)...)
+			if !strings.Contains(r.stdout, "; signed by host1: it comes back whole; resume it with: ckpt resume "+name+"\n") {
+				t.Errorf("import: %s", r.stdout)
+			}
 			e.mustCkpt("resume", name)
 			e.assertContinues(name, before)
 			if got, _ := e.call(name, "GET", "/read?path=/data/history.log"); !strings.HasPrefix(got, history) {
@@ -117,45 +122,85 @@ func TestImportDamagedArchive(t *testing.T) {
 	}
 }
 
-// An imported checkpoint whose container asks for more than a plain one
-// (here an added capability and a bind mount of a host directory) is listed
-// at import and refused by resume, which creates nothing, until --trust.
-func TestImportUntrusted(t *testing.T) {
+// A checkpoint exported from one store and imported into another that
+// does not trust the first comes back as data only: its volume and
+// writable layer, in a plain container without the capability and the
+// host directory it had, its memory not restored; the output says so, and
+// how to trust its signer. After docker rm, --trust resumes it whole. A
+// third store that trusts the first resumes it whole without a flag.
+func TestImportTrust(t *testing.T) {
 	e := newEnv(t)
-	name := e.name("app")
+	name, vol := e.name("app"), e.name("data")
 	hostDir := t.TempDir()
-	e.startApp(name, appOpts{host: func(hc *container.HostConfig) {
+	e.startApp(name, appOpts{volume: vol, host: func(hc *container.HostConfig) {
 		hc.CapAdd = []string{"NET_ADMIN"}
 		hc.Binds = append(hc.Binds, hostDir+":/hostdir")
 	}})
 	before := e.waitCounter(name, 3)
+	history, _ := e.call(name, "GET", "/read?path=/data/history.log")
 	e.mustCkpt("save", name)
 	archive := filepath.Join(t.TempDir(), "a.ckpt")
 	e.mustCkpt("export", "-o", archive, name)
 	removeContainer(t, name)
+	if err := docker.VolumeRemove(context.Background(), vol, false); err != nil {
+		t.Fatal(err)
+	}
+	first := e.store
+	key := e.storeKey(first)
 
-	e.store = t.TempDir() // the other host's store
+	e.store = t.TempDir() // another host's store, which does not trust the first
 	r := e.mustCkpt("import", archive)
-	for _, want := range []string{"resume it with: ckpt resume --trust " + name, "  capability CAP_NET_ADMIN\n", "  bind mount " + hostDir + ":/hostdir\n"} {
+	for _, want := range []string{"not trusted (it is signed by key SHA256:", "it comes back as data only, in a plain container; resume it with: ckpt resume " + name + "\n",
+		"  capability CAP_NET_ADMIN\n", "  bind mount " + hostDir + ":/hostdir\n", "then: ckpt trust add NAME 'KEY'; or resume with --trust\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("import output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	r = e.ckpt("resume", name)
-	want := fmt.Sprintf("ckpt: error: checkpoint %s:", name)
-	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "was imported, and it asks for more than a plain container: capability CAP_NET_ADMIN; bind mount "+hostDir+":/hostdir") ||
-		!strings.Contains(r.stderr, "resume with --trust") {
-		t.Fatalf("untrusted resume: exit %d\n%s", r.code, r.stderr)
+	if r := e.mustCkpt("ls", name); !strings.Contains(r.stdout, "complete  untrusted") {
+		t.Errorf("ls:\n%s", r.stdout)
 	}
-	if e.inspect(name) != nil {
-		t.Fatal("the refused resume created the container")
-	}
-	if r := e.mustCkpt("inspect", name); !strings.Contains(r.stdout, "imported; asks for more than a plain container") {
+	if r := e.mustCkpt("inspect", name); !strings.Contains(r.stdout, "imported; not trusted (it is signed by key SHA256:") {
 		t.Errorf("inspect:\n%s", r.stdout)
 	}
+	r = e.mustCkpt("resume", name)
+	if !strings.Contains(r.stdout, "data only, in a plain container: it is not trusted") || !strings.Contains(r.stdout, "  left out: capability CAP_NET_ADMIN\n") ||
+		!strings.Contains(r.stdout, "  left out: bind mount "+hostDir+":/hostdir\n") || !strings.Contains(r.stderr, "to resume it whole, check that SHA256:") {
+		t.Errorf("untrusted resume:\n%s\n%s", r.stdout, r.stderr)
+	}
+	after := e.waitState(name)
+	if after.ID == before.ID {
+		t.Fatal("the memory of a checkpoint that is not trusted was restored")
+	}
+	if got, _ := e.call(name, "GET", "/read?path=/data/history.log"); !strings.HasPrefix(got, history) {
+		t.Error("the volume's data did not come back")
+	}
+	c := e.inspect(name)
+	if len(c.HostConfig.CapAdd) != 0 || slices.ContainsFunc(c.HostConfig.Binds, func(b string) bool { return strings.HasPrefix(b, hostDir) }) {
+		t.Errorf("untrusted container: capabilities %v, binds %v", c.HostConfig.CapAdd, c.HostConfig.Binds)
+	}
+
+	// Into the container it made, it is never resumed again; with --trust,
+	// after docker rm, it comes back whole.
+	if _, err := exec.Command("docker", "stop", "-t", "1", name).CombinedOutput(); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.ckpt("resume", name); r.code != 1 || !strings.Contains(r.stderr, "is not trusted") || !strings.Contains(r.stderr, "docker rm "+name) {
+		t.Errorf("resume into the existing container: exit %d %s", r.code, r.stderr)
+	}
+	removeContainer(t, name)
 	e.mustCkpt("resume", "--trust", name)
 	e.assertContinues(name, before)
 	if c := e.inspect(name); len(c.HostConfig.CapAdd) != 1 {
 		t.Errorf("trusted resume: capabilities %v", c.HostConfig.CapAdd)
 	}
+	removeContainer(t, name)
+
+	// A store that trusts the first: whole, no flag.
+	e.store = t.TempDir()
+	e.mustCkpt("trust", "add", "host1", key)
+	if r := e.mustCkpt("import", archive); !strings.Contains(r.stdout, "; signed by host1: it comes back whole;") {
+		t.Errorf("import into a store that trusts the first:\n%s", r.stdout)
+	}
+	e.mustCkpt("resume", name)
+	e.assertContinues(name, before)
 }

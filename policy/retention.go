@@ -13,6 +13,10 @@ type Item struct {
 	Container, Name string
 	Created         time.Time
 	Size            int64
+	// Untrusted is true for a checkpoint from elsewhere that is not
+	// trusted: it picked its own date, so it counts as older than every
+	// trusted one of its container, and never takes their place.
+	Untrusted bool
 }
 
 // Verdict is what retention decided for one item.
@@ -26,9 +30,9 @@ type Verdict struct {
 // verdict per item, in the input order.
 //
 // The rules apply in this order:
-//   - the newest checkpoint of each container (by Created, ties broken by
-//     the greater Name) is always kept, so that retention never removes the
-//     only way back;
+//   - the newest checkpoint of each container (trusted ones before
+//     untrusted ones, then by Created, ties broken by the greater Name) is
+//     always kept, so that retention never removes the only way back;
 //   - with KeepLast, the checkpoints of a container beyond its KeepLast
 //     newest go;
 //   - with MaxAge, the remaining ones created before now-MaxAge go;
@@ -105,9 +109,13 @@ func ApplyRetention(items []Item, r Retention, now time.Time) []Verdict {
 	return out
 }
 
-// newerItem orders checkpoints newest first: by Created, then by Name
-// descending (default names sort in creation order).
+// newerItem orders checkpoints newest first: trusted before untrusted,
+// then by Created, then by Name descending (default names sort in creation
+// order).
 func newerItem(a, b Item) bool {
+	if a.Untrusted != b.Untrusted {
+		return b.Untrusted
+	}
 	if !a.Created.Equal(b.Created) {
 		return a.Created.After(b.Created)
 	}

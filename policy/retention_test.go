@@ -47,6 +47,32 @@ func TestApplyRetention(t *testing.T) {
 			},
 		},
 		{
+			name: "an untrusted import dated in the future takes no trusted one's place",
+			items: []Item{
+				it("web", "w1", 2*day, 10),
+				it("web", "w2", day, 10),
+				{Container: "web", Name: "pulled", Created: now.Add(day), Size: 10, Untrusted: true},
+			},
+			r:   Retention{KeepLast: 2},
+			now: now,
+			want: []string{
+				"web:w1 keep (within retention)",
+				"web:w2 keep (newest of web)",
+				"web:pulled remove (beyond keep_last 2)",
+			},
+		},
+		{
+			name: "an untrusted checkpoint alone is the newest",
+			items: []Item{
+				{Container: "web", Name: "pulled", Created: now.Add(-30 * day), Size: 10, Untrusted: true},
+			},
+			r:   Retention{KeepLast: 1, MaxAge: day},
+			now: now,
+			want: []string{
+				"web:pulled keep (newest of web)",
+			},
+		},
+		{
 			name: "the only checkpoint stays whatever the limits",
 			items: []Item{
 				it("web", "only", 30*day, 1<<30),

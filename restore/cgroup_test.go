@@ -1,28 +1,33 @@
 package restore
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
-func TestCgroupRoot(t *testing.T) {
-	const old, new = "aaaa1111", "bbbb2222"
+func TestContainerCgroup(t *testing.T) {
+	id := strings.Repeat("b2", 32)
 	for _, tc := range []struct {
-		name  string
-		paths []string
-		want  string
+		name, driver, parent, want string
 	}{
-		{"systemd driver", []string{"system.slice/docker-aaaa1111.scope"}, "/system.slice/docker-bbbb2222.scope"},
-		{"cgroupfs driver", []string{"docker/aaaa1111"}, "/docker/bbbb2222"},
-		{"leading slash", []string{"/docker/aaaa1111"}, "/docker/bbbb2222"},
-		{"sub-cgroups inside the container", []string{"system.slice/docker-aaaa1111.scope/init", "system.slice/docker-aaaa1111.scope"}, "/system.slice/docker-bbbb2222.scope"},
-		{"only a sub-cgroup recorded", []string{"system.slice/docker-aaaa1111.scope/init.scope"}, "/system.slice/docker-bbbb2222.scope"},
-		{"custom parent", []string{"my.slice/my-web.slice/docker-aaaa1111.scope"}, "/my.slice/my-web.slice/docker-bbbb2222.scope"},
-		{"named v1 hierarchy beside", []string{"/", "system.slice/docker-aaaa1111.scope"}, "/system.slice/docker-bbbb2222.scope"},
-		{"another container's cgroup", []string{"system.slice/docker-cccc3333.scope"}, ""},
-		{"nothing", nil, ""},
+		{"systemd driver", "systemd", "", "/system.slice/docker-" + id + ".scope"},
+		{"systemd, a slice of its own", "systemd", "my-web.slice", "/my.slice/my-web.slice/docker-" + id + ".scope"},
+		{"systemd, the root slice", "systemd", "-.slice", "/docker-" + id + ".scope"},
+		{"cgroupfs driver", "cgroupfs", "", "/docker/" + id},
+		{"cgroupfs, a parent of its own", "cgroupfs", "/ci/jobs/", "/ci/jobs/" + id},
+		{"systemd, not a slice", "systemd", "/docker", ""},
+		{"a parent with a space", "cgroupfs", "/a b", ""},
+		{"a parent with a newline", "systemd", "x.slice\nlibdir /tmp", ""},
+		{"a parent going up", "cgroupfs", "/a/../..", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := cgroupRoot(tc.paths, old, new); got != tc.want {
-				t.Errorf("cgroupRoot(%q) = %q, want %q", tc.paths, got, tc.want)
+			got, err := containerCgroup(tc.driver, tc.parent, id)
+			if got != tc.want || (err != nil) != (tc.want == "") {
+				t.Errorf("containerCgroup(%q, %q) = %q, %v; want %q", tc.driver, tc.parent, got, err, tc.want)
 			}
 		})
+	}
+	if _, err := containerCgroup("systemd", "", "abc def"); err == nil {
+		t.Error("an id that is not one was taken")
 	}
 }

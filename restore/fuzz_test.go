@@ -12,8 +12,9 @@ import (
 
 // FuzzConfig feeds what an archive controls — the manifest, container.json,
 // holder.json and networks.json — to what resume does with them before it
-// touches the engine: the manifest's checks, the list of powers, whether the
-// container ran after the checkpoint, its network attachments and cgroup.
+// touches the engine: the manifest's checks, the configuration a container
+// is recreated with, trusted or not, whether the container ran after the
+// checkpoint, its network attachments and cgroup.
 // None of it may panic.
 func FuzzConfig(f *testing.F) {
 	f.Add([]byte(`{"formatVersion":2,"mode":"hot","container":{"name":"web","id":"abc"},"files":[],"volumes":[{"name":"v","archive":"volumes/v.tar","driverOpts":{"o":"bind"}}],"leftRunning":true}`),
@@ -33,15 +34,18 @@ func FuzzConfig(f *testing.F) {
 		_ = json.Unmarshal(holderJSON, &holder)
 		var nets []network.Inspect
 		_ = json.Unmarshal(netsJSON, &nets)
-		_ = powers(&m, &cfg, &holder, nets)
-		_ = powers(&m, &cfg, nil, nil)
 		if cfg.ContainerJSONBase != nil {
 			_ = ranAfter(cfg.State, &m)
 		}
-		if cfg.ContainerJSONBase != nil && cfg.HostConfig != nil {
-			r := &resumer{}
-			r.endpoints(cfg)
+		if cfg.ContainerJSONBase != nil && cfg.HostConfig != nil && cfg.Config != nil {
+			own := brought{volumes: map[string]bool{"v": true}, networks: map[string]bool{"n": true}}
+			for _, trusted := range []bool{true, false} {
+				_ = recreateSpec(cfg, trusted, own, "web-ckpt-net", engineDefaults{})
+				r := &resumer{trusted: trusted, own: own, res: &Result{}}
+				r.endpoints(cfg)
+			}
 		}
-		_ = cgroupRoot([]string{string(cfgJSON)}, m.Container.ID, "new")
+		_, _ = containerCgroup("systemd", string(cfgJSON), m.Container.ID)
+		_, _ = containerCgroup("cgroupfs", string(holderJSON), m.Container.ID)
 	})
 }

@@ -7,9 +7,12 @@ package restore
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -27,7 +30,6 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
-	"github.com/ckpt-dev/ckpt/internal/inspect"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/progress"
 	"github.com/ckpt-dev/ckpt/internal/steps"
@@ -68,9 +70,10 @@ type Options struct {
 	All bool
 	// From names the checkpoint to resume; empty means the newest complete one.
 	From string
-	// Trust lets an imported checkpoint recreate its container with what
-	// it asks for beyond a plain container (Powers): privileged mode, host
-	// paths, devices, ... Without it such a resume is refused.
+	// Trust resumes a checkpoint that is not trusted (store.Trust: neither
+	// made here nor signed by a key the store trusts) whole: its memory,
+	// and its container with all it asks for. Without it such a checkpoint
+	// comes back as data only, in a plain container (recreateSpec).
 	Trust bool
 	// Force resumes a container that ran after the checkpoint was taken:
 	// its processes come back from the checkpoint over files that are
@@ -99,6 +102,14 @@ type Result struct {
 	// Fallback says why memory was not restored, when the container was
 	// started normally instead.
 	Fallback error
+	// Trust is the checkpoint's trust, once chosen.
+	Trust store.Trust
+	// Untrusted is true when the checkpoint was not trusted and came back
+	// as data only, in a plain container.
+	Untrusted bool
+	// Dropped names what the saved configuration had and the recreated
+	// container did not get (recreateSpec).
+	Dropped []string
 	// Notes are things the user should know (volumes kept as they were, ...).
 	Notes []string
 	// Err is why the resume failed.
@@ -169,6 +180,15 @@ type resumer struct {
 	replace bool
 	// image is what a recreated container is created from.
 	image string
+	// trusted is true when the checkpoint comes back whole (store.Trust,
+	// or Options.Trust).
+	trusted bool
+	// tag marks the volumes and networks a resume of an untrusted
+	// checkpoint creates (restoredLabel): the checkpoint and its
+	// manifest's sha256.
+	tag string
+	// own are the volumes and networks an untrusted checkpoint may use.
+	own brought
 	// What this resume created, for its undo.
 	networks, volumes, containers []string
 }
@@ -267,28 +287,29 @@ func (r *resumer) find(ctx context.Context) (err error) {
 	if r.cfg.ContainerJSONBase == nil || r.cfg.Config == nil || r.cfg.HostConfig == nil {
 		return damaged(fmt.Errorf("%s lacks the container's configuration", format.ContainerFile))
 	}
-	if !r.ck.Origin.Imported || r.opts.Trust {
-		return nil
-	}
-	powers, err := Powers(r.ck)
+	r.res.Trust = r.ck.Trust
+	r.trusted = r.ck.Trust.Trusted() || r.opts.Trust
+	r.own = brought{volumes: map[string]bool{}, networks: map[string]bool{}}
+	raw, err := r.ck.RawManifest()
 	if err != nil {
 		return damaged(err)
 	}
-	if len(powers) > 0 {
-		return &UntrustedError{Checkpoint: r.ck.Container + ":" + r.ck.Name, Powers: powers}
-	}
+	sum := sha256.Sum256(raw)
+	r.tag = fmt.Sprintf("%s:%s@sha256:%x", r.ck.Container, r.ck.Name, sum)
 	return nil
 }
-
-// untrusted reports whether the container is recreated from an imported
-// checkpoint that was not trusted: it then gets what a plain container gets.
-func (r *resumer) untrusted() bool { return r.ck.Origin.Imported && !r.opts.Trust }
 
 // existing looks at the container that has the saved one's name, if any:
 // a running one, or another container, is refused.
 func (r *resumer) existing(ctx context.Context) (err error) {
 	if r.c, err = r.eng.Lookup(ctx, r.name); err != nil || r.c == nil {
 		return err
+	}
+	if !r.trusted {
+		// Its memory and its data never go into a container it did not
+		// make, whose configuration someone else chose.
+		return hint.New(fmt.Sprintf("container %s exists, and checkpoint %s:%s is not trusted (%s)", r.name, r.ck.Container, r.ck.Name, r.ck.Trust.Reason),
+			"nothing was changed; a checkpoint that is not trusted comes back only in a container it creates: remove "+r.name+" (docker rm "+r.name+"), or trust its signer (ckpt trust add)")
 	}
 	if r.c.State.Running {
 		return hint.New(fmt.Sprintf("container %s is running", r.name),
@@ -344,7 +365,10 @@ func (e *RanAfterError) Error() string {
 func (r *resumer) preflight(ctx context.Context) error {
 	m := r.ck.Manifest
 	host := r.opts.Host
-	if !r.res.Cold {
+	r.res.Untrusted = !r.trusted
+	if r.res.Untrusted && !r.res.Cold {
+		r.memErr = &UntrustedError{Checkpoint: r.ck.Container + ":" + r.ck.Name, Trust: r.ck.Trust}
+	} else if !r.res.Cold {
 		if err := host.Compatible(criu.Facts{Kernel: m.Host.Kernel, Arch: m.Host.Arch, CPUFlags: m.Host.CPUFlags}); err != nil {
 			r.memErr = err
 		} else if err := engine.RestoreBrokenIn(r.eng.System().ServerVersion); err != nil && m.Container.NetNS != format.NetNSHolder {
@@ -356,7 +380,15 @@ func (r *resumer) preflight(ctx context.Context) error {
 	if r.memErr != nil && r.opts.NoFallback {
 		return &NoFallbackError{Err: r.memErr}
 	}
-	if r.memErr != nil {
+	if r.res.Untrusted {
+		what := "its data only"
+		if r.res.Cold {
+			what = "it" // a cold checkpoint holds no memory anyway
+		}
+		r.rep.Report(progress.Event{Container: r.name, Phase: "check", Warning: true,
+			Message: fmt.Sprintf("checkpoint %s:%s is not trusted (%s): resuming %s, in a plain container",
+				r.ck.Container, r.ck.Name, r.ck.Trust.Reason, what)})
+	} else if r.memErr != nil {
 		r.rep.Report(progress.Event{Container: r.name, Phase: "check", Warning: true,
 			Message: "memory cannot be restored here (" + r.memErr.Error() + "); resuming its data only"})
 	}
@@ -375,7 +407,99 @@ func (r *resumer) preflight(ctx context.Context) error {
 		}
 		r.replace = !engine.InHolder(r.c, engine.HolderName(r.name), hid)
 	}
+	return r.checkRoom(ctx)
+}
+
+// checkRoom refuses, before anything is created, a resume that would not
+// fit: the memory images put together in the store, and the volumes it
+// fills and the writable layer it unpacks in the engine's directory, in
+// bytes and files as the checkpoint declares them, added up with checked
+// arithmetic (a checkpoint from elsewhere declares what it likes; the
+// unpacking stops where its declarations end, archive.ExtractLimited).
+func (r *resumer) checkRoom(ctx context.Context) error {
+	m := r.ck.Manifest
+	var pages []int64
+	if r.memErr == nil && !r.res.Cold {
+		for _, f := range m.Files {
+			if f.Chunks != nil && strings.HasPrefix(f.Path, format.ImagesDir+"/") {
+				pages = append(pages, f.Size)
+			}
+		}
+	}
+	var bytes, files []int64
+	if r.recreating() {
+		bytes, files = append(bytes, m.Layer.Bytes), append(files, m.Layer.Entries)
+	}
+	for _, v := range m.Volumes {
+		fill, err := r.fillsVolume(ctx, v)
+		if err != nil {
+			return err
+		}
+		if fill {
+			bytes, files = append(bytes, v.Bytes), append(files, v.Entries)
+		}
+	}
+	sum := func(sizes []int64) (int64, error) {
+		n, err := preflight.SumSizes(sizes...)
+		if err != nil {
+			return 0, &store.DamagedError{Container: r.ck.Container, Name: r.ck.Name, Files: true, Err: fmt.Errorf("%s declares: %w", format.ManifestFile, err)}
+		}
+		return n, nil
+	}
+	need := map[string][2]int64{}
+	add := func(dir string, b, f int64) error {
+		old := need[dir]
+		nb, err := sum([]int64{old[0], b})
+		if err != nil {
+			return err
+		}
+		nf, err := sum([]int64{old[1], f})
+		need[dir] = [2]int64{nb, nf}
+		return err
+	}
+	placed, err := sum(pages)
+	if err != nil {
+		return err
+	}
+	if err := add(r.opts.Store.Root, placed, int64(len(pages))); err != nil {
+		return err
+	}
+	b, err := sum(bytes)
+	if err != nil {
+		return err
+	}
+	f, err := sum(files)
+	if err != nil {
+		return err
+	}
+	if root := r.eng.System().DockerRootDir; root != "" && (b > 0 || f > 0) {
+		if err := add(root, b, f); err != nil {
+			return err
+		}
+	}
+	for _, dir := range slices.Sorted(maps.Keys(need)) {
+		if err := r.opts.Host.Room(dir, r.name, need[dir][0], need[dir][1]); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// fillsVolume reports whether the resume fills volume v (ensureVolume):
+// missing, empty, or left partly filled by a resume that did not finish.
+func (r *resumer) fillsVolume(ctx context.Context, v format.Volume) (bool, error) {
+	vol, err := r.eng.VolumeInspect(ctx, v.Name)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return r.trusted || ((v.Driver == "" || v.Driver == "local") && len(v.DriverOpts) == 0), nil
+	case err != nil:
+		return false, err
+	case !r.trusted && vol.Labels[restoredLabel] != r.tag:
+		return false, nil
+	case r.opts.Store.PartlyFilled(r.name, v.Name, vol.CreatedAt):
+		return true, nil
+	}
+	return archive.IsEmpty(vol.Mountpoint)
 }
 
 // NoFallbackError is the error of a resume that could not restore memory
@@ -523,7 +647,9 @@ func (r *resumer) start(ctx context.Context) error {
 		return fmt.Errorf("memory could not be restored (%v), and a normal start failed too: %w", memErr, err)
 	}
 	r.res.Fallback = memErr
-	r.rep.Report(progress.Event{Container: r.name, Phase: "start", Warning: true, Message: "memory was NOT restored; started normally on the restored data"})
+	if !r.res.Untrusted { // said so already
+		r.rep.Report(progress.Event{Container: r.name, Phase: "start", Warning: true, Message: "memory was NOT restored; started normally on the restored data"})
+	}
 	return nil
 }
 
@@ -549,44 +675,73 @@ func (r *resumer) putRestartPolicyBack(ctx context.Context) error {
 // (system.slice/docker-<old id>.scope), which the engine does not know: the
 // next checkpoint then fails ("freezer not supported: ... cgroup.freeze: no
 // such file or directory") and limits do not apply. A cgroup-root naming the
-// new container's cgroup, the saved path with the old id replaced by the new
-// one, puts them where runc made it. cgroup v1 needs nothing: runc passes a
-// root per controller there.
+// new container's cgroup puts them where runc made it. It is worked out from
+// the new container's own configuration and the engine's cgroup driver
+// (containerCgroup), never from the checkpoint's images: no value a
+// checkpoint holds reaches CRIU's configuration. cgroup v1 needs nothing:
+// runc passes a root per controller there.
 func (r *resumer) criuOptions(id string) []string {
 	old := r.ck.Manifest.Container.ID
-	if !r.res.Recreated || old == "" || old == id || r.eng.System().CgroupVersion != "2" {
+	info := r.eng.System()
+	if !r.res.Recreated || old == "" || old == id || info.CgroupVersion != "2" {
 		return nil
 	}
-	paths, err := inspect.CgroupPaths(r.ck.Dir)
+	root, err := containerCgroup(info.CgroupDriver, r.c.HostConfig.CgroupParent, id)
 	if err != nil {
-		r.res.Notes = append(r.res.Notes, "cannot read the checkpoint's cgroups ("+err.Error()+"): the processes keep the saved container's cgroup")
+		r.res.Notes = append(r.res.Notes, "cannot tell the new container's cgroup ("+err.Error()+"): its processes keep the saved container's")
 		return nil
 	}
-	if root := cgroupRoot(paths, old, id); root != "" {
-		return []string{"cgroup-root " + root}
-	}
-	return nil
+	return []string{"cgroup-root " + root}
 }
 
-// cgroupRoot returns the cgroup of container newID that corresponds to
-// container oldID's in paths (CRIU's, without a leading "/"): the shortest
-// path with a component naming oldID, cut after that component, with oldID
-// replaced by newID. It returns "" when no path names oldID.
-func cgroupRoot(paths []string, oldID, newID string) string {
-	best := ""
-	for _, p := range paths {
-		parts := strings.Split(strings.Trim(p, "/"), "/")
-		for i, part := range parts {
-			if strings.Contains(part, oldID) {
-				root := "/" + strings.Join(parts[:i+1], "/")
-				if best == "" || len(root) < len(best) {
-					best = root
-				}
-				break
-			}
-		}
+// containerCgroup returns the cgroup (v2) runc makes for container id, as
+// the engine asks for it (moby's daemon/oci_linux.go): with the systemd
+// driver the scope docker-<id>.scope in the parent slice (system.slice by
+// default), else <parent>/<id> (/docker by default).
+func containerCgroup(driver, parent, id string) (string, error) {
+	if !validID.MatchString(id) {
+		return "", fmt.Errorf("container id %q", id)
 	}
-	return strings.ReplaceAll(best, oldID, newID)
+	if driver == "systemd" {
+		if parent == "" {
+			parent = "system.slice"
+		}
+		slice, err := expandSlice(parent)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSuffix(slice, "/") + "/docker-" + id + ".scope", nil
+	}
+	if parent == "" {
+		parent = "/docker"
+	}
+	if !validCgroup.MatchString(parent) || slices.Contains(strings.Split(parent, "/"), "..") {
+		return "", fmt.Errorf("cgroup parent %q", parent)
+	}
+	return "/" + strings.Trim(parent, "/") + "/" + id, nil
+}
+
+var (
+	validID     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	validCgroup = regexp.MustCompile(`^/?[A-Za-z0-9_.@:-]+(/[A-Za-z0-9_.@:-]+)*/?$`)
+	validSlice  = regexp.MustCompile(`^[A-Za-z0-9_.@:]+(-[A-Za-z0-9_.@:]+)*\.slice$`)
+)
+
+// expandSlice turns a systemd slice name into its path, as systemd does:
+// a-b-c.slice is /a.slice/a-b.slice/a-b-c.slice, -.slice is /.
+func expandSlice(slice string) (string, error) {
+	if slice == "-.slice" {
+		return "/", nil
+	}
+	if !validSlice.MatchString(slice) {
+		return "", fmt.Errorf("cgroup parent %q is not a systemd slice", slice)
+	}
+	parts := strings.Split(strings.TrimSuffix(slice, ".slice"), "-")
+	path := ""
+	for i := range parts {
+		path += "/" + strings.Join(parts[:i+1], "-") + ".slice"
+	}
+	return path, nil
 }
 
 // recreate creates the container anew from its saved configuration and
@@ -595,14 +750,11 @@ func (r *resumer) recreate(ctx context.Context) (*container.InspectResponse, err
 	m := r.ck.Manifest
 	name := m.Container.Name
 
-	cfg := *r.cfg.Config
+	sp := recreateSpec(r.cfg, r.trusted, r.own, engine.HolderName(name), r.engineDefaults())
+	r.res.Dropped = sp.dropped
+	cfg, hc := *sp.cfg, *sp.hc
 	cfg.Image = r.image
-	hc := *r.cfg.HostConfig
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
-	if r.untrusted() {
-		// The engine's defaults, not the archive's lists.
-		hc.MaskedPaths, hc.ReadonlyPaths = nil, nil
-	}
 	primary, others := r.endpoints(r.cfg)
 	if r.useHolder {
 		holder, err := r.ensureHolder(ctx)
@@ -620,7 +772,7 @@ func (r *resumer) recreate(ctx context.Context) (*container.InspectResponse, err
 	hc.Mounts = append([]mount.Mount(nil), hc.Mounts...)
 	// Re-attach anonymous volumes by name; the engine would make new ones.
 	for _, v := range m.Volumes {
-		if !v.Anonymous {
+		if !v.Anonymous || (!r.trusted && !r.own.volumes[v.Name]) {
 			continue
 		}
 		named := false
@@ -654,7 +806,7 @@ func (r *resumer) recreate(ctx context.Context) (*container.InspectResponse, err
 	if err != nil {
 		return nil, err
 	}
-	stats, err := r.extract(ctx, m.Layer.Archive, upper, archive.Overlay)
+	stats, err := r.extract(ctx, m.Layer.Archive, upper, archive.Overlay, archive.Limits{Entries: m.Layer.Entries, Bytes: m.Layer.Bytes})
 	if err != nil {
 		return nil, fmt.Errorf("writable layer: %w", err)
 	}
@@ -677,6 +829,10 @@ func (r *resumer) ensureHolder(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if h != nil {
+		if h.Config == nil || h.Config.Labels[engine.HolderLabel] != r.ck.Manifest.Container.Name {
+			return "", hint.New(fmt.Sprintf("container %s is not the network holder of %s (it lacks the label %s=%s)", name, r.ck.Manifest.Container.Name, engine.HolderLabel, r.ck.Manifest.Container.Name),
+				"ckpt made no such container: rename or remove it (docker rename, docker rm), then resume again")
+		}
 		if !h.State.Running {
 			if err := r.eng.ContainerStart(ctx, h.ID, container.StartOptions{}); err != nil {
 				return "", fmt.Errorf("cannot start the network holder %s: %w", name, err)
@@ -758,7 +914,10 @@ func (r *resumer) imageRef(ctx context.Context) (string, error) {
 
 // endpoints splits the network attachments of src (the container, or its
 // holder) into the one it is created with and the ones it is connected to
-// afterwards (engines before API 1.44 take one network at creation).
+// afterwards (engines before API 1.44 take one network at creation). A
+// checkpoint that is not trusted gets the default bridge and the networks
+// it brought (r.own), with addresses the engine chooses, and no links or
+// driver options; the others are named in Result.Dropped.
 func (r *resumer) endpoints(src container.InspectResponse) (*network.NetworkingConfig, map[string]*network.EndpointSettings) {
 	if src.NetworkSettings == nil || len(src.NetworkSettings.Networks) == 0 {
 		return nil, nil
@@ -770,8 +929,16 @@ func (r *resumer) endpoints(src container.InspectResponse) (*network.NetworkingC
 	}
 	primary := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
 	others := map[string]*network.EndpointSettings{}
-	for name, saved := range src.NetworkSettings.Networks {
+	for _, name := range slices.Sorted(maps.Keys(src.NetworkSettings.Networks)) {
+		saved := src.NetworkSettings.Networks[name]
 		ep := &network.EndpointSettings{IPAMConfig: saved.IPAMConfig, Links: saved.Links, DriverOpts: saved.DriverOpts}
+		if !r.trusted {
+			if name != network.NetworkBridge && !r.own.networks[name] {
+				r.drop("network " + name + ": not one this resume made from the checkpoint")
+				continue
+			}
+			ep = &network.EndpointSettings{}
+		}
 		for _, a := range saved.Aliases {
 			if a != shortID {
 				ep.Aliases = append(ep.Aliases, a)
@@ -783,7 +950,31 @@ func (r *resumer) endpoints(src container.InspectResponse) (*network.NetworkingC
 			others[name] = ep
 		}
 	}
+	if len(primary.EndpointsConfig) == 0 {
+		primary = nil
+	}
 	return primary, others
+}
+
+// drop names what the recreated container does not get, once.
+func (r *resumer) drop(what string) {
+	if !slices.Contains(r.res.Dropped, what) {
+		r.res.Dropped = append(r.res.Dropped, what)
+	}
+}
+
+// restoredLabel marks the volumes and networks that a resume of a
+// checkpoint that is not trusted created; its value names the checkpoint
+// and its manifest's sha256 (resumer.tag). Such a checkpoint uses no
+// volume or network of the host but those: a later resume of the same
+// checkpoint finds its own again.
+const restoredLabel = "io.ckpt.restored-from"
+
+// engineDefaults returns what the engine gives a container that does not
+// say otherwise.
+func (r *resumer) engineDefaults() engineDefaults {
+	info := r.eng.System()
+	return engineDefaults{LogDriver: info.LoggingDriver, HostCgroupns: info.CgroupVersion != "2"}
 }
 
 // recreateNetworks creates the saved user-defined networks that are
@@ -797,16 +988,36 @@ func (r *resumer) recreateNetworks(ctx context.Context) error {
 		return err
 	}
 	for _, n := range nets {
-		if _, err := r.eng.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err == nil {
+		if have, err := r.eng.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err == nil {
+			if !r.trusted && have.Labels[restoredLabel] == r.tag {
+				r.own.networks[n.Name] = true // made by an earlier resume of this checkpoint
+			} else if !r.trusted {
+				r.res.Notes = append(r.res.Notes, "network "+n.Name+" exists on this host and was not made from this checkpoint: not joined (the checkpoint is not trusted)")
+			}
 			continue
 		} else if !cerrdefs.IsNotFound(err) {
 			return err
 		}
 		ipam := n.IPAM
-		resp, err := r.eng.NetworkCreate(ctx, n.Name, network.CreateOptions{
+		opts := network.CreateOptions{
 			Driver: n.Driver, Scope: n.Scope, EnableIPv6: &n.EnableIPv6, IPAM: &ipam,
 			Internal: n.Internal, Attachable: n.Attachable, Options: n.Options, Labels: n.Labels,
-		})
+		}
+		if !r.trusted {
+			if n.Driver != "" && n.Driver != network.NetworkBridge {
+				r.drop("network " + n.Name + " of driver " + n.Driver)
+				continue
+			}
+			// A plain bridge: the engine picks its subnet; no options.
+			labels := maps.Clone(n.Labels)
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[restoredLabel] = r.tag
+			noIPv6 := false
+			opts = network.CreateOptions{Driver: network.NetworkBridge, Internal: n.Internal, EnableIPv6: &noIPv6, Labels: labels}
+		}
+		resp, err := r.eng.NetworkCreate(ctx, n.Name, opts)
 		if err != nil {
 			return fmt.Errorf("cannot recreate network %s: %w", n.Name, err)
 		}
@@ -814,6 +1025,7 @@ func (r *resumer) recreateNetworks(ctx context.Context) error {
 		if err := r.created(); err != nil {
 			return err
 		}
+		r.own.networks[n.Name] = true
 		r.res.Notes = append(r.res.Notes, "recreated network "+n.Name)
 	}
 	return nil
@@ -824,12 +1036,29 @@ func (r *resumer) recreateNetworks(ctx context.Context) error {
 // that is live data, and ckpt never throws data away; unless a resume that
 // did not finish left it partly filled (store.BeginFill), when it is emptied
 // and filled again. The fill is recorded before it starts and cleared once
-// it is whole.
+// it is whole. A checkpoint that is not trusted gets a volume of the local
+// driver without options, marked as made from it (restoredLabel), and
+// never one that was there before.
 func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 	vol, err := r.eng.VolumeInspect(ctx, v.Name)
+	created := false
 	switch {
 	case cerrdefs.IsNotFound(err):
-		vol, err = r.eng.VolumeCreate(ctx, volume.CreateOptions{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: v.Labels})
+		created = true
+		opts := volume.CreateOptions{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: v.Labels}
+		if !r.trusted {
+			if (v.Driver != "" && v.Driver != "local") || len(v.DriverOpts) > 0 {
+				r.drop(fmt.Sprintf("volume %s of driver %s%s", v.Name, v.Driver, optionText(v.DriverOpts)))
+				return nil
+			}
+			opts.Driver, opts.DriverOpts = "local", nil
+			opts.Labels = maps.Clone(v.Labels)
+			if opts.Labels == nil {
+				opts.Labels = map[string]string{}
+			}
+			opts.Labels[restoredLabel] = r.tag
+		}
+		vol, err = r.eng.VolumeCreate(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("cannot recreate volume %s: %w", v.Name, err)
 		}
@@ -839,6 +1068,15 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 		}
 	case err != nil:
 		return err
+	case !r.trusted && vol.Labels[restoredLabel] != r.tag:
+		r.res.Notes = append(r.res.Notes, "volume "+v.Name+" exists on this host and was not made from this checkpoint: not mounted, and its saved contents not restored (the checkpoint is not trusted)")
+		return nil
+	}
+	if !r.trusted {
+		r.own.volumes[v.Name] = true // made by this resume, or an earlier one of this checkpoint
+	}
+	switch {
+	case created: // empty
 	case r.opts.Store.PartlyFilled(r.name, v.Name, vol.CreatedAt):
 		if err := archive.Clear(vol.Mountpoint); err != nil {
 			return fmt.Errorf("volume %s: %w", v.Name, err)
@@ -857,7 +1095,7 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 	if err := r.opts.Store.BeginFill(r.name, v.Name, vol.CreatedAt); err != nil {
 		return fmt.Errorf("volume %s: %w", v.Name, err)
 	}
-	stats, err := r.extract(ctx, v.Archive, vol.Mountpoint, archive.Plain)
+	stats, err := r.extract(ctx, v.Archive, vol.Mountpoint, archive.Plain, archive.Limits{Entries: v.Entries, Bytes: v.Bytes})
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.Name, err)
 	}
@@ -869,12 +1107,13 @@ func (r *resumer) ensureVolume(ctx context.Context, v format.Volume) error {
 	return nil
 }
 
-// extract unpacks checkpoint archive rel into dst.
-func (r *resumer) extract(ctx context.Context, rel, dst string, kind archive.Kind) (archive.Stats, error) {
+// extract unpacks checkpoint archive rel into dst, no more of it than the
+// manifest declares (lim).
+func (r *resumer) extract(ctx context.Context, rel, dst string, kind archive.Kind, lim archive.Limits) (archive.Stats, error) {
 	f, err := r.ck.Open(rel)
 	if err != nil {
 		return archive.Stats{}, err
 	}
 	defer f.Close()
-	return archive.Extract(ctx, bufio.NewReaderSize(f, 1<<20), dst, kind)
+	return archive.ExtractLimited(ctx, bufio.NewReaderSize(f, 1<<20), dst, kind, lim)
 }

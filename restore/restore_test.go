@@ -2,9 +2,12 @@ package restore_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,15 +16,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
+	"golang.org/x/crypto/ssh"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ckpt-dev/ckpt/checkpoint"
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/engine/fake"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/sign"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/restore"
 )
@@ -195,6 +203,14 @@ func TestResumeRefused(t *testing.T) {
 			e.f.RemoveImage("app:1")
 			e.f.RemoveImage(e.ck.Manifest.Container.ImageID)
 		}, "image app:1"},
+		{"no room for the volume and the layer", func(t *testing.T, e *env) {
+			e.removeAll(t)
+			e.host.Free = 100 << 10
+		}, "not enough space in " /* the engine's directory */},
+		{"no inodes for the volume and the layer", func(t *testing.T, e *env) {
+			e.removeAll(t)
+			e.host.Inodes = 1000
+		}, "not enough free inodes in "},
 		{"engine without experimental features", func(t *testing.T, e *env) {
 			e.f.Info.ExperimentalBuild = false
 		}, "experimental"},
@@ -222,7 +238,7 @@ func TestResumeRefused(t *testing.T) {
 				t.Fatalf("err = %v, want %q", r.Err, tt.wantErr)
 			}
 			for _, c := range e.f.Calls()[len(before):] {
-				if !strings.HasPrefix(c, "Lookup") && !strings.HasPrefix(c, "ImageID") {
+				if !strings.HasPrefix(c, "Lookup") && !strings.HasPrefix(c, "ImageID") && !strings.HasPrefix(c, "VolumeInspect") {
 					t.Errorf("a refused resume called %s", c)
 				}
 			}
@@ -373,6 +389,27 @@ func TestResumeInHolder(t *testing.T) {
 	}
 }
 
+// TestResumeHolderNotOurs: a container that has the network holder's name
+// but not ckpt's label for the container is not taken for its holder: the
+// processes would share the network of whoever made it.
+func TestResumeHolderNotOurs(t *testing.T) {
+	e := newEnv(t, "28.5.2", format.ModeHot)
+	e.removeAll(t)
+	ctx := context.Background()
+	for _, labels := range []map[string]string{{}, {engine.HolderLabel: "another"}} {
+		id, err := e.f.Create(ctx, engine.HolderName("web"), &container.Config{Image: "app:1", Labels: labels}, &container.HostConfig{}, nil)
+		must(t, err)
+		r := restore.ResumeContainer(ctx, e.opts, "web")
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "container web-ckpt-net is not the network holder of web") {
+			t.Fatalf("labels %v: err = %v", labels, r.Err)
+		}
+		if c, _ := e.f.Lookup(ctx, "web"); c != nil {
+			t.Error("the refused resume left web")
+		}
+		must(t, e.f.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}))
+	}
+}
+
 func TestResumeVolumes(t *testing.T) {
 	t.Run("an existing volume with contents is kept", func(t *testing.T) {
 		e := newEnv(t, "20.10.24", format.ModeHot)
@@ -435,16 +472,40 @@ func TestResumeAll(t *testing.T) {
 	}
 }
 
-func TestResumeCgroupV2Note(t *testing.T) {
+// TestResumeCgroupRoot: on cgroup v2 the processes of a recreated
+// container go to its own cgroup, named from its configuration and the
+// engine's driver, never from the checkpoint's cgroup.img (here one whose
+// path would add a CRIU option).
+func TestResumeCgroupRoot(t *testing.T) {
 	e := newEnv(t, "20.10.24", format.ModeHot)
-	e.f.Info.CgroupVersion = "2"
+	e.f.Info.CgroupVersion, e.f.Info.CgroupDriver = "2", "systemd"
+	e.f.Images["cgroup.img"] = string(cgroupImage(t, "system.slice/docker-"+e.id+".scope\nlibdir /tmp/evil"))
+	must(t, e.f.ContainerStart(context.Background(), "web", container.StartOptions{}))
+	must(t, checkpoint.SaveContainer(context.Background(), checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host, Name: "crafted"}, "web").Err)
 	e.removeAll(t)
 	r := restore.ResumeContainer(context.Background(), e.opts, "web")
 	must(t, r.Err)
-	// The fake's images hold no cgroup.img: the resume says so and goes on.
-	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "cannot read the checkpoint's cgroups") }) {
-		t.Errorf("notes %q", r.Notes)
+	id := e.web(t).ID
+	opts := e.host.Options()
+	want := []string{"cgroup-root /system.slice/docker-" + id + ".scope"}
+	if len(opts) == 0 || !slices.Equal(opts[len(opts)-1], want) {
+		t.Errorf("CRIU options %q, want %q last", opts, want)
 	}
+}
+
+// cgroupImage is a CRIU cgroup.img whose one cgroup has path p.
+func cgroupImage(t *testing.T, p string) []byte {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "cgroup")
+	must(t, err)
+	defer f.Close()
+	img := &crit.CriuImage{Magic: "CGROUP", Entries: []*crit.CriuEntry{{Message: &cgroup.CgroupEntry{
+		Sets: []*cgroup.CgSetEntry{{Id: proto.Uint32(1), Ctls: []*cgroup.CgMemberEntry{{Name: proto.String("memory"), Path: proto.String(p)}}}},
+	}}}}
+	must(t, crit.New(nil, f, "", false, false).Encode(img))
+	b, err := os.ReadFile(f.Name())
+	must(t, err)
+	return b
 }
 
 // TestProject: a compose project's saved containers, dependencies first.
@@ -474,61 +535,143 @@ func TestProject(t *testing.T) {
 	}
 }
 
-// imported saves web again with hc's changes, marks the checkpoint as
-// brought by ckpt import, and removes web and what it had.
+// imported saves web again with hc's changes as checkpoint "foreign",
+// marks it as brought by ckpt import and unsigned, and removes web, what it
+// had and its other checkpoint: as on a host it was imported to.
 func (e *env) imported(t *testing.T, change func(*container.HostConfig)) {
 	t.Helper()
 	ctx := context.Background()
-	e.f.Update("web", func(c *container.InspectResponse) { change(c.HostConfig) })
+	if change != nil {
+		e.f.Update("web", func(c *container.InspectResponse) { change(c.HostConfig) })
+	}
 	must(t, e.f.ContainerStart(ctx, "web", container.StartOptions{}))
 	r := checkpoint.SaveContainer(ctx, checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host, Name: "foreign"}, "web")
 	must(t, r.Err)
 	origin, _ := json.Marshal(format.Origin{Imported: true})
 	must(t, os.WriteFile(r.Checkpoint.Path(format.OriginFile), origin, 0o600))
+	must(t, os.Remove(r.Checkpoint.Path(format.SignatureFile)))
+	must(t, e.st.Remove("web", e.ck.Name))
 	e.removeAll(t)
 }
 
-// TestResumeImportedTrust: an imported checkpoint gets a plain container;
-// one that asks for more is refused, with the list, unless trusted.
-func TestResumeImportedTrust(t *testing.T) {
-	widen := func(hc *container.HostConfig) {
-		hc.Privileged = true
-		hc.CapAdd = []string{"ALL"}
-		hc.PidMode = "host"
-		hc.Binds = append(hc.Binds, "/:/host")
-		hc.SecurityOpt = []string{"seccomp=unconfined", "no-new-privileges"}
-		hc.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
-	}
-	want := []string{"privileged mode", "capability ALL", "pid namespace mode host", "bind mount /:/host", "security option seccomp=unconfined", "sysctl net.ipv4.ip_forward=1"}
+// widen gives the container what reaches outside a plain one.
+func widen(hc *container.HostConfig) {
+	hc.Privileged = true
+	hc.CapAdd = []string{"ALL"}
+	hc.PidMode = "host"
+	hc.Binds = append(hc.Binds, "/:/host", "otherapp:/steal")
+	hc.SecurityOpt = []string{"seccomp=unconfined", "no-new-privileges"}
+	hc.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
+	hc.Links = []string{"/db:/web/db"}
+	hc.LogConfig = container.LogConfig{Type: "syslog", Config: map[string]string{"syslog-address": "udp://203.0.113.9:514"}}
+	hc.Annotations = map[string]string{"org.criu.config": "/tmp/evil.conf", "team": "x"}
+	hc.PortBindings = nat.PortMap{"80/tcp": {{HostIP: "127.0.0.1", HostPort: "8080"}, {HostIP: "10.1.2.3", HostPort: "22"}}}
+}
 
-	t.Run("refused", func(t *testing.T) {
+// widened is what an untrusted resume of a widened container leaves out.
+var widened = []string{
+	"annotation org.criu.config=/tmp/evil.conf", "annotation team=x",
+	"bind mount /:/host", "capability ALL", "link /db:/web/db",
+	"log driver syslog (syslog-address=udp://203.0.113.9:514)",
+	"pid namespace mode host", "port 80/tcp published on host address 10.1.2.3",
+	"privileged mode", "security option seccomp=unconfined", "sysctl net.ipv4.ip_forward=1",
+	"volume otherapp (bind otherapp:/steal): not one this resume made from the checkpoint",
+}
+
+// assertPlain checks that c got none of what widen gives.
+func assertPlain(t *testing.T, c *container.InspectResponse) {
+	t.Helper()
+	hc := c.HostConfig
+	if hc.Privileged || hc.CapAdd != nil || hc.PidMode != "" || hc.Sysctls != nil || hc.Links != nil ||
+		hc.LogConfig.Type != "" || hc.Annotations != nil || !slices.Equal(hc.SecurityOpt, []string{"no-new-privileges"}) {
+		t.Errorf("not a plain container: %+v", hc)
+	}
+	if slices.ContainsFunc(hc.Binds, func(b string) bool { return strings.HasPrefix(b, "/:") || strings.HasPrefix(b, "otherapp:") }) {
+		t.Errorf("binds %q", hc.Binds)
+	}
+	if got := hc.PortBindings["80/tcp"]; len(got) != 1 || got[0].HostIP != "127.0.0.1" {
+		t.Errorf("ports %v", hc.PortBindings)
+	}
+}
+
+// TestResumeUntrusted: a checkpoint from elsewhere that is not signed
+// comes back as data only, in a plain container, with what it asked for
+// beyond one named; with Trust, whole.
+func TestResumeUntrusted(t *testing.T) {
+	t.Run("data only", func(t *testing.T) {
 		e := newEnv(t, "20.10.24", format.ModeHot)
 		e.imported(t, widen)
+		ck, err := e.st.Find("web", "")
+		must(t, err)
+		if ck.Name != "foreign" || ck.Trust.Trusted() || ck.Trust.Reason != "it is not signed" {
+			t.Fatalf("checkpoint %s, trust %+v", ck.Name, ck.Trust)
+		}
 		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		must(t, r.Err)
 		var ue *restore.UntrustedError
-		if !errors.As(r.Err, &ue) || !slices.Equal(ue.Powers, want) {
-			t.Fatalf("err = %v, want an UntrustedError listing %q", r.Err, want)
+		if r.MemoryRestored || !r.Untrusted || !r.Recreated || !errors.As(r.Fallback, &ue) || ue.Trust.Reason != "it is not signed" {
+			t.Fatalf("result %+v", r)
+		}
+		if !slices.Equal(r.Dropped, widened) {
+			t.Errorf("dropped\n%q\nwant\n%q", r.Dropped, widened)
+		}
+		c := e.web(t)
+		if !c.State.Running || e.f.RestoredFrom(c.ID) != "" {
+			t.Errorf("web: running %v, restored from %q", c.State.Running, e.f.RestoredFrom(c.ID))
+		}
+		assertPlain(t, c)
+		// Its own volume and network were made from the checkpoint, and
+		// marked so.
+		if got, _ := os.ReadFile(filepath.Join(e.f.Volume("data"), "count")); string(got) != "41" {
+			t.Errorf("volume data holds %q", got)
+		}
+		if c.NetworkSettings.Networks["backend"] == nil {
+			t.Errorf("networks %v", c.NetworkSettings.Networks)
+		}
+		v, err := e.f.VolumeInspect(context.Background(), "data")
+		must(t, err)
+		n, err := e.f.NetworkInspect(context.Background(), "backend", network.InspectOptions{})
+		must(t, err)
+		if !strings.HasPrefix(v.Labels["io.ckpt.restored-from"], "web:foreign@sha256:") || n.Labels["io.ckpt.restored-from"] != v.Labels["io.ckpt.restored-from"] {
+			t.Errorf("labels: volume %v, network %v", v.Labels, n.Labels)
+		}
+
+		// Removed and resumed again, it finds its own volume and network.
+		must(t, e.f.ContainerRemove(context.Background(), "web", container.RemoveOptions{Force: true}))
+		r = restore.ResumeContainer(context.Background(), e.opts, "web")
+		must(t, r.Err)
+		c = e.web(t)
+		if c.NetworkSettings.Networks["backend"] == nil || !slices.Contains(c.HostConfig.Binds, "data:/data") {
+			t.Errorf("second resume: networks %v, binds %q, notes %q", c.NetworkSettings.Networks, c.HostConfig.Binds, r.Notes)
+		}
+	})
+	t.Run("no fallback", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		e.imported(t, widen)
+		e.opts.NoFallback = true
+		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		var nf *restore.NoFallbackError
+		var ue *restore.UntrustedError
+		if !errors.As(r.Err, &nf) || !errors.As(r.Err, &ue) {
+			t.Fatalf("err = %v, want a NoFallbackError for an untrusted checkpoint", r.Err)
 		}
 		if c, _ := e.f.Lookup(context.Background(), "web"); c != nil || e.f.Volume("data") != "" || e.f.Network("backend") {
 			t.Error("a refused resume created something")
 		}
 	})
-	t.Run("trusted", func(t *testing.T) {
+	t.Run("trusted with --trust", func(t *testing.T) {
 		e := newEnv(t, "20.10.24", format.ModeHot)
 		e.imported(t, widen)
 		e.opts.Trust = true
-		must(t, restore.ResumeContainer(context.Background(), e.opts, "web").Err)
-		if c := e.web(t); !c.HostConfig.Privileged || c.HostConfig.PidMode != "host" {
-			t.Errorf("trusted: privileged %v, pid %q", c.HostConfig.Privileged, c.HostConfig.PidMode)
-		}
-	})
-	t.Run("plain imported container", func(t *testing.T) {
-		e := newEnv(t, "20.10.24", format.ModeHot)
-		e.imported(t, func(hc *container.HostConfig) { hc.MaskedPaths = []string{} })
 		r := restore.ResumeContainer(context.Background(), e.opts, "web")
 		must(t, r.Err)
-		if c := e.web(t); c.HostConfig.MaskedPaths != nil {
-			t.Errorf("an imported container kept the archive's masked paths %q, want the engine's", c.HostConfig.MaskedPaths)
+		c := e.web(t)
+		if !r.MemoryRestored || r.Untrusted || !c.HostConfig.Privileged || c.HostConfig.PidMode != "host" || c.HostConfig.LogConfig.Type != "syslog" {
+			t.Errorf("trusted: %+v; privileged %v, pid %q", r, c.HostConfig.Privileged, c.HostConfig.PidMode)
+		}
+		// No checkpoint's value reaches CRIU, trusted or not.
+		if !maps.Equal(c.HostConfig.Annotations, map[string]string{"team": "x"}) || !slices.Equal(r.Dropped, []string{"annotation org.criu.config=/tmp/evil.conf"}) {
+			t.Errorf("annotations %v, dropped %q", c.HostConfig.Annotations, r.Dropped)
 		}
 	})
 	t.Run("made here", func(t *testing.T) {
@@ -537,8 +680,123 @@ func TestResumeImportedTrust(t *testing.T) {
 		ck, err := e.st.Find("web", "foreign")
 		must(t, err)
 		must(t, os.Remove(ck.Path(format.OriginFile)))
-		must(t, restore.ResumeContainer(context.Background(), e.opts, "web").Err)
+		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		must(t, r.Err)
+		if !r.MemoryRestored || !r.Trust.Trusted() {
+			t.Errorf("result %+v", r)
+		}
 	})
+}
+
+// TestResumeSigned: a checkpoint signed by a key the store trusts comes
+// back whole; signed by another key, or altered after it was signed, as
+// data only.
+func TestResumeSigned(t *testing.T) {
+	other, err := store.Open(t.TempDir())
+	must(t, err)
+	otherID, err := other.Identity()
+	must(t, err)
+	signAs := func(t *testing.T, e *env, id ssh.Signer) *store.Checkpoint {
+		t.Helper()
+		ck, err := e.st.Find("web", "foreign")
+		must(t, err)
+		raw, err := ck.RawManifest()
+		must(t, err)
+		sig, err := sign.Sign(id, raw)
+		must(t, err)
+		must(t, os.WriteFile(ck.Path(format.SignatureFile), sig, 0o600))
+		ck, err = e.st.Find("web", "foreign")
+		must(t, err)
+		return ck
+	}
+	t.Run("trusted signer", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		e.imported(t, widen)
+		ck := signAs(t, e, otherID)
+		if ck.Trust.Trusted() || !strings.Contains(ck.Trust.Reason, "which this store does not trust") || ck.Trust.Key != sign.Fingerprint(otherID.PublicKey()) {
+			t.Fatalf("before trust add: %+v", ck.Trust)
+		}
+		must(t, e.st.AddSigner(sign.Signer{Name: "host1", Key: otherID.PublicKey()}))
+		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		must(t, r.Err)
+		if !r.MemoryRestored || r.Trust.Signer != "host1" || !e.web(t).HostConfig.Privileged {
+			t.Errorf("result %+v", r)
+		}
+	})
+	t.Run("its own key", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		e.imported(t, nil)
+		own, err := e.st.Identity()
+		must(t, err)
+		if ck := signAs(t, e, own); ck.Trust.Signer != store.SelfSigner {
+			t.Errorf("trust %+v", ck.Trust)
+		}
+	})
+	t.Run("altered after signing", func(t *testing.T) {
+		e := newEnv(t, "20.10.24", format.ModeHot)
+		e.imported(t, nil)
+		must(t, e.st.AddSigner(sign.Signer{Name: "host1", Key: otherID.PublicKey()}))
+		ck := signAs(t, e, otherID)
+		// The manifest changed, its checksum made to match.
+		raw, err := ck.RawManifest()
+		must(t, err)
+		raw = append(raw, ' ')
+		must(t, os.WriteFile(ck.Path(format.ManifestFile), raw, 0o600))
+		sum := sha256.Sum256(raw)
+		must(t, os.WriteFile(ck.Path(format.ManifestSumFile), []byte(hex.EncodeToString(sum[:])+"\n"), 0o600))
+		r := restore.ResumeContainer(context.Background(), e.opts, "web")
+		must(t, r.Err)
+		if r.MemoryRestored || !r.Untrusted || !strings.Contains(r.Trust.Reason, "altered after it was signed") {
+			t.Errorf("result %+v", r)
+		}
+	})
+}
+
+// TestResumeUntrustedNeverIntoExisting: a checkpoint that is not trusted
+// is not restored into a container that exists, even one with its name
+// and id, whose configuration someone else chose.
+func TestResumeUntrustedNeverIntoExisting(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	ck, err := e.st.Find("web", "")
+	must(t, err)
+	origin, _ := json.Marshal(format.Origin{Imported: true})
+	must(t, os.WriteFile(ck.Path(format.OriginFile), origin, 0o600))
+	must(t, os.Remove(ck.Path(format.SignatureFile)))
+	r := restore.ResumeContainer(context.Background(), e.opts, "web")
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "container web exists, and checkpoint web:"+ck.Name+" is not trusted") {
+		t.Fatalf("err = %v", r.Err)
+	}
+	if c := e.web(t); c.State.Running || e.f.RestoredFrom(c.ID) != "" {
+		t.Error("the container was started")
+	}
+}
+
+// TestResumeUntrustedHostObjects: volumes and networks of the host that
+// an untrusted checkpoint names are neither mounted nor joined, nor
+// changed.
+func TestResumeUntrustedHostObjects(t *testing.T) {
+	e := newEnv(t, "20.10.24", format.ModeHot)
+	e.imported(t, nil)
+	ctx := context.Background()
+	_, err := e.f.VolumeCreate(ctx, volume.CreateOptions{Name: "data"})
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(e.f.Volume("data"), "secret"), []byte("another app's"), 0o600))
+	_, err = e.f.NetworkCreate(ctx, "backend", network.CreateOptions{Driver: "bridge"})
+	must(t, err)
+	r := restore.ResumeContainer(ctx, e.opts, "web")
+	must(t, r.Err)
+	c := e.web(t)
+	if slices.ContainsFunc(c.HostConfig.Binds, func(b string) bool { return strings.HasPrefix(b, "data:") }) || c.NetworkSettings.Networks["backend"] != nil {
+		t.Errorf("binds %q, networks %v", c.HostConfig.Binds, c.NetworkSettings.Networks)
+	}
+	for _, want := range []string{"volume data exists on this host and was not made from this checkpoint: not mounted", "network backend exists on this host and was not made from this checkpoint: not joined"} {
+		if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, want) }) {
+			t.Errorf("notes %q lack %q", r.Notes, want)
+		}
+	}
+	if ents, _ := os.ReadDir(e.f.Volume("data")); len(ents) != 1 {
+		t.Errorf("the host's volume was changed: %v", ents)
+	}
 }
 
 func TestPowers(t *testing.T) {
@@ -547,6 +805,14 @@ func TestPowers(t *testing.T) {
 	must(t, err)
 	if len(powers) != 0 {
 		t.Errorf("a plain container asks for %q", powers)
+	}
+	e.imported(t, widen)
+	ck, err := e.st.Find("web", "foreign")
+	must(t, err)
+	powers, err = restore.Powers(ck)
+	must(t, err)
+	if !slices.Equal(powers, widened) {
+		t.Errorf("powers\n%q\nwant\n%q", powers, widened)
 	}
 }
 
@@ -766,6 +1032,49 @@ func TestRecoverKilledResume(t *testing.T) {
 			}
 			if tt.killAt != "SetRestartPolicy" && e.f.RestoredFrom(c.ID) == "" {
 				t.Error("the second resume did not restore memory")
+			}
+		})
+	}
+}
+
+// rewriteManifest changes ck's manifest and makes its checksum match, as
+// whoever made an archive can.
+func rewriteManifest(t *testing.T, ck *store.Checkpoint, change func(*format.Manifest)) {
+	t.Helper()
+	m := *ck.Manifest
+	change(&m)
+	raw, err := json.MarshalIndent(&m, "", "  ")
+	must(t, err)
+	must(t, os.WriteFile(ck.Path(format.ManifestFile), raw, 0o600))
+	sum := sha256.Sum256(raw)
+	must(t, os.WriteFile(ck.Path(format.ManifestSumFile), []byte(hex.EncodeToString(sum[:])+"\n"), 0o600))
+}
+
+// TestResumeDeclaredSizes: a resume adds up what the manifest declares it
+// will write, with checked arithmetic, before it creates anything, and
+// writes no more than that.
+func TestResumeDeclaredSizes(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(*format.Manifest)
+		want   string
+	}{
+		{"a volume larger than the disk", func(m *format.Manifest) { m.Volumes[0].Bytes = 1 << 50 }, "not enough space in "},
+		{"sizes that wrap around", func(m *format.Manifest) {
+			m.Volumes[0].Bytes, m.Layer.Bytes = 1<<62, 1<<62+1<<61
+		}, "the sizes add up to more than 8 EiB"},
+		{"more files than declared", func(m *format.Manifest) { m.Layer.Entries = 1 }, "the archive holds more entries than its manifest declares (1)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "20.10.24", format.ModeHot)
+			e.removeAll(t)
+			rewriteManifest(t, e.ck, tt.change)
+			r := restore.ResumeContainer(context.Background(), e.opts, "web")
+			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", r.Err, tt.want)
+			}
+			if c, _ := e.f.Lookup(context.Background(), "web"); c != nil || e.f.Volume("data") != "" || e.f.Network("backend") {
+				t.Error("the refused resume left something")
 			}
 		})
 	}

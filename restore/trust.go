@@ -17,61 +17,48 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
-// Powers lists what checkpoint ck asks of the host beyond a plain
-// container, in the words a person checks them by: privileged mode, added
-// capabilities, host namespaces, devices, host paths, security options,
-// sysctls, a cgroup parent or runtime of its own, volume and network
-// drivers and options that reach the host. Resume refuses an imported
-// checkpoint that asks for any of them unless told to trust it
-// (Options.Trust); `ckpt import` and `ckpt inspect` show the list.
+// Powers lists what checkpoint ck's container asks of the host beyond a
+// plain container, in the words a person checks them by: privileged mode,
+// added capabilities, host namespaces, devices, host paths, security
+// options, sysctls, a cgroup parent or runtime of its own, links, a log
+// driver, annotations, volume and network drivers and options that reach
+// the host. A resume gives them only to a trusted checkpoint (store.Trust,
+// Options.Trust); `ckpt import`, `ckpt pull` and `ckpt inspect` show the
+// list.
 func Powers(ck *store.Checkpoint) ([]string, error) {
 	var cfg container.InspectResponse
 	if err := ck.ReadJSON(format.ContainerFile, &cfg); err != nil {
 		return nil, err
 	}
-	var holder *container.InspectResponse
-	var h container.InspectResponse
-	if err := ck.ReadJSON(format.HolderFile, &h); err == nil {
-		holder = &h
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	if cfg.ContainerJSONBase == nil || cfg.Config == nil || cfg.HostConfig == nil {
+		return nil, fmt.Errorf("%s lacks the container's configuration", format.ContainerFile)
 	}
 	var nets []network.Inspect
 	if err := ck.ReadJSON(format.NetworksFile, &nets); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	return powers(ck.Manifest, &cfg, holder, nets), nil
-}
-
-// powers is Powers on what the checkpoint's files hold.
-func powers(m *format.Manifest, cfg, holder *container.InspectResponse, nets []network.Inspect) []string {
+	m := ck.Manifest
+	own := brought{volumes: map[string]bool{}, networks: map[string]bool{}}
 	var out []string
-	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	if cfg.ContainerJSONBase != nil && cfg.HostConfig != nil {
-		hostConfigPowers(cfg.HostConfig, engine.HolderName(m.Container.Name), add)
-	}
-	if holder != nil && holder.ContainerJSONBase != nil && holder.HostConfig != nil {
-		if mode := holder.HostConfig.NetworkMode; mode.IsHost() || mode.IsContainer() {
-			add("network holder in network mode %s", mode)
-		}
-	}
 	for _, v := range m.Volumes {
-		if v.Driver != "" && v.Driver != "local" {
-			add("volume %s of driver %s", v.Name, v.Driver)
-		}
-		for _, k := range slices.Sorted(maps.Keys(v.DriverOpts)) {
-			add("volume %s with driver option %s=%s (the local driver mounts host devices and paths with them)", v.Name, k, v.DriverOpts[k])
+		if (v.Driver != "" && v.Driver != "local") || len(v.DriverOpts) > 0 {
+			out = append(out, fmt.Sprintf("volume %s of driver %s%s", v.Name, v.Driver, optionText(v.DriverOpts)))
+		} else {
+			own.volumes[v.Name] = true
 		}
 	}
 	for _, n := range nets {
-		if n.Driver != "" && n.Driver != "bridge" {
-			add("network %s of driver %s", n.Name, n.Driver)
-		}
-		if b := n.Options["com.docker.network.bridge.name"]; b != "" {
-			add("network %s on the host's bridge %s", n.Name, b)
+		if n.Driver != "" && n.Driver != network.NetworkBridge {
+			out = append(out, fmt.Sprintf("network %s of driver %s", n.Name, n.Driver))
+		} else {
+			own.networks[n.Name] = true
 		}
 	}
-	return out
+	// The engine's defaults where it was saved.
+	def := engineDefaults{LogDriver: "json-file", HostCgroupns: m.Host.CgroupVersion != "2"}
+	out = append(out, recreateSpec(cfg, false, own, engine.HolderName(m.Container.Name), def).dropped...)
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // hostConfigPowers reports what hc asks beyond a plain container; holder is
@@ -139,17 +126,17 @@ func hostConfigPowers(hc *container.HostConfig, holder string, add func(string, 
 	}
 }
 
-// UntrustedError is the error of a resume of an imported checkpoint that
-// asks for more than a plain container, refused because it was not
-// trusted (Options.Trust). Nothing was changed.
+// UntrustedError says why the memory of a checkpoint was not restored:
+// it is not trusted (store.Trust), and the resume was not told to trust it
+// (Options.Trust). It is Result.Fallback of such a resume, or wrapped in a
+// NoFallbackError.
 type UntrustedError struct {
 	// Checkpoint names the checkpoint, container:name.
 	Checkpoint string
-	// Powers is what it asks for (Powers).
-	Powers []string
+	// Trust is its trust.
+	Trust store.Trust
 }
 
 func (e *UntrustedError) Error() string {
-	return fmt.Sprintf("checkpoint %s was imported, and it asks for more than a plain container: %s",
-		e.Checkpoint, strings.Join(e.Powers, "; "))
+	return fmt.Sprintf("checkpoint %s is not trusted: %s", e.Checkpoint, e.Trust.Reason)
 }

@@ -87,15 +87,15 @@ const (
 	// imported checkpoint came with. Like OriginFile it is never listed in
 	// the manifest, which it signs.
 	SignatureFile = "manifest.json.sig"
-	// IdentityDir, at the store's root, holds the store's signing key,
+	// IdentityDir, inside KeysDir, holds the store's signing key,
 	// IdentityKey (an OpenSSH ed25519 private key, made on first use) and
-	// IdentityKey + ".pub".
+	// IdentityKey + ".pub". (Under KeysDir, which every ckpt since format 3
+	// knows, so that an older ckpt still opens the store.)
 	IdentityDir = "identity"
 	IdentityKey = "ckpt_ed25519"
-	// TrustDir, at the store's root, holds AllowedSignersFile: the keys
-	// whose checkpoints this store resumes whole, as ssh-keygen's allowed
-	// signers (managed with ckpt trust).
-	TrustDir           = "trust"
+	// AllowedSignersFile, inside KeysDir, lists the keys whose checkpoints
+	// this store resumes whole, as ssh-keygen's allowed signers (managed
+	// with ckpt trust).
 	AllowedSignersFile = "allowed_signers"
 )
 

@@ -27,6 +27,8 @@ type Report struct {
 	Mode      format.Mode `json:"mode"`
 	// Imported is true for a checkpoint brought by ckpt import.
 	Imported bool `json:"imported"`
+	// Trust says whether it comes back whole, and why not.
+	Trust store.Trust `json:"trust"`
 	// Asks lists what it asks for beyond a plain container (restore.Powers),
 	// filled in by the caller.
 	Asks          []string             `json:"asks,omitempty"`
@@ -141,6 +143,7 @@ func Read(ck *store.Checkpoint) (*Report, error) {
 		Created:       m.Created,
 		Mode:          m.Mode,
 		Imported:      ck.Origin.Imported,
+		Trust:         ck.Trust,
 		LeftRunning:   m.LeftRunning,
 		SizeBytes:     ck.Size(),
 		RestartPolicy: m.RestartPolicy,

@@ -60,8 +60,8 @@ func configDesc(raw []byte) ocispec.Descriptor {
 
 // ociManifest is the OCI manifest of checkpoint m of container, with
 // config and layers as described (clear or encrypted).
-func ociManifest(container string, m *format.Manifest, config ocispec.Descriptor, layers []ocispec.Descriptor) ([]byte, error) {
-	return json.Marshal(ocispec.Manifest{
+func ociManifest(container string, m *format.Manifest, config ocispec.Descriptor, layers []ocispec.Descriptor, sig []byte) ([]byte, error) {
+	om := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageManifest,
 		Config:    config,
@@ -72,7 +72,11 @@ func ociManifest(container string, m *format.Manifest, config ocispec.Descriptor
 			AnnotationFormat:          strconv.Itoa(m.FormatVersion),
 			ocispec.AnnotationCreated: m.Created.UTC().Format(time.RFC3339Nano),
 		},
-	})
+	}
+	if len(sig) > 0 {
+		om.Annotations[AnnotationSignature] = string(sig)
+	}
+	return json.Marshal(om)
 }
 
 // clearLayers are the layers of the clear checkpoint m.

@@ -65,7 +65,7 @@ func TestBlobs(t *testing.T) {
 func TestCheckOCI(t *testing.T) {
 	m := testManifest()
 	raw := []byte(`{"name":"cp"}`)
-	b, err := ociManifest("web", m, configDesc(raw), clearLayers(m))
+	b, err := ociManifest("web", m, configDesc(raw), clearLayers(m), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

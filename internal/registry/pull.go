@@ -24,6 +24,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/sign"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
 	"github.com/ckpt-dev/ckpt/internal/units"
@@ -69,9 +70,10 @@ type PullOptions struct {
 // a digest) into st, under the container and checkpoint names it was
 // pushed with, and returns it. It fetches only the chunks the store lacks
 // and checks every blob against the manifest before it is stored, and the
-// manifest itself as ckpt import does; the checkpoint is marked imported
-// (resume asks for --trust before it grants it more than a plain
-// container). Nothing is added unless all of it arrived and matched. When
+// manifest itself as ckpt import does; the checkpoint is marked imported,
+// with the signature the artifact carries (AnnotationSignature), so that it
+// comes back whole only when a key the store trusts signed it
+// (store.Trust). Nothing is added unless all of it arrived and matched. When
 // the store has the very same checkpoint already, Pull returns it and
 // fetches nothing more.
 func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*store.Checkpoint, Stats, error) {
@@ -164,6 +166,10 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 	if err := checkLayers(&om, m, encrypted); err != nil {
 		return fail(refuse(ErrInvalid, "%v", err))
 	}
+	sig := []byte(om.Annotations[AnnotationSignature])
+	if len(sig) > sign.MaxSignature {
+		return fail(refuse(ErrInvalid, "its signature has %d bytes, more than %d", len(sig), sign.MaxSignature))
+	}
 	stats.Digest = desc.Digest.String()
 
 	lock, err := st.Lock(n.container, "pull")
@@ -192,16 +198,23 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 			p.Abort()
 		}
 	}()
+	// A chunk the store holds is skipped only when a checkpoint of the
+	// same trust lists it; any other is fetched and compared, so that the
+	// artifact proves it has the bytes (store.ChunksHeldFor).
+	held, err := st.ChunksHeldFor(st.CheckSignature(raw, sig))
+	if err != nil {
+		return fail(err)
+	}
 	bs := blobs(m)
 	stats.Blobs = len(bs)
 	var need []blob
-	var needBytes int64
+	var all, needSizes []int64
 	for i, b := range bs {
 		if encrypted {
 			b.sealed = &om.Layers[i+1]
 		}
-		stats.Bytes += b.desc.Size
-		if b.path == "" {
+		all = append(all, b.desc.Size)
+		if b.path == "" && held[b.chunk.SHA256] {
 			have, err := p.HasChunk(b.chunk)
 			if err != nil {
 				return fail(err)
@@ -213,7 +226,14 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 			}
 		}
 		need = append(need, b)
-		needBytes += b.desc.Size
+		needSizes = append(needSizes, b.desc.Size)
+	}
+	if stats.Bytes, err = preflight.SumSizes(all...); err != nil {
+		return fail(refuse(ErrInvalid, "its blobs: %v", err))
+	}
+	needBytes, err := preflight.SumSizes(needSizes...)
+	if err != nil {
+		return fail(refuse(ErrInvalid, "its blobs: %v", err))
 	}
 	if err := (preflight.Host{Free: o.Free}).Space(st.Root, n.container, needBytes); err != nil {
 		return fail(err)
@@ -277,6 +297,9 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 		}
 	}
 	p.Imported = true
+	if len(sig) > 0 {
+		p.Signature = sig
+	}
 	ck, err := p.Commit(raw)
 	if err != nil {
 		return fail(err)

@@ -153,7 +153,7 @@ func Push(ctx context.Context, ck *store.Checkpoint, ref string, o Options) (Sta
 	if err := pushSmall(ctx, repo, config, raw); err != nil {
 		return st, pushErr(err, host)
 	}
-	om, err := ociManifest(ck.Container, ck.Manifest, config, layers)
+	om, err := ociManifest(ck.Container, ck.Manifest, config, layers, o.Signature)
 	if err != nil {
 		return st, err
 	}

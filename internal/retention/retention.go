@@ -36,7 +36,7 @@ func NewPlan(st *store.Store, r policy.Retention, container string, now time.Tim
 			continue
 		}
 		ck := e.Checkpoint
-		items = append(items, policy.Item{Container: ck.Container, Name: ck.Name, Created: ck.Manifest.Created, Size: ck.Size()})
+		items = append(items, policy.Item{Container: ck.Container, Name: ck.Name, Created: ck.Manifest.Created, Size: ck.Size(), Untrusted: !ck.Trust.Trusted()})
 	}
 	return &Plan{Verdicts: policy.ApplyRetention(items, r, now)}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/atomicfile"
 	"github.com/ckpt-dev/ckpt/internal/fault"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/sign"
 )
 
 // SHA256 is the hex sha256 of what was written to f so far; of a chunked
@@ -72,15 +73,31 @@ func (p *Pending) Commit(manifest []byte) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	sig := p.Signature
+	if p.Signer != nil {
+		if sig, err = sign.Sign(p.Signer, manifest); err != nil {
+			return nil, err
+		}
+	}
+	if len(sig) > sign.MaxSignature {
+		return nil, fmt.Errorf("%s: %d bytes, more than %d", format.SignatureFile, len(sig), sign.MaxSignature)
+	}
 	sum := sha256.Sum256(manifest)
-	for _, w := range []struct {
+	writes := []struct {
 		name string
 		data []byte
 	}{
 		{format.OriginFile, originJSON},
 		{format.ManifestFile, manifest},
 		{format.ManifestSumFile, []byte(hex.EncodeToString(sum[:]) + "\n")},
-	} {
+	}
+	if sig != nil {
+		writes = append(writes, struct {
+			name string
+			data []byte
+		}{format.SignatureFile, sig})
+	}
+	for _, w := range writes {
 		if err := atomicfile.WriteFile(filepath.Join(p.dir, w.name), w.data, FileMode, atomicfile.Replace); err != nil {
 			return nil, err
 		}
@@ -104,7 +121,9 @@ func (p *Pending) Commit(manifest []byte) (*Checkpoint, error) {
 	for _, rel := range p.replaced {
 		os.Remove(filepath.Join(p.final, filepath.FromSlash(rel)))
 	}
-	return &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: &m, Origin: origin, chunks: p.pool}, nil
+	ck := &Checkpoint{Container: p.container, Name: p.Name, Dir: p.final, Manifest: &m, Origin: origin, chunks: p.pool}
+	ck.Trust = p.store.trustOf(ck)
+	return ck, nil
 }
 
 // sortedFiles returns a copy of files sorted by path (nil for none).

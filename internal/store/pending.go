@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
 	"github.com/ckpt-dev/ckpt/internal/atomicfile"
@@ -28,7 +29,14 @@ type Pending struct {
 	Name string
 	// Imported marks a checkpoint brought by ckpt import from an archive
 	// (format.Origin); set it before Commit.
-	Imported  bool
+	Imported bool
+	// Signer, when set, signs the manifest at the commit (a save, with
+	// the store's Identity).
+	Signer ssh.Signer
+	// Signature is the signature an imported checkpoint came with, kept
+	// beside its manifest (format.SignatureFile); nil for none. Set it
+	// before Commit.
+	Signature []byte
 	container string
 	dir       string
 	final     string

@@ -189,6 +189,9 @@ type Checkpoint struct {
 	Manifest *format.Manifest
 	// Origin says whether it was made here or imported.
 	Origin format.Origin
+	// Trust says whether it may come back whole (made here, or signed by
+	// a key the store trusts), decided when it was loaded.
+	Trust Trust
 	// chunks is the store's chunks, which chunked files are made of.
 	chunks *chunkPool
 }
@@ -239,7 +242,9 @@ func (s *Store) Load(container, name string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, &DamagedError{Container: container, Name: name, Err: err}
 	}
-	return &Checkpoint{Container: container, Name: name, Dir: dir, Manifest: m, Origin: origin, chunks: s.chunks()}, nil
+	ck := &Checkpoint{Container: container, Name: name, Dir: dir, Manifest: m, Origin: origin, chunks: s.chunks()}
+	ck.Trust = s.trustOf(ck)
+	return ck, nil
 }
 
 // readOrigin reads the checkpoint's origin; one without is from this host.
@@ -407,9 +412,12 @@ func (s *Store) List(container string) ([]Entry, error) {
 	return out, nil
 }
 
-// Latest returns the newest complete checkpoint of container. When a
-// damaged checkpoint is newer than it, Latest returns that one's error rather
-// than silently going back to older state.
+// Latest returns the newest complete checkpoint of container that is
+// trusted (Trust), or, when it has none, its newest untrusted one: a
+// checkpoint from elsewhere, which picks its own name and date, never
+// takes the place of the container's own. When a damaged checkpoint is
+// newer than the one chosen, Latest returns that one's error rather than
+// silently going back to older state.
 func (s *Store) Latest(container string) (*Checkpoint, error) {
 	ents, err := s.List(container)
 	if err != nil {
@@ -417,7 +425,7 @@ func (s *Store) Latest(container string) (*Checkpoint, error) {
 	}
 	var latest *Checkpoint
 	for _, e := range ents {
-		if e.State == StateComplete {
+		if e.State == StateComplete && (latest == nil || e.Checkpoint.Trust.Trusted() || !latest.Trust.Trusted()) {
 			latest = e.Checkpoint
 		}
 	}

@@ -34,6 +34,10 @@ type ExportOptions struct {
 	// Passphrase, when given, encrypts the archive with a passphrase
 	// (scrypt). It does not go with Recipients.
 	Passphrase string
+	// Signature is the signature of the checkpoint's manifest to send
+	// along (store.SignatureFor); nil sends none, and the importer then
+	// gets the checkpoint's data only (docs/security.md).
+	Signature []byte
 }
 
 // scryptWorkFactor, when not 0, replaces age's scrypt work factor (log2 of
@@ -65,6 +69,7 @@ func Export(ctx context.Context, w io.Writer, ck *store.Checkpoint, o ExportOpti
 		Kind: Kind, FormatVersion: m.FormatVersion,
 		Container: ck.Container, Checkpoint: ck.Name,
 		Created: m.Created, ManifestSHA256: hex.EncodeToString(sum[:]),
+		Signature: string(o.Signature),
 	}
 	hdrJSON, err := json.MarshalIndent(hdr, "", "  ")
 	if err != nil {

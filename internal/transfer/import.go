@@ -27,6 +27,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
+	"github.com/ckpt-dev/ckpt/internal/sign"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
@@ -299,6 +300,9 @@ func (im *importer) run() (*store.Checkpoint, error) {
 		return nil, err
 	}
 	p.Imported = true
+	if hdr.Signature != "" {
+		p.Signature = []byte(hdr.Signature)
+	}
 	ck, err := p.Commit(raw)
 	if err != nil {
 		return nil, err
@@ -345,6 +349,9 @@ func (im *importer) readHeader() (*header, error) {
 	if !isSHA256(hdr.ManifestSHA256) {
 		return nil, refuse(ErrInvalid, "%s: manifestSha256 %q is not a sha256", HeaderFile, hdr.ManifestSHA256)
 	}
+	if len(hdr.Signature) > sign.MaxSignature {
+		return nil, refuse(ErrInvalid, "%s: its signature has %d bytes, more than %d", HeaderFile, len(hdr.Signature), sign.MaxSignature)
+	}
 	im.mtime = entryTime(hdr.Created)
 	if err := im.checkTime(h); err != nil {
 		return nil, err
@@ -366,6 +373,7 @@ func parseHeader(b []byte) (*header, error) {
 			return nil, fmt.Errorf("no %q", k)
 		}
 	}
+	known = append(known, "signature") // optional
 	for k := range fields {
 		for _, kk := range known {
 			if k != kk && strings.EqualFold(k, kk) {

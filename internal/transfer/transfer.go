@@ -14,10 +14,13 @@
 //  3. A POSIX tar archive (PAX format) whose entries are, in this order:
 //     - ckpt-export.json: a JSON object
 //     {"kind": "ckpt-export", "formatVersion": 1, "container": NAME,
-//     "checkpoint": NAME, "created": TIME, "manifestSha256": HEX}, where
-//     formatVersion is the store format of the manifest (format.Version),
-//     created is the manifest's and manifestSha256 is the sha256 of the
-//     manifest.json entry;
+//     "checkpoint": NAME, "created": TIME, "manifestSha256": HEX,
+//     "signature": SIG}, where formatVersion is the store format of the
+//     manifest (format.Version), created is the manifest's,
+//     manifestSha256 is the sha256 of the manifest.json entry, and the
+//     optional signature is the armored SSH signature of that entry by the
+//     store that made the checkpoint (internal/sign; an importer decides
+//     by it whether the checkpoint comes back whole: docs/security.md);
 //     - manifest.json, byte for byte as in the store;
 //     - manifest.json.sha256: the hex sha256 of manifest.json and a newline;
 //     - every file the manifest lists, in the manifest's order, at its
@@ -97,6 +100,9 @@ type header struct {
 	Created time.Time `json:"created"`
 	// ManifestSHA256 is the hex sha256 of the manifest.json entry.
 	ManifestSHA256 string `json:"manifestSha256"`
+	// Signature is the armored SSH signature of the manifest.json entry by
+	// the store that made the checkpoint; empty for none.
+	Signature string `json:"signature,omitempty"`
 }
 
 // Limits on what Import holds in memory.
@@ -107,7 +113,7 @@ const (
 
 // reserved are the names a manifest may not list: they are the archive's or
 // the checkpoint directory's own.
-var reserved = map[string]bool{HeaderFile: true, format.ManifestFile: true, format.ManifestSumFile: true}
+var reserved = map[string]bool{HeaderFile: true, format.ManifestFile: true, format.ManifestSumFile: true, format.OriginFile: true, format.SignatureFile: true}
 
 // Kinds of archives Import refuses; test with errors.Is.
 var (

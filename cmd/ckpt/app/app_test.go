@@ -221,7 +221,7 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-const lsHeader = "CONTAINER  CHECKPOINT  CREATED  SIZE  MEMORY  STATE\n"
+const lsHeader = "CONTAINER  CHECKPOINT  CREATED  SIZE  MEMORY  STATE  ORIGIN\n"
 
 func TestLsEmpty(t *testing.T) {
 	noEnv(t)
@@ -338,14 +338,14 @@ func TestLsAndRm(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("ls printed %q, want a header and one line", stdout)
 	}
-	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "CONTAINER CHECKPOINT CREATED SIZE MEMORY STATE" {
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "CONTAINER CHECKPOINT CREATED SIZE MEMORY STATE ORIGIN" {
 		t.Errorf("header %q", lines[0])
 	}
-	want := fmt.Sprintf("web cp1 %s %s %s complete", created.Local().Format(time.DateTime), units.Bytes(size), units.Bytes(memory))
+	want := fmt.Sprintf("web cp1 %s %s %s complete here", created.Local().Format(time.DateTime), units.Bytes(size), units.Bytes(memory))
 	if got := strings.Join(strings.Fields(lines[1]), " "); got != want {
 		t.Errorf("ls line %q, want the fields %q", lines[1], want)
 	}
-	if !strings.HasSuffix(lines[1], "  3.0 MiB  complete") {
+	if !strings.HasSuffix(lines[1], "  3.0 MiB  complete  here") {
 		t.Errorf("ls line %q", lines[1])
 	}
 	// Columns line up: every header title starts where its values start.
@@ -461,7 +461,7 @@ func TestLsStates(t *testing.T) {
 	if code != exitOK || len(lines) != 4 {
 		t.Fatalf("ls web = %d, %q", code, stdout)
 	}
-	if f := strings.Fields(lines[3]); strings.Join(f, " ") != "web pending - - - incomplete" {
+	if f := strings.Fields(lines[3]); strings.Join(f, " ") != "web pending - - - incomplete -" {
 		t.Errorf("incomplete line %q", lines[3])
 	}
 

@@ -84,8 +84,11 @@ is left behind on error or interruption. -o - writes to standard output.`,
 					return exists(output)
 				}
 			}
-			_, ck, err := openCheckpoint(c, container, name)
+			st, ck, err := openCheckpoint(c, container, name)
 			if err != nil {
+				return err
+			}
+			if opts.Signature, err = st.SignatureFor(ck); err != nil {
 				return err
 			}
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"filippo.io/age"
 	"github.com/urfave/cli/v2"
@@ -12,7 +11,6 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
 	"github.com/ckpt-dev/ckpt/internal/units"
-	"github.com/ckpt-dev/ckpt/restore"
 )
 
 func importCommand() *cli.Command {
@@ -29,7 +27,11 @@ private key of one of the export's recipients: an age identity file or an
 SSH private key) or --passphrase-file.
 
 Resume the checkpoint with ckpt resume: if the container does not exist on
-this host, it is recreated from the saved configuration.`,
+this host, it is recreated from the saved configuration. The checkpoint comes
+back whole (memory, and all its container asks for) only when the store that
+made it signed it and is trusted here (ckpt trust add); any other comes back
+as data only, in a plain container, unless resumed with --trust. The output
+says which, before anything runs.`,
 		Flags: []cli.Flag{
 			&cli.GenericFlag{Name: "identity", Aliases: []string{"i"}, Value: &repeated{},
 				Usage: "decrypt with the private key in `FILE`: an age identity file or an SSH private key; repeatable"},
@@ -72,33 +74,8 @@ this host, it is recreated from the saved configuration.`,
 			if err != nil {
 				return err
 			}
-			resume := "ckpt resume " + ck.Container
-			if latest, err := st.Latest(ck.Container); err != nil || latest.Name != ck.Name {
-				resume = fmt.Sprintf("ckpt resume --from %s %s", ck.Name, ck.Container)
-			}
-			powers, err := restore.Powers(ck)
-			if err != nil {
-				return err
-			}
-			if len(powers) > 0 {
-				resume = strings.Replace(resume, "ckpt resume ", "ckpt resume --trust ", 1)
-			}
-			fmt.Fprintf(c.App.Writer, "imported %s:%s (%d files, %s); resume it with: %s\n",
-				ck.Container, ck.Name, stats.Files, units.Bytes(stats.Bytes), resume)
-			printPowers(c, powers)
-			return nil
+			return printArrival(c, st, ck, fmt.Sprintf("imported %s:%s (%d files, %s)", ck.Container, ck.Name, stats.Files, units.Bytes(stats.Bytes)))
 		},
-	}
-}
-
-// printPowers lists what a checkpoint from elsewhere asks for beyond a
-// plain container.
-func printPowers(c *cli.Context, powers []string) {
-	if len(powers) > 0 {
-		fmt.Fprintf(c.App.Writer, "it asks for more than a plain container, which resume refuses without --trust; read this first:\n")
-		for _, p := range powers {
-			fmt.Fprintf(c.App.Writer, "  %s\n", p)
-		}
 	}
 }
 

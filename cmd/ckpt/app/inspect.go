@@ -99,10 +99,12 @@ func formatInspect(w io.Writer, r *inspect.Report) error {
 		line("mode", "%s", r.Mode)
 	}
 	switch {
+	case r.Imported && r.Trust.Trusted():
+		line("origin", "imported; %s: it comes back whole", r.Trust)
 	case r.Imported && len(r.Asks) > 0:
-		line("origin", "imported; asks for more than a plain container (resume refuses it without --trust): %s", strings.Join(r.Asks, "; "))
+		line("origin", "imported; not trusted (%s): it comes back as data only, in a plain container, without what it asks for: %s", r.Trust.Reason, strings.Join(r.Asks, "; "))
 	case r.Imported:
-		line("origin", "imported; asks for nothing beyond a plain container")
+		line("origin", "imported; not trusted (%s): it comes back as data only, in a plain container", r.Trust.Reason)
 	case len(r.Asks) > 0:
 		line("origin", "made on this host; its container has: %s", strings.Join(r.Asks, "; "))
 	default:

@@ -15,15 +15,16 @@ import (
 
 // lsEntry is one line of ckpt ls --json.
 type lsEntry struct {
-	Container   string      `json:"container"`
-	Name        string      `json:"name"`
-	State       string      `json:"state"`
-	Created     *time.Time  `json:"created,omitempty"`
-	Mode        format.Mode `json:"mode,omitempty"`
-	SizeBytes   int64       `json:"sizeBytes"`
-	MemoryBytes int64       `json:"memoryBytes"`
-	LeftRunning bool        `json:"leftRunning,omitempty"`
-	Error       string      `json:"error,omitempty"`
+	Container   string       `json:"container"`
+	Name        string       `json:"name"`
+	State       string       `json:"state"`
+	Created     *time.Time   `json:"created,omitempty"`
+	Mode        format.Mode  `json:"mode,omitempty"`
+	SizeBytes   int64        `json:"sizeBytes"`
+	MemoryBytes int64        `json:"memoryBytes"`
+	LeftRunning bool         `json:"leftRunning,omitempty"`
+	Trust       *store.Trust `json:"trust,omitempty"`
+	Error       string       `json:"error,omitempty"`
 }
 
 func lsCommand() *cli.Command {
@@ -33,7 +34,10 @@ func lsCommand() *cli.Command {
 		ArgsUsage: "[CONTAINER]",
 		Description: `Lists the checkpoints in the store, oldest first. STATE is complete,
 incomplete (a save in progress, or one that was killed: never resumed), or
-damaged (its manifest cannot be read: never resumed).`,
+damaged (its manifest cannot be read: never resumed). ORIGIN is "here" (made
+in this store), "signed:NAME" (imported, signed by a store trusted as NAME:
+it comes back whole) or "untrusted" (imported and not trusted: it comes
+back as data only; ckpt inspect says why).`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
 		},
@@ -59,6 +63,7 @@ damaged (its manifest cannot be read: never resumed).`,
 					created := ck.Manifest.Created
 					l.Created, l.Mode, l.LeftRunning = &created, ck.Manifest.Mode, ck.Manifest.LeftRunning
 					l.SizeBytes, l.MemoryBytes = ck.Size(), ck.Manifest.MemoryBytes
+					l.Trust = &ck.Trust
 				}
 				if e.Err != nil {
 					l.Error = e.Err.Error()
@@ -71,16 +76,30 @@ damaged (its manifest cannot be read: never resumed).`,
 				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CONTAINER\tCHECKPOINT\tCREATED\tSIZE\tMEMORY\tSTATE")
+			fmt.Fprintln(tw, "CONTAINER\tCHECKPOINT\tCREATED\tSIZE\tMEMORY\tSTATE\tORIGIN")
 			for _, l := range out {
-				created, size, mem := "-", "-", "-"
+				created, size, mem, origin := "-", "-", "-", "-"
 				if l.Created != nil {
 					created = l.Created.Local().Format(time.DateTime)
 					size, mem = units.Bytes(l.SizeBytes), units.Bytes(l.MemoryBytes)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", l.Container, l.Name, created, size, mem, l.State)
+				if l.Trust != nil {
+					origin = originLabel(*l.Trust)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Container, l.Name, created, size, mem, l.State, origin)
 			}
 			return tw.Flush()
 		},
 	}
+}
+
+// originLabel is the ORIGIN column of ckpt ls.
+func originLabel(t store.Trust) string {
+	switch t.Level {
+	case format.TrustLocal:
+		return "here"
+	case format.TrustSigned:
+		return "signed:" + t.Signer
+	}
+	return "untrusted"
 }

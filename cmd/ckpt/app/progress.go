@@ -10,6 +10,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
@@ -73,6 +74,10 @@ type jsonLine struct {
 	Recovery       string      `json:"recovery,omitempty"`
 	// Transfer is what a push or pull moved.
 	Transfer *transferLine `json:"transfer,omitempty"`
+	// Trust is the resumed checkpoint's trust; Dropped what its recreated
+	// container did not get.
+	Trust   *store.Trust `json:"trust,omitempty"`
+	Dropped []string     `json:"dropped,omitempty"`
 }
 
 // jsonWriter writes JSON lines, one per call, safe for concurrent use.

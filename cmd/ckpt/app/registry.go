@@ -15,7 +15,6 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
 	"github.com/ckpt-dev/ckpt/internal/units"
-	"github.com/ckpt-dev/ckpt/restore"
 )
 
 // registryFlags say how to reach a registry: push, pull and resume --from
@@ -150,6 +149,9 @@ that only their owners can read.`,
 			if opts.Encrypt, err = encryption(c, st); err != nil {
 				return err
 			}
+			if opts.Signature, err = st.SignatureFor(ck); err != nil {
+				return err
+			}
 			stats, err := registry.Push(c.Context, ck, ref, opts)
 			if _, js := reporter(c); js != nil {
 				js.result(jsonLine{Container: ck.Container, Checkpoint: ck.Name, Transfer: transferJSON(ref, stats)}, err)
@@ -181,8 +183,9 @@ does nothing.
 
 Resume it with ckpt resume, or pull and resume in one step with
 ckpt resume --from HOST/REPOSITORY:TAG. A pulled checkpoint was made
-elsewhere: resume recreates its container as a plain one unless --trust is
-given (see ckpt resume --help).`,
+elsewhere: it comes back whole only when the store that pushed it signed it
+and is trusted here (ckpt trust add); any other comes back as data only, in
+a plain container, unless resumed with --trust. The output says which.`,
 		Flags: append(append(registryFlags(), decryptFlags()...), progressFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := flagsFirst(c); err != nil {
@@ -215,21 +218,7 @@ given (see ckpt resume --help).`,
 			if err != nil {
 				return err
 			}
-			resume := "ckpt resume --from " + ck.Name + " " + ck.Container
-			if latest, err := st.Latest(ck.Container); err == nil && latest.Name == ck.Name {
-				resume = "ckpt resume " + ck.Container
-			}
-			powers, err := restore.Powers(ck)
-			if err != nil {
-				return err
-			}
-			if len(powers) > 0 {
-				resume = strings.Replace(resume, "ckpt resume ", "ckpt resume --trust ", 1)
-			}
-			fmt.Fprintf(c.App.Writer, "pulled %s:%s from %s: %s; resume it with: %s\n",
-				ck.Container, ck.Name, ref, describeTransfer(stats, "received", "the store had"), resume)
-			printPowers(c, powers)
-			return nil
+			return printArrival(c, st, ck, fmt.Sprintf("pulled %s:%s from %s: %s", ck.Container, ck.Name, ref, describeTransfer(stats, "received", "the store had")))
 		},
 	}
 }

@@ -21,11 +21,15 @@ back, and starts it from its checkpoint. If memory cannot be restored, the
 container starts normally on the restored data and ckpt says so; with
 --no-fallback the resume fails instead and undoes what it created.
 
-A checkpoint brought by ckpt import was made elsewhere: its container is
-recreated as a plain one, and a resume that would give it more (privileged
-mode, added capabilities, host namespaces, devices, host paths, security
-options, sysctls, volume or network drivers that reach the host) is refused
-with the list, unless --trust is given.
+A checkpoint comes back whole when it was made in this store, or signed by
+a store trusted here (ckpt trust). Any other (brought by ckpt import or
+pull, unsigned, signed by an unknown key, or altered after it was signed)
+comes back as data only: its volumes and writable layer, in a plain
+container that gets none of what reaches outside it (privileged mode,
+capabilities, host namespaces, devices, host paths, security options,
+sysctls, links, log drivers, annotations, volumes and networks it did not
+bring), each named; never into a container that exists already. --trust
+resumes it whole all the same.
 
 --from HOST/REPOSITORY:TAG (anything with a '/') pulls the checkpoint from a
 registry first, as ckpt pull does, and resumes the container it was pushed
@@ -36,7 +40,7 @@ from; the container name may then be left out.`,
 			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest; or pull HOST/REPOSITORY:TAG from a registry (as ckpt pull) and resume that"},
 			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
 			&cli.BoolFlag{Name: "force", Usage: "resume a container that ran after its checkpoint was taken (its memory goes back, its newer files stay)"},
-			&cli.BoolFlag{Name: "trust", Usage: "let an imported checkpoint recreate its container with what it asks for beyond a plain container (privileged mode, host paths, devices, ...; ckpt import lists them)"},
+			&cli.BoolFlag{Name: "trust", Usage: "resume a checkpoint that is not trusted whole: its memory, and all its container asks for (privileged mode, host paths, devices, ...; ckpt import lists them)"},
 		}, append(append(registryFlags(), decryptFlags()...), progressFlags()...)...),
 		Action: func(c *cli.Context) error {
 			from := c.String("from")
@@ -95,7 +99,10 @@ from; the container name may then be left out.`,
 			}
 			if js != nil {
 				for _, r := range results {
-					l := jsonLine{Container: r.Container, Checkpoint: r.Checkpoint, Recreated: r.Recreated, Notes: r.Notes}
+					l := jsonLine{Container: r.Container, Checkpoint: r.Checkpoint, Recreated: r.Recreated, Notes: r.Notes, Dropped: r.Dropped}
+					if r.Checkpoint != "" {
+						l.Trust = &r.Trust
+					}
 					if r.Err == nil {
 						restored := r.MemoryRestored
 						l.MemoryRestored, l.Mode = &restored, format.ModeHot
@@ -125,6 +132,10 @@ from; the container name may then be left out.`,
 				}
 				how := "memory restored"
 				switch {
+				case r.Untrusted && r.Cold:
+					how = "started fresh on its saved data (cold checkpoint), in a plain container: it is not trusted"
+				case r.Untrusted:
+					how = "data only, in a plain container: it is not trusted (" + r.Trust.Reason + ")"
 				case r.Cold:
 					how = "started fresh on its saved data (cold checkpoint)"
 				case !r.MemoryRestored:
@@ -143,7 +154,12 @@ from; the container name may then be left out.`,
 				for _, n := range r.Notes {
 					fmt.Fprintf(c.App.Writer, "  %s\n", n)
 				}
-				if r.Fallback != nil {
+				for _, d := range r.Dropped {
+					fmt.Fprintf(c.App.Writer, "  left out: %s\n", d)
+				}
+				if r.Untrusted {
+					fmt.Fprintf(c.App.ErrWriter, "ckpt: %s: to resume it whole, %s\n", r.Container, trustAdvice(r.Trust))
+				} else if r.Fallback != nil {
 					printWarning(c.App.ErrWriter, "memory of "+r.Container+" was not restored: ", r.Fallback)
 				}
 			}

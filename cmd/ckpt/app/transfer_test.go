@@ -12,6 +12,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/sign"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
@@ -102,8 +103,16 @@ func TestExportImport(t *testing.T) {
 		t.Errorf("export stderr %q, want %s", stderr, want)
 	}
 
+	// Host B trusts host A's store: what A exported comes back whole.
+	code, key, stderr := run(t, "--store", hostA, "trust", "key")
+	if code != exitOK || !strings.HasPrefix(key, "ssh-ed25519 ") || stderr != "" {
+		t.Fatalf("trust key = %d, %q, %q", code, key, stderr)
+	}
+	if code, stdout, stderr := run(t, "--store", hostB, "trust", "add", "hostA", strings.TrimSpace(key)); code != exitOK || !strings.HasPrefix(stdout, "trusted hostA: key SHA256:") {
+		t.Fatalf("trust add = %d, %q, %q", code, stdout, stderr)
+	}
 	code, stdout, stderr = run(t, "--store", hostB, "import", archive)
-	if code != exitOK || stderr != "" || stdout != "imported web:new (2 files, 117.2 KiB); resume it with: ckpt resume web\n" {
+	if code != exitOK || stderr != "" || stdout != "imported web:new (2 files, 117.2 KiB); signed by hostA: it comes back whole; resume it with: ckpt resume web\n" {
 		t.Fatalf("import = %d, %q, %q", code, stdout, stderr)
 	}
 	got, err := os.ReadFile(filepath.Join(hostB, format.ContainersDir, "web", format.CheckpointsDir, "new", format.ManifestFile))
@@ -111,7 +120,7 @@ func TestExportImport(t *testing.T) {
 		t.Errorf("imported manifest differs (%v)", err)
 	}
 	code, stdout, _ = run(t, "--store", hostB, "ls", "web")
-	if code != exitOK || !strings.Contains(stdout, "web        new") || !strings.HasSuffix(stdout, "complete\n") {
+	if code != exitOK || !strings.Contains(stdout, "web        new") || !strings.HasSuffix(stdout, "complete  signed:hostA\n") {
 		t.Errorf("ls after import = %d, %q", code, stdout)
 	}
 
@@ -122,7 +131,7 @@ func TestExportImport(t *testing.T) {
 		t.Fatalf("export web:old = %d, %q", code, stderr)
 	}
 	code, stdout, stderr = run(t, "--store", hostB, "import", oldArchive)
-	if code != exitOK || stdout != "imported web:old (2 files, 117.2 KiB); resume it with: ckpt resume --from old web\n" {
+	if code != exitOK || stdout != "imported web:old (2 files, 117.2 KiB); signed by hostA: it comes back whole; resume it with: ckpt resume --from old web\n" {
 		t.Fatalf("import old = %d, %q, %q", code, stdout, stderr)
 	}
 
@@ -145,7 +154,9 @@ func TestExportStdoutImportStdin(t *testing.T) {
 	if !strings.Contains(stdout[:512], "ckpt-export.json") {
 		t.Fatalf("stdout is not a plain export: %q", stdout[:100])
 	}
-	onlyFiles(t, hostA, format.ContainersDir)
+	// The checkpoint was saved before ckpt signed its own: the export
+	// signed it, with the store's key made then.
+	onlyFiles(t, hostA, format.ContainersDir, format.KeysDir)
 
 	stdin := filepath.Join(t.TempDir(), "in")
 	if err := os.WriteFile(stdin, []byte(stdout), 0o600); err != nil {
@@ -159,8 +170,16 @@ func TestExportStdoutImportStdin(t *testing.T) {
 	saved := os.Stdin
 	os.Stdin = f
 	defer func() { os.Stdin = saved }()
+	// Host B does not trust host A: it says so, and how to.
 	code, stdout, stderr = run(t, "--store", hostB, "import", "-")
-	if code != exitOK || stdout != "imported web:cp1 (2 files, 117.2 KiB); resume it with: ckpt resume web\n" {
+	_, key, _ := run(t, "--store", hostA, "trust", "key")
+	k, _, err := sign.ParseKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := sign.Fingerprint(k)
+	if code != exitOK || !strings.HasPrefix(stdout, "imported web:cp1 (2 files, 117.2 KiB); not trusted (it is signed by key "+fp+", which this store does not trust): it comes back as data only, in a plain container; resume it with: ckpt resume web\n") ||
+		!strings.HasSuffix(stdout, "to resume it whole, check that "+fp+" is the key of the store that made it (ckpt trust key there prints it), then: ckpt trust add NAME 'KEY'; or resume with --trust\n") {
 		t.Fatalf("import - = %d, %q, %q", code, stdout, stderr)
 	}
 }
