@@ -30,6 +30,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/shim"
 	"github.com/ckpt-dev/ckpt/internal/steps"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/policy"
@@ -783,13 +784,15 @@ func (s *saver) manifest() *format.Manifest {
 // the CRIU options that takes.
 //
 // A container that shares the namespace of its network holder (a resume on
-// an engine that cannot restore, docs/engines.md) has it saved as external
-// by runc itself, and resumes inside the holder again. On such an engine
-// (Docker 26.0.0, 28 and later) a container with a namespace of its own has
-// it marked external too ("external net[<inode>]:extRootNetNS"), so that its
-// processes can resume inside a holder: the only way back with memory there.
-// Elsewhere CRIU saves the namespace with the processes, as the engine
-// expects.
+// an engine that cannot restore, by ckpt before its runtime,
+// docs/engines.md) has it saved as external by runc itself, and resumes
+// inside the holder again. Every other container is saved as the engine
+// expects, its namespace left to be made anew at restore: on an engine that
+// cannot restore by itself (Docker 26.0.0, 28 and later) ckpt's runtime
+// restores it (internal/shim), made ready here. Only where that runtime
+// cannot be had, or the container needs a runtime of its own, is the
+// namespace marked external ("external net[<inode>]:extRootNetNS"), so that
+// its processes can resume inside a holder.
 func (s *saver) netns(ctx context.Context) ([]string, error) {
 	mode := s.c.HostConfig.NetworkMode
 	if mode.IsContainer() {
@@ -807,13 +810,21 @@ func (s *saver) netns(ctx context.Context) ([]string, error) {
 	if mode.IsHost() || engine.RestoreBrokenIn(version) == nil {
 		return nil, nil
 	}
+	rtErr := fmt.Errorf("it runs on runtime %s", s.c.HostConfig.Runtime)
+	switch s.c.HostConfig.Runtime {
+	case "", "runc", "io.containerd.runc.v2", shim.Runtime:
+		_, rtErr = s.host.RestoreRuntime()
+	}
+	if rtErr == nil {
+		return nil, nil
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", s.c.State.Pid), &st); err != nil {
 		return nil, fmt.Errorf("cannot find the network namespace of %s: %w", s.name, err)
 	}
 	s.m.Container.NetNS = format.NetNSHolder
 	s.rep.Report(progress.Event{Container: s.name, Phase: "check",
-		Message: "Docker " + version + " cannot restore a container in its own network namespace: saving it to resume inside a network holder (docs/engines.md)"})
+		Message: "Docker " + version + " cannot restore a container in its own network namespace, and ckpt's runtime cannot restore this one (" + rtErr.Error() + "): saving it to resume inside a network holder (docs/engines.md)"})
 	return []string{fmt.Sprintf("external net[%d]:extRootNetNS", st.Ino)}, nil
 }
 

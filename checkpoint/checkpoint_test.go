@@ -303,6 +303,8 @@ func TestSaveModes(t *testing.T) {
 		wantRunning bool
 		wantPolicy  string
 		wantNetNS   string
+		// noRuntime: ckpt's runtime cannot be installed.
+		noRuntime bool
 	}{
 		{name: "hot", version: "20.10.24", policy: "always",
 			wantCalls:  []string{"SetRestartPolicy no", "CheckpointCreate"},
@@ -318,6 +320,9 @@ func TestSaveModes(t *testing.T) {
 			wantRunning: true, wantPolicy: "always"},
 		{name: "engine that cannot restore: paused, then killed once committed", version: "28.5.2", policy: "always",
 			wantCalls:  []string{"SetRestartPolicy no", "ContainerPause", "CheckpointCreate", "ContainerKill"},
+			wantPolicy: "no"},
+		{name: "engine that cannot restore, no runtime of ckpt's: for a network holder", version: "28.5.2", policy: "always", noRuntime: true,
+			wantCalls:  []string{"SetRestartPolicy no", "ContainerPause", "CheckpointCreate", "ContainerKill"},
 			wantPolicy: "no", wantNetNS: format.NetNSHolder},
 		{name: "cold on an engine that cannot restore is a plain stop", version: "28.5.2", cold: true,
 			wantCalls: []string{"ContainerStop"}},
@@ -326,6 +331,9 @@ func TestSaveModes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.f.Info.ServerVersion = tt.version
+			if tt.noRuntime {
+				e.host.RuntimeErr = errors.New("no containerd runs here")
+			}
 			if tt.policy != "" {
 				e.policy(tt.policy)
 			}

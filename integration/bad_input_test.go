@@ -223,9 +223,9 @@ func TestRestoreFailureFallback(t *testing.T) {
 	}
 	f.WriteString("changed behind the process's back\n")
 	f.Close()
-	if holderEngine(t) {
-		// There the container is recreated inside its network holder, with
-		// the writable layer of the checkpoint: the change is gone, and the
+	if runtimeEngine(t) {
+		// There the container is recreated with ckpt's runtime, with the
+		// writable layer of the checkpoint: the change is gone, and the
 		// restore works.
 		r := e.mustCkpt("resume", "--no-fallback", name)
 		if !strings.Contains(r.stdout, "memory restored") {

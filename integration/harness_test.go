@@ -168,10 +168,11 @@ func importImage(ctx context.Context, app, ref string) error {
 	return err
 }
 
-// holderEngine reports whether the engine cannot restore a container in its
-// own network namespace (Docker 26.0.0, 28 and later): there ckpt resumes
-// containers inside a network holder, recreating them (docs/engines.md).
-func holderEngine(t *testing.T) bool {
+// runtimeEngine reports whether the engine cannot restore a container by
+// itself (Docker 26.0.0, 28 and later): there ckpt's runtime restores it,
+// in a container of that runtime, recreated the first time
+// (docs/engines.md).
+func runtimeEngine(t *testing.T) bool {
 	t.Helper()
 	v, err := docker.ServerVersion(context.Background())
 	if err != nil {

@@ -52,11 +52,14 @@ func TestSaveResumeSameContainer(t *testing.T) {
 	if left := leaks(); len(left) > len(leftBefore) {
 		t.Errorf("containerd's copy of the checkpoint was left behind: %v", left)
 	}
-	if holderEngine(t) {
-		// Recreated inside its network holder: the only way back with
-		// memory on this engine.
-		if !strings.Contains(r.stdout, "memory restored, container recreated") || !strings.Contains(r.stdout, "recreated inside its network holder") {
+	if runtimeEngine(t) {
+		// Recreated with ckpt's runtime, which restores it on this engine,
+		// with its own network and ports.
+		if !strings.Contains(r.stdout, "memory restored, container recreated") || !strings.Contains(r.stdout, "recreated with ckpt's runtime io.containerd.ckpt.v2") {
 			t.Fatalf("resume printed %q", r.stdout)
+		}
+		if c := e.inspect(name); c.HostConfig.Runtime != "io.containerd.ckpt.v2" || c.HostConfig.NetworkMode.IsContainer() || len(c.NetworkSettings.Ports["8080/tcp"]) == 0 {
+			t.Fatalf("resumed container: runtime %q, network mode %q, ports %v", c.HostConfig.Runtime, c.HostConfig.NetworkMode, c.NetworkSettings.Ports)
 		}
 	} else if !strings.Contains(r.stdout, "memory restored") || strings.Contains(r.stdout, "recreated") {
 		t.Fatalf("resume printed %q", r.stdout)
@@ -289,4 +292,46 @@ func flipByte(t *testing.T, path string, at int64) {
 	if _, err := f.WriteAt(b, at); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Containers that run inside a network holder (resumed by a ckpt from
+// before its runtime, or with CKPT_NO_RUNTIME=1) keep working: saved, they
+// resume inside their holder, in place and after docker rm, with their
+// memory. On an engine that restores by itself, CKPT_NO_RUNTIME changes
+// nothing: no holder, the container resumed in place.
+func TestHolderKeepsWorking(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("app")
+	e.startApp(name, appOpts{})
+	before := e.waitCounter(name, 3)
+	noRuntime := []string{"CKPT_NO_RUNTIME=1"}
+	e.ckptEnv(noRuntime, "save", name).must(t)
+	r := e.ckptEnv(noRuntime, "resume", name).must(t)
+	holder := e.inspect(name).HostConfig.NetworkMode
+	if !runtimeEngine(t) {
+		if holder.IsContainer() || strings.Contains(r.stdout, "recreated") {
+			t.Fatalf("resumed in network mode %s: %s", holder, r.stdout)
+		}
+		e.assertContinues(name, before)
+		return
+	}
+	if !holder.IsContainer() || !strings.Contains(r.stdout, "recreated inside its network holder") {
+		t.Fatalf("resumed in network mode %s: %s", holder, r.stdout)
+	}
+	before = e.assertContinues(name, before)
+
+	// Without CKPT_NO_RUNTIME now, as after an upgrade: a container inside
+	// its holder is saved for it, and resumes inside it.
+	e.mustCkpt("save", name)
+	if r := e.mustCkpt("resume", name); strings.Contains(r.stdout, "recreated") {
+		t.Errorf("resumed %s", r.stdout)
+	}
+	before = e.assertContinues(name, before)
+	e.mustCkpt("save", name)
+	removeContainer(t, name)
+	e.mustCkpt("resume", name)
+	if got := e.inspect(name).HostConfig.NetworkMode; !got.IsContainer() {
+		t.Errorf("after docker rm: network mode %s", got)
+	}
+	e.assertContinues(name, before)
 }

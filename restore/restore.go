@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -32,6 +34,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
 	"github.com/ckpt-dev/ckpt/internal/progress"
+	"github.com/ckpt-dev/ckpt/internal/shim"
 	"github.com/ckpt-dev/ckpt/internal/steps"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
@@ -175,6 +178,9 @@ type resumer struct {
 	// useHolder is true when the processes resume inside the container's
 	// network holder.
 	useHolder bool
+	// useRuntime is true when the container is restored by ckpt's runtime
+	// (internal/shim), on an engine that cannot restore by itself.
+	useRuntime bool
 	// replace is true when the existing container must be replaced by one
 	// inside its network holder.
 	replace bool
@@ -372,9 +378,14 @@ func (r *resumer) preflight(ctx context.Context) error {
 		if err := host.Compatible(criu.Facts{Kernel: m.Host.Kernel, Arch: m.Host.Arch, CPUFlags: m.Host.CPUFlags}); err != nil {
 			r.memErr = err
 		} else if err := engine.RestoreBrokenIn(r.eng.System().ServerVersion); err != nil && m.Container.NetNS != format.NetNSHolder {
-			r.memErr = err
-		} else if _, err := host.Memory(); err != nil {
-			r.memErr = err
+			// ckpt's runtime restores it at create, where the engine
+			// expects a process (internal/shim).
+			r.memErr = r.runtimeFor(err)
+		}
+		if r.memErr == nil {
+			if _, err := host.Memory(); err != nil {
+				r.memErr = err
+			}
 		}
 	}
 	if r.memErr != nil && r.opts.NoFallback {
@@ -407,7 +418,29 @@ func (r *resumer) preflight(ctx context.Context) error {
 		}
 		r.replace = !engine.InHolder(r.c, engine.HolderName(r.name), hid)
 	}
+	// A container of another runtime is recreated with ckpt's.
+	r.useRuntime = r.useRuntime && r.memErr == nil
+	if r.useRuntime && r.c != nil {
+		r.replace = r.c.HostConfig.Runtime != shim.Runtime
+	}
 	return r.checkRoom(ctx)
+}
+
+// runtimeFor decides whether ckpt's runtime restores the container on an
+// engine that cannot (broken says why), and returns why memory cannot be
+// restored when it cannot either: the container needs a runtime of its
+// own, or containerd cannot be given ckpt's.
+func (r *resumer) runtimeFor(broken error) error {
+	switch rt := r.cfg.HostConfig.Runtime; rt {
+	case "", "runc", "io.containerd.runc.v2", shim.Runtime:
+	default:
+		return fmt.Errorf("%w; ckpt restores there through its own runtime, and this container runs on runtime %s", broken, rt)
+	}
+	if _, err := r.opts.Host.RestoreRuntime(); err != nil {
+		return fmt.Errorf("%w; ckpt restores there through its own runtime (%s), which cannot be installed: %w", broken, shim.Runtime, err)
+	}
+	r.useRuntime = true
+	return nil
 }
 
 // checkRoom refuses, before anything is created, a resume that would not
@@ -546,16 +579,21 @@ func (r *resumer) ensureVolumes(ctx context.Context) error {
 }
 
 // replaceContainer removes a stopped container that must come back inside
-// its network holder. It is saved whole in the checkpoint: its writable
-// layer comes back with the new container, its volumes stay.
+// its network holder, or with ckpt's runtime. It is saved whole in the
+// checkpoint: its writable layer comes back with the new container, its
+// volumes stay.
 func (r *resumer) replaceContainer(ctx context.Context) error {
 	if !r.replace {
 		return nil
 	}
-	if err := r.eng.ContainerRemove(ctx, r.c.ID, container.RemoveOptions{}); err != nil {
-		return fmt.Errorf("cannot replace %s by a container inside its network holder: %w", r.name, err)
+	how := "inside its network holder " + engine.HolderName(r.name) + " (this engine cannot restore a container in its own network namespace)"
+	if r.useRuntime {
+		how = "with ckpt's runtime " + shim.Runtime + ", which restores it on this engine (docs/engines.md)"
 	}
-	r.res.Notes = append(r.res.Notes, "recreated inside its network holder "+engine.HolderName(r.name)+" (this engine cannot restore a container in its own network namespace)")
+	if err := r.eng.ContainerRemove(ctx, r.c.ID, container.RemoveOptions{}); err != nil {
+		return fmt.Errorf("cannot recreate %s %s: %w", r.name, how, err)
+	}
+	r.res.Notes = append(r.res.Notes, "recreated "+how)
 	r.c = nil
 	return nil
 }
@@ -625,9 +663,13 @@ func (r *resumer) start(ctx context.Context) error {
 	if memErr == nil {
 		var log []byte
 		images, done, err := r.ck.Place(ctx, format.ImagesDir)
-		if err != nil {
+		switch {
+		case err != nil:
 			err = fmt.Errorf("cannot put the memory images together from the store's chunks: %w", err)
-		} else {
+		case r.useRuntime:
+			log, err = r.startThroughRuntime(ctx, id, images)
+			done()
+		default:
 			err = r.opts.Host.WithOptions(r.criuOptions(id), func() (err error) {
 				log, err = r.eng.StartFromCheckpoint(ctx, id, images)
 				return err
@@ -636,6 +678,14 @@ func (r *resumer) start(ctx context.Context) error {
 		}
 		if err == nil {
 			r.res.MemoryRestored = true
+			return nil
+		}
+		if sp := (*startedPlainError)(nil); errors.As(err, &sp) {
+			if r.opts.NoFallback {
+				r.eng.ContainerKill(ctx, id, "KILL")
+				return &NoFallbackError{Err: sp.err, Tried: true}
+			}
+			r.res.Fallback = sp.err
 			return nil
 		}
 		memErr = criu.Explain(err, log)
@@ -652,6 +702,42 @@ func (r *resumer) start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// startThroughRuntime starts container id, of ckpt's runtime, through the
+// engine as any start, having asked ckpt's runc to restore it from images at
+// create (shim.Ask): the engine then attaches the network of the restored
+// processes as of any container's, and its start resumes them. CRIU's work
+// directory, with its log, is beside the images.
+func (r *resumer) startThroughRuntime(ctx context.Context, id, images string) ([]byte, error) {
+	work := filepath.Join(filepath.Dir(images), "work")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return nil, err
+	}
+	// Its own CRIU options go with the request, in a file of its own:
+	// nothing is added to runc.conf, and resumes run side by side.
+	withdraw, err := shim.Ask(id, images, work, r.criuOptions(id))
+	if err != nil {
+		return nil, err
+	}
+	err = r.eng.ContainerStart(ctx, id, container.StartOptions{})
+	taken := withdraw()
+	if err == nil && !taken {
+		// Started, but not restored: the runc the runtime ran was not
+		// ckpt's. It runs on its restored data, as a fallback would.
+		return nil, &startedPlainError{fmt.Errorf("the engine started %s without restoring it: the %s containerd runs is not ckpt's (ckpt doctor)", r.name, shim.Binary)}
+	}
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(work, "restore.log"))
+		return log, err
+	}
+	return nil, nil
+}
+
+// startedPlainError is a start meant to restore that started the container
+// normally instead.
+type startedPlainError struct{ err error }
+
+func (e *startedPlainError) Error() string { return e.err.Error() }
 
 // putRestartPolicyBack gives the container the restart policy the save
 // held off. The container runs by now: a failure is a note, not a failed
@@ -755,6 +841,14 @@ func (r *resumer) recreate(ctx context.Context) (*container.InspectResponse, err
 	cfg, hc := *sp.cfg, *sp.hc
 	cfg.Image = r.image
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	// ckpt's runtime where it restores the container, the engine's default
+	// where the engine does.
+	if hc.Runtime == shim.Runtime {
+		hc.Runtime = ""
+	}
+	if r.useRuntime {
+		hc.Runtime = shim.Runtime
+	}
 	primary, others := r.endpoints(r.cfg)
 	if r.useHolder {
 		holder, err := r.ensureHolder(ctx)

@@ -29,6 +29,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/engine/fake"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/shim"
 	"github.com/ckpt-dev/ckpt/internal/sign"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/restore"
@@ -59,6 +60,20 @@ func must(t *testing.T, err error) {
 // newEnv saves web with engine version version, mode mode.
 func newEnv(t *testing.T, version string, mode format.Mode) *env {
 	t.Helper()
+	return newEnvOn(t, version, mode, nil)
+}
+
+// holderEnv is newEnv on an engine that cannot restore, where ckpt's
+// runtime cannot be had: the container is saved to resume inside a
+// network holder.
+func holderEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvOn(t, "28.5.2", format.ModeHot, func(h *fake.Host) { h.RuntimeErr = errors.New("no containerd runs here") })
+}
+
+// newEnvOn is newEnv on a host that setup changes first.
+func newEnvOn(t *testing.T, version string, mode format.Mode, setup func(*fake.Host)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "store"))
 	must(t, err)
@@ -78,6 +93,10 @@ func newEnv(t *testing.T, version string, mode format.Mode) *env {
 	must(t, os.WriteFile(filepath.Join(f.Volume("data"), "count"), []byte("41"), 0o644))
 	must(t, os.WriteFile(filepath.Join(f.UpperDir("web"), "added"), []byte("layer"), 0o644))
 	h := fake.NewHost()
+	if setup != nil {
+		setup(h)
+	}
+	shim.RunDir = filepath.Join(dir, "run") // ckpt's runtime's requests
 	r := checkpoint.SaveContainer(ctx, checkpoint.Options{Store: st, Engine: f, Host: h.Preflight(), Mode: mode}, "web")
 	must(t, r.Err)
 	return &env{f: f, host: h, st: st, id: id, ck: r.Checkpoint,
@@ -223,10 +242,18 @@ func TestResumeRefused(t *testing.T) {
 			e.host.CRIUErr = errors.New("CRIU 3.17 is too old")
 			e.opts.NoFallback = true
 		}, "too old"},
-		{"no fallback, engine that cannot restore", func(t *testing.T, e *env) {
+		{"no fallback, engine that cannot restore and no runtime of ckpt's", func(t *testing.T, e *env) {
 			e.f.Info.ServerVersion = "28.0.0"
+			e.host.RuntimeErr = errors.New("no containerd runs here")
 			e.opts.NoFallback = true
 		}, "moby issue 50750"},
+		{"no fallback, engine that cannot restore, a runtime of the container's own", func(t *testing.T, e *env) {
+			e.f.Update("web", func(c *container.InspectResponse) { c.HostConfig.Runtime = "kata" })
+			must(t, e.f.ContainerStart(context.Background(), "web", container.StartOptions{}))
+			must(t, checkpoint.SaveContainer(context.Background(), checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host, Name: "kata"}, "web").Err)
+			e.f.Info.ServerVersion = "28.0.0" // saved on 20.10, resumed on 28
+			e.opts.NoFallback, e.opts.From = true, "kata"
+		}, "this container runs on runtime kata"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,8 +346,9 @@ func TestResumeFallback(t *testing.T) {
 		{"CPU lacks a feature", func(e *env) {
 			e.host.Facts.CPUFlags = []string{"fpu"}
 		}, "sse2", ""},
-		{"engine that cannot restore", func(e *env) {
+		{"engine that cannot restore, ckpt's runtime not installable", func(e *env) {
 			e.f.Info.ServerVersion = "28.5.2"
+			e.host.RuntimeErr = errors.New("no containerd runs here")
 		}, "cannot start a container from a checkpoint", ""},
 	}
 	for _, tt := range tests {
@@ -348,7 +376,7 @@ func TestResumeInHolder(t *testing.T) {
 			name = "after docker rm"
 		}
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, "28.5.2", format.ModeHot)
+			e := holderEnv(t)
 			if e.ck.Manifest.Container.NetNS != format.NetNSHolder {
 				t.Fatalf("saved netns %q", e.ck.Manifest.Container.NetNS)
 			}
@@ -393,7 +421,7 @@ func TestResumeInHolder(t *testing.T) {
 // but not ckpt's label for the container is not taken for its holder: the
 // processes would share the network of whoever made it.
 func TestResumeHolderNotOurs(t *testing.T) {
-	e := newEnv(t, "28.5.2", format.ModeHot)
+	e := holderEnv(t)
 	e.removeAll(t)
 	ctx := context.Background()
 	for _, labels := range []map[string]string{{}, {engine.HolderLabel: "another"}} {
@@ -1078,4 +1106,76 @@ func TestResumeDeclaredSizes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResumeThroughRuntime: on an engine that cannot restore by itself, a
+// checkpoint saved as any other (here on Docker 20.10, or there) comes back
+// with its memory in a container of ckpt's runtime, with its own network:
+// the container that exists is replaced by one of that runtime, which is
+// then resumed in place.
+func TestResumeThroughRuntime(t *testing.T) {
+	for _, saved := range []string{"20.10.24", "28.5.2"} {
+		t.Run("saved on "+saved, func(t *testing.T) {
+			e := newEnv(t, saved, format.ModeHot)
+			if e.ck.Manifest.Container.NetNS != "" {
+				t.Fatalf("saved for a network holder")
+			}
+			e.f.Info.ServerVersion = "28.5.2"
+			ctx := context.Background()
+			r := restore.ResumeContainer(ctx, e.opts, "web")
+			must(t, r.Err)
+			c := e.web(t)
+			if !r.MemoryRestored || !r.Recreated || c.ID == e.id || c.HostConfig.Runtime != shim.Runtime {
+				t.Fatalf("result %+v; web %s of runtime %q", r, c.ID, c.HostConfig.Runtime)
+			}
+			if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "recreated with ckpt's runtime io.containerd.ckpt.v2") }) {
+				t.Errorf("notes %q", r.Notes)
+			}
+			// Its own network, its ports, its name: nothing of a holder.
+			if h, _ := e.f.Lookup(ctx, engine.HolderName("web")); h != nil || c.HostConfig.NetworkMode.IsContainer() ||
+				c.NetworkSettings.Networks["backend"] == nil || len(c.HostConfig.PortBindings) != 1 || c.Config.Hostname != "web-host" {
+				t.Errorf("web: network mode %q, networks %v, ports %v", c.HostConfig.NetworkMode, c.NetworkSettings.Networks, c.HostConfig.PortBindings)
+			}
+			if got := e.f.RestoredFrom(c.ID); !strings.HasSuffix(got, ".placed/"+format.ImagesDir) {
+				t.Errorf("restored from %q", got)
+			}
+			// Its CRIU options in a file of its own, none in runc.conf.
+			if got := e.f.RestoreConfig(c.ID); got != "leave-stopped\n" {
+				t.Errorf("CRIU configuration %q, want leave-stopped", got)
+			}
+			for _, o := range e.host.Options() {
+				if slices.Contains(o, "leave-stopped") {
+					t.Errorf("runc.conf lines %q", o)
+				}
+			}
+			if left, _ := filepath.Glob(filepath.Join(shim.RunDir, "restore", "*")); len(left) > 0 {
+				t.Errorf("requests left: %v", left)
+			}
+
+			// Saved again and resumed in place: the same container.
+			r2 := checkpoint.SaveContainer(ctx, checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host}, "web")
+			must(t, r2.Err)
+			r3 := restore.ResumeContainer(ctx, e.opts, "web")
+			must(t, r3.Err)
+			if !r3.MemoryRestored || r3.Recreated || e.web(t).ID != c.ID || e.f.RestoredFrom(c.ID) == "" {
+				t.Errorf("second resume %+v", r3)
+			}
+		})
+	}
+	t.Run("back on an engine that restores", func(t *testing.T) {
+		e := newEnv(t, "28.5.2", format.ModeHot)
+		e.removeAll(t)
+		ctx := context.Background()
+		must(t, restore.ResumeContainer(ctx, e.opts, "web").Err)
+		r := checkpoint.SaveContainer(ctx, checkpoint.Options{Store: e.st, Engine: e.f, Host: e.opts.Host, Name: "on28"}, "web")
+		must(t, r.Err)
+		e.removeAll(t)
+		e.f.Info.ServerVersion = "26.1.5"
+		e.opts.From = "on28"
+		res := restore.ResumeContainer(ctx, e.opts, "web")
+		must(t, res.Err)
+		if c := e.web(t); !res.MemoryRestored || c.HostConfig.Runtime != "" {
+			t.Errorf("result %+v, runtime %q: want the engine's own", res, c.HostConfig.Runtime)
+		}
+	})
 }

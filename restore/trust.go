@@ -14,6 +14,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/shim"
 	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
@@ -115,7 +116,7 @@ func hostConfigPowers(hc *container.HostConfig, holder string, add func(string, 
 	if hc.CgroupParent != "" {
 		add("cgroup parent %s", hc.CgroupParent)
 	}
-	if hc.Runtime != "" && hc.Runtime != "runc" {
+	if hc.Runtime != "" && hc.Runtime != "runc" && hc.Runtime != shim.Runtime {
 		add("runtime %s", hc.Runtime)
 	}
 	if hc.VolumeDriver != "" {

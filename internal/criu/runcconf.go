@@ -84,6 +84,7 @@ var runcOptionPatterns = []*regexp.Regexp{
 	regexp.MustCompile(`^cgroup-root /[A-Za-z0-9_.@:/-]{0,1000}$`),
 	regexp.MustCompile(`^external net\[[0-9]{1,20}\]:extRootNetNS$`),
 	regexp.MustCompile(`^timeout [0-9]{1,6}$`),
+	regexp.MustCompile(`^leave-stopped$`),
 }
 
 // CheckRuncOptions returns an error naming the first line of extra that is

@@ -21,6 +21,8 @@ func TestCheckRuncOptions(t *testing.T) {
 		{"cgroup-root /docker/" + id, true},
 		{"external net[4026532459]:extRootNetNS", true},
 		{"timeout 10", true},
+		{"leave-stopped", true},
+		{"leave-stopped libdir /tmp", false},
 		{"cgroup-root /system.slice/docker-x.scope libdir /tmp/evil", false},
 		{"cgroup-root /system.slice\nlibdir /tmp/evil", false},
 		{"cgroup-root /a/../../etc", false},

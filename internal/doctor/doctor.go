@@ -24,6 +24,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
+	"github.com/ckpt-dev/ckpt/internal/shim"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
@@ -174,19 +175,45 @@ func checkExperimental(eng *engine.Engine) Result {
 	return r
 }
 
-// checkRestore names the engine bug that makes every restore fail on
-// Docker 26.0.0 and 28.0 and later.
+// checkRestore names the engine bug that makes every restore of the
+// engine's own fail on Docker 26.0.0 and 28.0 and later, and checks that
+// ckpt's runtime, which restores there instead, is where containerd finds
+// it.
 func checkRestore(eng *engine.Engine) Result {
 	r := Result{Check: "restore"}
 	if eng == nil {
 		r.Status, r.Finding = Skip, unreachable
 		return r
 	}
-	if err := eng.RestoreBroken(); err != nil {
-		r.Status, r.Finding, r.Fix = Warn, err.Error()+"; ckpt saves containers here so that they resume inside a network holder (<name>-ckpt-net), which then has their addresses and published ports", hint.Of(err)
+	broken := eng.RestoreBroken()
+	if broken == nil {
+		r.Status, r.Finding = OK, "Docker "+eng.Info.ServerVersion+" starts containers from checkpoints"
 		return r
 	}
-	r.Status, r.Finding = OK, "Docker "+eng.Info.ServerVersion+" starts containers from checkpoints"
+	return runtimeResult(broken, shim.Check)
+}
+
+// runtimeResult is the restore check on an engine that cannot restore by
+// itself: whether containerd finds ckpt's runtime (check), and is it this
+// ckpt.
+func runtimeResult(broken error, check func() (shim.Status, error)) Result {
+	r := Result{Check: "restore"}
+	self, _ := os.Executable()
+	st, err := check()
+	link := "a link to ckpt (" + self + ") named " + shim.Binary
+	switch {
+	case err != nil:
+		r.Status, r.Finding = Warn, fmt.Sprintf("%v; ckpt restores here through its runtime %s, and cannot tell whether containerd finds it: %v", broken, shim.Runtime, err)
+		r.Fix = "run ckpt on the engine's host, where containerd runs: save and resume install " + link + " on containerd's PATH"
+	case st.Path == "":
+		r.Status, r.Finding = Warn, fmt.Sprintf("%v; ckpt restores here through its runtime %s, which containerd does not find: no %s in %s", broken, shim.Runtime, shim.Binary, strings.Join(st.Dirs, ":"))
+		r.Fix = "nothing to do by hand: the next ckpt save or resume installs " + link + " in the first of those directories (/usr/local/bin when containerd looks there); neither the engine nor containerd is restarted"
+	case !st.Self:
+		r.Status, r.Finding = Warn, fmt.Sprintf("%v; containerd finds ckpt's runtime at %s, and it is another executable (%s), not this ckpt", broken, st.Path, st.Target)
+		r.Fix = "the next ckpt save or resume makes it a link to this ckpt; or remove " + st.Path + " if it is not ckpt's"
+	default:
+		r.Status, r.Finding = OK, fmt.Sprintf("Docker cannot start a container from a checkpoint by itself (moby issue 50750); ckpt's runtime %s restores here (%s -> %s): containers keep their own network, ports and compose labels", shim.Runtime, st.Path, st.Target)
+	}
 	return r
 }
 

@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ckpt-dev/ckpt/internal/shim"
 )
 
 // These tests need no engine and no CRIU: a fake criu script stands first
@@ -390,8 +393,36 @@ func TestRestoreBug(t *testing.T) {
 		m := byCheck(t, Run(context.Background(), o))
 		fix := ""
 		if tc.status != OK {
-			fix = "checkpoints ckpt takes here resume with memory inside a network holder container"
+			fix = "the next ckpt save or resume installs a link to ckpt"
 		}
 		expect(t, m, "restore", tc.status, tc.finding, fix)
+	}
+}
+
+// On an engine that cannot restore, doctor says whether containerd finds
+// ckpt's runtime, and whether it is this ckpt.
+func TestRestoreRuntime(t *testing.T) {
+	broken := errors.New("Docker 28.5.2 cannot start a container from a checkpoint")
+	for _, tc := range []struct {
+		name    string
+		st      shim.Status
+		err     error
+		status  Status
+		finding string
+		fix     string
+	}{
+		{"installed", shim.Status{Path: "/usr/local/bin/containerd-shim-ckpt-v2", Target: "/usr/bin/ckpt", Self: true}, nil, OK,
+			"ckpt's runtime io.containerd.ckpt.v2 restores here (/usr/local/bin/containerd-shim-ckpt-v2 -> /usr/bin/ckpt)", ""},
+		{"missing", shim.Status{Dirs: []string{"/usr/local/bin", "/usr/bin"}}, nil, Warn,
+			"which containerd does not find: no containerd-shim-ckpt-v2 in /usr/local/bin:/usr/bin", "the next ckpt save or resume installs"},
+		{"another", shim.Status{Path: "/usr/bin/containerd-shim-ckpt-v2", Target: "/opt/old/ckpt"}, nil, Warn,
+			"it is another executable (/opt/old/ckpt)", "makes it a link to this ckpt"},
+		{"no containerd here", shim.Status{}, errors.New("no containerd runs here"), Warn,
+			"cannot tell whether containerd finds it: no containerd runs here", "run ckpt on the engine's host"},
+	} {
+		r := runtimeResult(broken, func() (shim.Status, error) { return tc.st, tc.err })
+		if r.Status != tc.status || !strings.Contains(r.Finding, tc.finding) || !strings.Contains(r.Fix, tc.fix) {
+			t.Errorf("%s: %s %q (fix %q)", tc.name, r.Status, r.Finding, r.Fix)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/system"
@@ -17,6 +18,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/archive"
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/hint"
+	"github.com/ckpt-dev/ckpt/internal/shim"
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
@@ -80,6 +82,10 @@ type Host struct {
 	// FreeInodes returns the files that can still be made in the file
 	// system of dir (default statfs).
 	FreeInodes func(dir string) (int64, error)
+	// Runtime makes sure the engine's containerd finds ckpt's runtime
+	// (io.containerd.ckpt.v2), which restores containers on engines that
+	// cannot, and returns where it is (default shim.Install).
+	Runtime func() (string, error)
 }
 
 // withDefaults fills in what h leaves unset with this host's.
@@ -112,8 +118,26 @@ func (h Host) withDefaults() Host {
 	if h.FreeInodes == nil {
 		h.FreeInodes = FreeInodes
 	}
+	if h.Runtime == nil {
+		h.Runtime = func() (string, error) {
+			if os.Getenv(NoRuntimeEnv) == "1" {
+				return "", fmt.Errorf("%s=1 says not to use it", NoRuntimeEnv)
+			}
+			return shim.Install()
+		}
+	}
 	return h
 }
+
+// NoRuntimeEnv names the environment variable that, set to 1, keeps ckpt
+// from using (and installing) its runtime: on an engine that cannot restore
+// by itself, containers are then saved to resume inside a network holder,
+// as before ckpt had its runtime (docs/engines.md).
+const NoRuntimeEnv = "CKPT_NO_RUNTIME"
+
+// RestoreRuntime makes sure the engine finds ckpt's runtime, and returns
+// where it is (Runtime).
+func (h Host) RestoreRuntime() (string, error) { return h.withDefaults().Runtime() }
 
 // Memory checks what a hot save and a resume with memory need of the host:
 // a CRIU that works on this kernel, and ckpt's block in runc's CRIU

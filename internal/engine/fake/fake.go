@@ -32,6 +32,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/shim"
 )
 
 // Engine is the fake engine. Use New.
@@ -56,6 +57,9 @@ type Engine struct {
 	fail       map[string][]error
 	before     map[string]func()
 	restored   map[string]string // container id to the images it was started from
+	// restoreConfig is, by container id, the CRIU configuration a restore
+	// through ckpt's runtime was given.
+	restoreConfig map[string]string
 }
 
 // New returns an empty engine keeping its directories under dir.
@@ -63,16 +67,17 @@ func New(dir string) *Engine {
 	return &Engine{
 		Info: system.Info{ServerVersion: "20.10.24", Driver: "overlay2", ExperimentalBuild: true, CgroupVersion: "1",
 			DockerRootDir: filepath.Join(dir, "docker")},
-		Memory:     1 << 20,
-		Images:     map[string]string{"inventory.img": "inventory", "core-1.img": "core", "pages-1.img": strings.Repeat("p", 4096)},
-		dir:        dir,
-		containers: map[string]*container.InspectResponse{},
-		volumes:    map[string]*volume.Volume{},
-		networks:   map[string]*network.Inspect{},
-		images:     map[string]string{},
-		fail:       map[string][]error{},
-		before:     map[string]func(){},
-		restored:   map[string]string{},
+		Memory:        1 << 20,
+		Images:        map[string]string{"inventory.img": "inventory", "core-1.img": "core", "pages-1.img": strings.Repeat("p", 4096)},
+		dir:           dir,
+		containers:    map[string]*container.InspectResponse{},
+		volumes:       map[string]*volume.Volume{},
+		networks:      map[string]*network.Inspect{},
+		images:        map[string]string{},
+		fail:          map[string][]error{},
+		before:        map[string]func(){},
+		restored:      map[string]string{},
+		restoreConfig: map[string]string{},
 	}
 }
 
@@ -111,6 +116,15 @@ func (f *Engine) Called(method string) int {
 
 // RestoredFrom returns the images directory container id was last started
 // from by StartFromCheckpoint, "" if none.
+// RestoreConfig returns the CRIU configuration that container id was
+// restored with through ckpt's runtime ("" for none).
+func (f *Engine) RestoreConfig(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.restoreConfig[id]
+}
+
+// RestoredFrom returns the images container id was last started from.
 func (f *Engine) RestoredFrom(id string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -329,9 +343,42 @@ func (f *Engine) change(method, id string, fn func(*container.State) error) erro
 }
 
 // ContainerStart implements the engine interfaces.
+// A container of ckpt's runtime (shim.Runtime) with a restore request
+// (shim.Ask) is restored from its images, as ckpt's runc does at create.
 func (f *Engine) ContainerStart(ctx context.Context, id string, opts container.StartOptions) error {
-	return f.change("ContainerStart", id, func(s *container.State) error {
+	if err := f.enter("ContainerStart", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	c := f.find(id)
+	f.mu.Unlock()
+	restore, config := "", ""
+	if c != nil && c.HostConfig.Runtime == shim.Runtime {
+		req, err := shim.Take(c.ID)
+		if err != nil {
+			return err
+		}
+		if req != nil {
+			if _, err := os.Stat(filepath.Join(req.Images, "inventory.img")); err != nil {
+				return fmt.Errorf("OCI runtime create failed: no checkpoint images in %s: %w", req.Images, err)
+			}
+			restore = req.Images
+			if req.Config != "" {
+				b, err := os.ReadFile(req.Config)
+				if err != nil {
+					return err
+				}
+				config = string(b)
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.setState(id, func(s *container.State) error {
 		s.Running, s.Paused, s.Pid, s.ExitCode = true, false, os.Getpid(), 0
+		if restore != "" {
+			f.restored[c.ID], f.restoreConfig[c.ID] = restore, config
+		}
 		return nil
 	})
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
+	"github.com/ckpt-dev/ckpt/internal/shim"
 )
 
 // Host is a machine for preflight.Host: CRIU 4.2.1 that works, a runc.conf
@@ -15,6 +16,8 @@ type Host struct {
 	CRIUErr error
 	// RuncConfErr is what keeping runc.conf returns.
 	RuncConfErr error
+	// RuntimeErr is what installing ckpt's runtime returns.
+	RuntimeErr error
 	// Free is the free space of every file system, and Inodes its free
 	// inodes.
 	Free, Inodes int64
@@ -53,5 +56,11 @@ func (h *Host) Preflight() preflight.Host {
 		Facts:      func() criu.Facts { return h.Facts },
 		Free:       func(string) (int64, error) { return h.Free, nil },
 		FreeInodes: func(string) (int64, error) { return h.Inodes, nil },
+		Runtime: func() (string, error) {
+			if h.RuntimeErr != nil {
+				return "", h.RuntimeErr
+			}
+			return "/usr/local/bin/" + shim.Binary, nil
+		},
 	}
 }
