@@ -267,7 +267,7 @@ sum() { local t=0 k; for k in "$@"; do t=$(plus "$t" "$(median "$k")"); done; ec
 			"$(printf '%s\n' "${rss["$mb/ckpt save"]}" "${rss["$mb/ckpt resume"]}" "${rss["$mb/ckpt resume removed"]}" | sort -n | tail -n1)"
 	done
 	echo
-	echo "Ratios against issue 12's targets (resume: into a removed container and"
+	echo "Ratios against the speed targets (bench/README.md; resume: into a removed container and"
 	echo "volume, as podman's import is):"
 	echo
 	echo "| memory | save / podman export (<= 1.0) | save / (raw dump + tar) (<= 1.5) | save / raw dump alone | resume / podman import (<= 1.0) | resume / (raw restore + verify + untar) (<= 3) |"

@@ -176,7 +176,9 @@ func (p *composeProject) assertComposeKeeps() {
 		}
 	}
 	e.assertContinues(p.server, p.serverBefore)
-	composePort := strings.TrimSpace(p.dc("port", "server", "8080"))
+	// The last line: compose v1 warns of its own flags first.
+	lines := strings.Split(strings.TrimSpace(p.dc("port", "server", "8080")), "\n")
+	composePort := strings.TrimSpace(lines[len(lines)-1])
 	dockerPort, err := exec.Command("docker", "port", p.server, "8080/tcp").Output()
 	if err != nil || composePort == "" || !strings.Contains(string(dockerPort), composePort) {
 		t.Errorf("docker-compose port %q, docker port %q (%v)", composePort, dockerPort, err)

@@ -335,3 +335,49 @@ func TestHolderKeepsWorking(t *testing.T) {
 	}
 	e.assertContinues(name, before)
 }
+
+// A container ckpt recreated (on Docker 28 and later, one of ckpt's
+// runtime) is a normal container afterwards: docker stop and start (a fresh
+// start: the runtime restores only when asked), docker restart, its restart
+// policy through an engine restart, a later save and resume with memory,
+// and docker rm.
+func TestRecreatedContainerIsNormal(t *testing.T) {
+	e := newEnv(t)
+	name, vol := e.name("app"), e.name("data")
+	e.startApp(name, appOpts{volume: vol, restart: container.RestartPolicyUnlessStopped})
+	before := e.waitCounter(name, 3)
+	e.mustCkpt("save", name)
+	removeContainer(t, name)
+	e.mustCkpt("resume", name)
+	before = e.assertContinues(name, before)
+	ctx := context.Background()
+
+	if err := docker.ContainerStop(ctx, name, container.StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := docker.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		t.Fatalf("docker start: %v", err)
+	}
+	if s := e.waitState(name); s.ID == before.ID {
+		t.Fatal("a plain docker start restored the checkpoint again")
+	}
+	if err := docker.ContainerRestart(ctx, name, container.StopOptions{}); err != nil {
+		t.Fatalf("docker restart: %v", err)
+	}
+	e.waitState(name)
+	if got := e.inspect(name).HostConfig.RestartPolicy.Name; got != container.RestartPolicyUnlessStopped {
+		t.Fatalf("restart policy %q", got)
+	}
+	restartEngine(t)
+	running := e.waitState(name) // brought back by its restart policy
+
+	e.mustCkpt("save", name)
+	if r := e.mustCkpt("resume", name); strings.Contains(r.stdout, "recreated") {
+		t.Errorf("a second resume recreated it: %s", r.stdout)
+	}
+	e.assertContinues(name, running)
+	removeContainer(t, name)
+	if c, err := docker.ContainerInspect(ctx, name); err == nil {
+		t.Errorf("docker rm left %s", c.Name)
+	}
+}
