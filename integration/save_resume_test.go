@@ -61,7 +61,7 @@ func TestSaveResumeSameContainer(t *testing.T) {
 		if c := e.inspect(name); c.HostConfig.Runtime != "io.containerd.ckpt.v2" || c.HostConfig.NetworkMode.IsContainer() || len(c.NetworkSettings.Ports["8080/tcp"]) == 0 {
 			t.Fatalf("resumed container: runtime %q, network mode %q, ports %v", c.HostConfig.Runtime, c.HostConfig.NetworkMode, c.NetworkSettings.Ports)
 		}
-	} else if !strings.Contains(r.stdout, "memory restored") || strings.Contains(r.stdout, "recreated") {
+	} else if !strings.Contains(r.stdout, "memory restored") || strings.Contains(r.stdout, "container recreated") {
 		t.Fatalf("resume printed %q", r.stdout)
 	}
 	after := e.assertContinues(name, before)
@@ -309,7 +309,7 @@ func TestHolderKeepsWorking(t *testing.T) {
 	r := e.ckptEnv(noRuntime, "resume", name).must(t)
 	holder := e.inspect(name).HostConfig.NetworkMode
 	if !runtimeEngine(t) {
-		if holder.IsContainer() || strings.Contains(r.stdout, "recreated") {
+		if holder.IsContainer() || strings.Contains(r.stdout, "container recreated") {
 			t.Fatalf("resumed in network mode %s: %s", holder, r.stdout)
 		}
 		e.assertContinues(name, before)
@@ -323,7 +323,7 @@ func TestHolderKeepsWorking(t *testing.T) {
 	// Without CKPT_NO_RUNTIME now, as after an upgrade: a container inside
 	// its holder is saved for it, and resumes inside it.
 	e.mustCkpt("save", name)
-	if r := e.mustCkpt("resume", name); strings.Contains(r.stdout, "recreated") {
+	if r := e.mustCkpt("resume", name); strings.Contains(r.stdout, "container recreated") {
 		t.Errorf("resumed %s", r.stdout)
 	}
 	before = e.assertContinues(name, before)
@@ -372,7 +372,7 @@ func TestRecreatedContainerIsNormal(t *testing.T) {
 	running := e.waitState(name) // brought back by its restart policy
 
 	e.mustCkpt("save", name)
-	if r := e.mustCkpt("resume", name); strings.Contains(r.stdout, "recreated") {
+	if r := e.mustCkpt("resume", name); strings.Contains(r.stdout, "container recreated") {
 		t.Errorf("a second resume recreated it: %s", r.stdout)
 	}
 	e.assertContinues(name, running)
