@@ -824,7 +824,7 @@ func (s *saver) netns(ctx context.Context) ([]string, error) {
 	}
 	s.m.Container.NetNS = format.NetNSHolder
 	s.rep.Report(progress.Event{Container: s.name, Phase: "check",
-		Message: "Docker " + version + " cannot restore a container in its own network namespace, and ckpt's runtime cannot restore this one (" + rtErr.Error() + "): saving it to resume inside a network holder (docs/engines.md)"})
+		Message: "Docker " + version + " cannot restore a container in its own network namespace, and ckpt's runtime cannot restore this one (" + rtErr.Error() + "): saving it to resume inside a network holder (" + hint.Doc("engines.md") + ")"})
 	return []string{fmt.Sprintf("external net[%d]:extRootNetNS", st.Ino)}, nil
 }
 

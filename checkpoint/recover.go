@@ -162,7 +162,7 @@ func recoverResume(ctx context.Context, eng RecoverEngine, st *store.Store, name
 		return r, err
 	}
 	if c != nil && c.State.Running {
-		r.Started = true
+		r.Started, r.MemoryKept = true, j.MemoryRestored
 		r.Message = fmt.Sprintf("a resume of %s was interrupted after it started the container", name)
 		if j.RestartPolicy.Restarts() {
 			if err := eng.SetRestartPolicy(ctx, c.ID, j.RestartPolicy); err != nil {

@@ -260,7 +260,8 @@ func (r *resumer) run(ctx context.Context) error {
 // checkpoint.Recover can remove what a killed resume left half made.
 func (r *resumer) journal(context.Context) error {
 	return r.opts.Store.WriteJournal(r.name, &store.Journal{Op: store.JournalResume, Checkpoint: r.ck.Name,
-		RestartPolicy: r.ck.Manifest.RestartPolicy, Containers: r.containers, Networks: r.networks, Volumes: r.volumes})
+		RestartPolicy: r.ck.Manifest.RestartPolicy, Containers: r.containers, Networks: r.networks, Volumes: r.volumes,
+		MemoryRestored: r.res.MemoryRestored})
 }
 
 func (r *resumer) clearJournal(context.Context) error { return r.opts.Store.ClearJournal(r.name) }
@@ -588,7 +589,7 @@ func (r *resumer) replaceContainer(ctx context.Context) error {
 	}
 	how := "inside its network holder " + engine.HolderName(r.name) + " (this engine cannot restore a container in its own network namespace)"
 	if r.useRuntime {
-		how = "with ckpt's runtime " + shim.Runtime + ", which restores it on this engine (docs/engines.md)"
+		how = "with ckpt's runtime " + shim.Runtime + ", which restores it on this engine (" + hint.Doc("engines.md") + ")"
 	}
 	if err := r.eng.ContainerRemove(ctx, r.c.ID, container.RemoveOptions{}); err != nil {
 		return fmt.Errorf("cannot recreate %s %s: %w", r.name, how, err)
@@ -678,6 +679,10 @@ func (r *resumer) start(ctx context.Context) error {
 		}
 		if err == nil {
 			r.res.MemoryRestored = true
+			// A recovery after a kill from here on says so.
+			if err := r.created(); err != nil {
+				r.res.Notes = append(r.res.Notes, "cannot record that memory was restored: "+err.Error())
+			}
 			return nil
 		}
 		if sp := (*startedPlainError)(nil); errors.As(err, &sp) {
@@ -985,7 +990,7 @@ func (r *resumer) ensureHolder(ctx context.Context) (string, error) {
 	if err := r.eng.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return "", fmt.Errorf("cannot start the network holder %s: %w", name, err)
 	}
-	r.res.Notes = append(r.res.Notes, "created the network holder "+name+": it has the container's addresses and published ports (docs/engines.md)")
+	r.res.Notes = append(r.res.Notes, "created the network holder "+name+": it has the container's addresses and published ports ("+hint.Doc("engines.md")+")")
 	return name, nil
 }
 

@@ -80,7 +80,7 @@ func FormatVersion(v int) string {
 func Version() (int, error) {
 	if _, err := exec.LookPath("criu"); err != nil {
 		return 0, hint.Wrap(errors.New("CRIU is not installed (no criu on PATH)"),
-			"install CRIU >= "+FormatVersion(MinVersion(Kernel()))+" (scripts/setup.sh builds one)")
+			"install CRIU >= "+FormatVersion(MinVersion(Kernel()))+" (scripts/setup.sh in ckpt's source builds one)")
 	}
 	v, err := gocriu.MakeCriu().GetCriuVersion()
 	if err != nil {
@@ -109,7 +109,7 @@ func check() (int, error) {
 	kernel := Kernel()
 	if min := MinVersion(kernel); v < min {
 		return v, hint.New(fmt.Sprintf("CRIU %s is too old for kernel %s (needs >= %s)", FormatVersion(v), kernel, FormatVersion(min)),
-			"install CRIU >= "+FormatVersion(min)+" (scripts/setup.sh builds it from Debian's source)")
+			"install CRIU >= "+FormatVersion(min)+" (scripts/setup.sh in ckpt's source builds it)")
 	}
 	return v, nil
 }
@@ -132,7 +132,7 @@ var known = []struct {
 	{pattern: regexp.MustCompile(`anon_inode:\[io_uring\]`),
 		hint: "a process uses io_uring, which CRIU cannot checkpoint: MariaDB and MySQL need innodb_use_native_aio=0, PostgreSQL 18 io_method=worker (or sync); other programs: turn their io_uring backend off"},
 	{pattern: regexp.MustCompile(`pmc_init: Can't allocate`),
-		hint: "this CRIU cannot dump a process with a huge reserved mapping (MariaDB 10.11.12 and later reserve innodb_buffer_pool_size_max, terabytes by default): use CRIU 4 on a kernel >= 6.7 (scripts/setup.sh builds 4.2.1), or cap the mapping (MariaDB: innodb_buffer_pool_size_max = a few times innodb_buffer_pool_size)"},
+		hint: "this CRIU cannot dump a process with a huge reserved mapping (MariaDB 10.11.12 and later reserve innodb_buffer_pool_size_max, terabytes by default): use CRIU 4 on a kernel >= 6.7 (scripts/setup.sh in ckpt's source builds 4.2.1), or cap the mapping (MariaDB: innodb_buffer_pool_size_max = a few times innodb_buffer_pool_size)"},
 	{pattern: transient,
 		hint: "a process stayed in uninterruptible sleep (state D: waiting for the disk, a database's fsync) longer than CRIU waits to freeze it (ckpt sets 20 s), so CRIU let the container go on; ckpt tried three times, letting the disk wait end in between: save again when the disk is less busy"},
 	{pattern: regexp.MustCompile(`Some file locks are hold by dumping tasks`),

@@ -237,7 +237,7 @@ func checkCRIU(o Options) (int, string, Result) {
 	path, err := exec.LookPath("criu")
 	if err != nil {
 		r.Status, r.Finding = Fail, "CRIU is not installed (no criu on PATH)"
-		r.Fix = fmt.Sprintf("install CRIU >= %s (scripts/setup.sh builds one)", criu.FormatVersion(minCRIU(o.Kernel).version))
+		r.Fix = fmt.Sprintf("install CRIU >= %s (scripts/setup.sh in ckpt's source builds one)", criu.FormatVersion(minCRIU(o.Kernel).version))
 		return 0, "", r
 	}
 	type answer struct {
@@ -293,11 +293,11 @@ func checkCRIURuns(ctx context.Context, o Options, path string) Result {
 	min := criu.FormatVersion(minCRIU(o.Kernel).version)
 	switch s := string(out); {
 	case strings.Contains(s, "Unexpected rt vDSO area bounds"):
-		r.Fix = "this CRIU does not understand this kernel's vDSO: install CRIU >= 4.2 (scripts/setup.sh builds one)"
+		r.Fix = "this CRIU does not understand this kernel's vDSO: install CRIU >= 4.2 (scripts/setup.sh in ckpt's source builds one)"
 	case os.Geteuid() != 0:
 		r.Fix = "criu check needs root: run ckpt doctor as root"
 	default:
-		r.Fix = fmt.Sprintf("run criu check -v4 as root for the details; a CRIU >= %s built for this kernel fixes most failures (scripts/setup.sh builds one)", min)
+		r.Fix = fmt.Sprintf("run criu check -v4 as root for the details; a CRIU >= %s built for this kernel fixes most failures (scripts/setup.sh in ckpt's source builds one)", min)
 	}
 	return r
 }
@@ -347,7 +347,7 @@ func checkKernel(kernel string, version int) Result {
 	case version < need.version:
 		r.Status = Fail
 		r.Finding = fmt.Sprintf("CRIU %s is too old for kernel %s: it needs >= %s (%s)", criu.FormatVersion(version), kernel, min, need.why)
-		r.Fix = "install CRIU >= " + min + " (scripts/setup.sh builds one)"
+		r.Fix = "install CRIU >= " + min + " (scripts/setup.sh in ckpt's source builds one)"
 	default:
 		r.Status = OK
 		r.Finding = fmt.Sprintf("kernel %s needs CRIU >= %s, and CRIU is %s", kernel, min, criu.FormatVersion(version))

@@ -131,7 +131,7 @@ func TestNoCRIU(t *testing.T) {
 	o := options(t)
 	t.Setenv("PATH", t.TempDir())
 	m := byCheck(t, Run(context.Background(), o))
-	expect(t, m, "criu", Fail, "CRIU is not installed (no criu on PATH)", "install CRIU >= 4.2.0 (scripts/setup.sh builds one)")
+	expect(t, m, "criu", Fail, "CRIU is not installed (no criu on PATH)", "install CRIU >= 4.2.0 (scripts/setup.sh in ckpt's source builds one)")
 	expect(t, m, "criu check", Skip, "no criu on PATH", "")
 	expect(t, m, "kernel", Skip, "CRIU version is unknown", "")
 }

@@ -34,7 +34,7 @@ func RestoreBrokenIn(version string) error {
 		return nil
 	}
 	return hint.New(fmt.Sprintf("Docker %s cannot start a container from a checkpoint: since moby 28.0 (and in 26.0.0) the engine attaches the network before the restored process exists (\"bind-mount /proc/0/ns/net\"; moby issue 50750)", version),
-		"ckpt restores here through its own runtime, io.containerd.ckpt.v2, which it installs itself (docs/engines.md); ckpt doctor says whether containerd finds it")
+		"ckpt restores here through its own runtime, io.containerd.ckpt.v2, which it installs itself ("+hint.Doc("engines.md")+"); ckpt doctor says whether containerd finds it")
 }
 
 // parseVersion reads "28.5.2", "20.10.24+dfsg1" or "26.1.5-1".

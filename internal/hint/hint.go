@@ -8,6 +8,7 @@ package hint
 
 import (
 	"errors"
+	"os"
 	"strings"
 )
 
@@ -50,4 +51,20 @@ func FirstLine(err error) string {
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	return msg
+}
+
+// DocDir is where the Debian package installs the pages of ckpt's docs/
+// (scripts/deb.sh); a variable for tests.
+var DocDir = "/usr/share/doc/ckpt/docs"
+
+// Doc names page (engines.md, a page of ckpt's docs/) where the person who
+// reads a message can open it: the installed copy when there is one (the
+// package compresses the larger pages), else the page in ckpt's source.
+func Doc(page string) string {
+	for _, p := range []string{DocDir + "/" + page, DocDir + "/" + page + ".gz"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "docs/" + page + " in ckpt's source, https://github.com/ckpt-dev/ckpt"
 }

@@ -61,7 +61,7 @@ func findContainerd() (*containerd, error) {
 		}
 		return c, nil
 	}
-	return nil, hint.New("no containerd runs here", "start the Docker engine (scripts/setup.sh does)")
+	return nil, hint.New("no containerd runs here", "start the Docker engine: systemctl start docker")
 }
 
 // dirs are the directories containerd looks for the shim in, in its order.

@@ -37,6 +37,9 @@ type Journal struct {
 	Containers []string `json:"containers,omitempty"`
 	Networks   []string `json:"networks,omitempty"`
 	Volumes    []string `json:"volumes,omitempty"`
+	// MemoryRestored is true once a resume started the container with its
+	// memory: a recovery that finds it running says so.
+	MemoryRestored bool `json:"memoryRestored,omitempty"`
 }
 
 // Operations a journal records.
