@@ -183,7 +183,7 @@ ckpt() {
 	same "$id" "$(wait_id dock_get)" "ckpt resume into a removed container"
 	# A second save after 10% of the memory and of the volume changed:
 	# what it writes against the first.
-	"$CKPT" rm "$NAME" >/dev/null
+	"$CKPT" rm --all "$NAME" >/dev/null
 	local before first second data
 	before=$(du -sb "$CKPT_STORE" | cut -f1)
 	ckpt_timed "$mb/ckpt save first" save --leave-running "$NAME"
@@ -198,7 +198,7 @@ ckpt() {
 	samples["$mb/written first"]+="$first "
 	samples["$mb/written second"]+="$second "
 	docker rm -f "$NAME" >/dev/null
-	"$CKPT" rm "$NAME" >/dev/null
+	"$CKPT" rm --all "$NAME" >/dev/null
 }
 
 for mb in $SIZES; do
@@ -216,7 +216,7 @@ for run in $(seq 1 "$RUNS"); do
 	docker_run 64 -e APP_WARM_SECONDS="$WARM" >/dev/null
 	"$CKPT" save "$NAME" -q >/dev/null
 	timed "first answer resume" sh -c "'$CKPT' resume '$NAME' -q && until curl -fsS http://\$(docker port '$NAME' 8080/tcp | sed -n 1p)/state >/dev/null 2>&1; do sleep 0.05; done"
-	"$CKPT" rm "$NAME" >/dev/null
+	"$CKPT" rm --all "$NAME" >/dev/null
 	docker rm -f "$NAME" >/dev/null
 	timed "first answer cold" sh -c "docker run -d --name '$NAME' -p 127.0.0.1::8080 -v '$VOLUME:/data' -e APP_ALLOC_MB=64 -e APP_WARM_SECONDS=$WARM '$IMAGE' >/dev/null && until curl -fsS http://\$(docker port '$NAME' 8080/tcp | sed -n 1p)/state >/dev/null 2>&1; do sleep 0.05; done"
 	docker rm -f "$NAME" >/dev/null

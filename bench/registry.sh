@@ -45,7 +45,7 @@ moved() {
 	python3 - "$label" "$t0" "$t1" "$work/out" <<'PY'
 import json, sys
 label, t0, t1, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-r = [json.loads(l) for l in open(out) if '"result"' in l][-1]["transfer"]
+r = [d for d in map(json.loads, open(out)) if d["type"] == "result"][-1]["transfer"]
 s = t1 - t0
 mib = r["bytesMoved"] / 2**20
 print("%-32s %7.2f s  %8.1f MiB moved of %8.1f (%4d of %4d blobs skipped)  %7.1f MiB/s" % (label, s, mib, r["bytes"] / 2**20, r["blobsSkipped"], r["blobs"], mib / s))
@@ -61,12 +61,12 @@ data=$(docker volume inspect -f '{{.Mountpoint}}' "$VOLUME")
 for i in $(seq 1 64); do head -c $((VOL_MB * 1024 * 1024 / 64)) /dev/urandom >"$data/blob-$i"; done
 docker run -d --name "$NAME" -p 127.0.0.1::8080 -v "$VOLUME:/data" -e APP_ALLOC_MB="$MEM_MB" "$IMAGE" >/dev/null
 bench_wait "$NAME"
-"$CKPT" save -q --leave-running --name first "$NAME"
+"$CKPT" save -q --leave-running "$NAME:first"
 moved "push (first)" "$CKPT" push --plain-http "$NAME:first" "$repo:first"
 curl -fsS -X POST "http://$(docker port "$NAME" 8080/tcp | sed -n 1p)/touch?pct=10" >/dev/null
 for i in $(seq 1 6); do head -c $((VOL_MB * 1024 * 1024 / 64)) /dev/urandom >"$data/blob-$i"; done
 sync
-"$CKPT" save -q --leave-running --name second "$NAME"
+"$CKPT" save -q --leave-running "$NAME:second"
 moved "push (10% changed)" "$CKPT" push --plain-http "$NAME:second" "$repo:second"
 first=$(sed -n 1p "$work/out.moved"); second=$(sed -n 2p "$work/out.moved")
 printf '%-32s %7.3f\n' "second push / first" "$(echo "$second / $first" | bc -l)"

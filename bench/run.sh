@@ -50,7 +50,7 @@ python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("  phases (ms
 	"$CKPT_STORE/containers/$NAME/checkpoints/$ck/manifest.json"
 echo "  checkpoint size: $(du -sh "$CKPT_STORE/containers/$NAME/checkpoints/$ck" | cut -f1)"
 timed "ckpt resume (same container)" "$CKPT" resume -q "$NAME"
-"$CKPT" rm "$NAME" >/dev/null
+"$CKPT" rm --all "$NAME" >/dev/null
 timed "ckpt save --leave-running" "$CKPT" save -q --leave-running "$NAME"
 docker rm -f "$NAME" >/dev/null
 docker volume rm "$VOLUME" >/dev/null

@@ -54,7 +54,7 @@ for c in $(seq 1 "$CYCLES"); do
 	fi
 	last=$n
 	# Keep the newest checkpoint only, as keep_last: 1 would.
-	for old in $("$CKPT" ls "$NAME" | awk 'NR>1 {print $2}' | head -n -1); do "$CKPT" rm "$NAME" "$old" >/dev/null; done
+	for old in $("$CKPT" ls "$NAME" | awk 'NR>1 {print $1}' | head -n -1); do "$CKPT" rm "$old" >/dev/null; done
 	sizes+=("$(du -sk "$CKPT_STORE" | cut -f1)")
 	if ((c % 10 == 0)); then echo "cycle $c: store $(du -sh "$CKPT_STORE" | cut -f1), leaked copies $(leaks), dockerd rss $(($(rss) / 1024)) MiB"; fi
 done

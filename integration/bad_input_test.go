@@ -25,8 +25,8 @@ func TestUnknownContainer(t *testing.T) {
 		"ckpt: error: no such container: ckpt-it-nope\nckpt: hint: docker ps -a lists containers, ckpt ls lists saved ones\n")
 	wantExit(t, e.ckpt("resume", "ckpt-it-nope"), 1,
 		"ckpt: error: no checkpoint for container ckpt-it-nope in "+e.store+"\nckpt: hint: save one first with ckpt save ckpt-it-nope; ckpt ls lists the checkpoints in the store\n")
-	wantExit(t, e.ckpt("save"), 2, "ckpt: error: save needs a container name (or --all, or --project)\nckpt: hint: see ckpt --help\n")
-	wantExit(t, e.ckpt("save", "--all", "x"), 2, "ckpt: error: give container names, --all or --project, only one of them\nckpt: hint: see ckpt --help\n")
+	wantExit(t, e.ckpt("save"), 2, "ckpt: error: save needs a container name (or --all, or --project)\nckpt: hint: see ckpt save --help\n")
+	wantExit(t, e.ckpt("save", "--all", "x"), 2, "ckpt: error: give container names, --all or --project, only one of them\nckpt: hint: see ckpt save --help\n")
 	if r := e.ckpt("save", "--bogus", "x"); r.code != 2 || !strings.HasPrefix(r.stderr, "ckpt: error: flag provided but not defined: -bogus\n") {
 		t.Fatalf("unknown flag: exit %d, %q", r.code, r.stderr)
 	}
@@ -43,9 +43,9 @@ func TestCorruptManifest(t *testing.T) {
 	flipByte(t, path, 40)
 	ck := filepath.Base(filepath.Dir(path))
 	damaged := "ckpt: error: checkpoint " + name + ":" + ck + " is damaged: manifest.json: sha256 mismatch\n" +
-		"ckpt: hint: nothing was changed; resume another checkpoint with --from NAME (ckpt ls " + name + ") or remove this one with ckpt rm " + name + " " + ck + "\n"
+		"ckpt: hint: nothing was changed; resume another checkpoint with ckpt resume " + name + ":NAME (ckpt ls " + name + " lists them), or remove this one with ckpt rm " + name + ":" + ck + "\n"
 	wantExit(t, e.ckpt("resume", name), 1, damaged)
-	wantExit(t, e.ckpt("resume", "--from", ck, name), 1, damaged)
+	wantExit(t, e.ckpt("resume", name+":"+ck), 1, damaged)
 	if ls := e.mustCkpt("ls", name).stdout; !strings.Contains(ls, "damaged") {
 		t.Fatalf("ls does not show the damage:\n%s", ls)
 	}
@@ -75,7 +75,7 @@ func TestFlippedByteInMemoryImage(t *testing.T) {
 	}
 	wantExit(t, e.ckpt("resume", name), 1,
 		fmt.Sprintf("ckpt: error: checkpoint %s:%s is damaged: criu/pages-1.img: chunk %d (%s): sha256 mismatch\n", name, ck, chunk, filepath.Base(path)[:12])+
-			"ckpt: hint: nothing was started or changed; resume an older checkpoint with --from NAME (ckpt ls "+name+"), or remove this one with ckpt rm "+name+" "+ck+"\n")
+			"ckpt: hint: nothing was started or changed; resume an older checkpoint with ckpt resume "+name+":NAME (ckpt ls "+name+" lists them), or remove this one with ckpt rm "+name+":"+ck+"\n")
 	if c := e.inspect(name); c != nil {
 		t.Fatalf("a container %s was created (%s)", name, c.State.Status)
 	}
@@ -208,8 +208,9 @@ func TestSaveReaderGone(t *testing.T) {
 }
 
 // When CRIU cannot restore (a file the process holds open changed size),
-// resume starts the container normally and says so; with --no-fallback it
-// fails, leaves the container stopped and the checkpoint intact.
+// resume starts the container normally, says so and exits 3; with
+// --require-memory it fails, leaves the container stopped and the
+// checkpoint intact.
 func TestRestoreFailureFallback(t *testing.T) {
 	e := newEnv(t)
 	name := e.name("app")
@@ -227,7 +228,7 @@ func TestRestoreFailureFallback(t *testing.T) {
 		// There the container is recreated with ckpt's runtime, with the
 		// writable layer of the checkpoint: the change is gone, and the
 		// restore works.
-		r := e.mustCkpt("resume", "--no-fallback", name)
+		r := e.mustCkpt("resume", "--require-memory", name)
 		if !strings.Contains(r.stdout, "memory restored") {
 			t.Fatalf("resume printed %q", r.stdout)
 		}
@@ -235,20 +236,20 @@ func TestRestoreFailureFallback(t *testing.T) {
 		return
 	}
 
-	r := e.ckpt("resume", "--no-fallback", name)
+	r := e.ckpt("resume", "--require-memory", name)
 	if r.code != 1 || !strings.Contains(r.stderr, "ckpt: error: memory could not be restored, and a start on the saved data only was ruled out") ||
 		!strings.Contains(r.stderr, "tmp/held.txt has bad size") ||
 		!strings.Contains(r.stderr, "ckpt: hint: a file the process had open changed or is missing") {
-		t.Fatalf("--no-fallback: exit %d\n%s", r.code, r.stderr)
+		t.Fatalf("--require-memory: exit %d\n%s", r.code, r.stderr)
 	}
 	if c := e.inspect(name); c.State.Running {
-		t.Fatal("--no-fallback started the container")
+		t.Fatal("--require-memory started the container")
 	}
 	if ls := e.mustCkpt("ls", name).stdout; !strings.Contains(ls, "complete") {
 		t.Fatalf("checkpoint gone:\n%s", ls)
 	}
 
-	r = e.mustCkpt("resume", name)
+	r = e.resumeNoMemory(name)
 	if !strings.Contains(r.stdout, "memory NOT restored, started normally") || !strings.Contains(r.stderr, "ckpt: warning: memory of "+name+" was not restored") {
 		t.Fatalf("fallback output:\n%s\n%s", r.stdout, r.stderr)
 	}

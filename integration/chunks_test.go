@@ -24,13 +24,13 @@ func TestSecondSaveSharesChunks(t *testing.T) {
 	name, vol := e.name("app"), e.name("data")
 	e.startApp(name, appOpts{volume: vol, allocMB: 64})
 	e.waitCounter(name, 2)
-	first := e.mustCkpt("save", "--leave-running", "--name", "first", name)
+	first := e.mustCkpt("save", "--leave-running", name+":first")
 	t.Logf("first save: %s", first.stdout)
 	if _, code := e.call(name, "POST", "/touch?pct=10"); code != 200 {
 		t.Fatalf("POST /touch: %d", code)
 	}
 	before := e.waitCounter(name, e.waitState(name).Counter)
-	e.mustCkpt("save", "--name", "second", name)
+	e.mustCkpt("save", name+":second")
 
 	st, err := store.Open(e.store)
 	if err != nil {
@@ -77,7 +77,7 @@ func TestSecondSaveSharesChunks(t *testing.T) {
 		t.Fatalf("only %d of the second save's %d memory chunks are the first's", shared, len(two))
 	}
 
-	rm := e.mustCkpt("rm", name, "first")
+	rm := e.mustCkpt("rm", name+":first")
 	if !strings.Contains(rm.stdout, "unused chunks") {
 		t.Errorf("ckpt rm of the first checkpoint removed no chunk:\n%s", rm.stdout)
 	}
@@ -92,7 +92,7 @@ func TestSecondSaveSharesChunks(t *testing.T) {
 	e.waitCounter(name, after.Counter+20)
 	e.assertHistoryWhole(name, before.ID)
 
-	e.mustCkpt("rm", name)
+	e.mustCkpt("rm", "--all", name)
 	if _, err := os.Lstat(filepath.Join(e.store, format.ChunksDir)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("chunks are left with no checkpoint: %v", err)
 	}

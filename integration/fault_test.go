@@ -173,8 +173,8 @@ func TestKilledImportAndRemove(t *testing.T) {
 	name := e.name("app")
 	e.startApp(name, appOpts{})
 	e.waitCounter(name, 2)
-	e.mustCkpt("save", "--leave-running", "--name", "cp1", name)
-	e.mustCkpt("save", "--leave-running", "--name", "cp2", name)
+	e.mustCkpt("save", "--leave-running", name+":cp1")
+	e.mustCkpt("save", "--leave-running", name+":cp2")
 	archive := filepath.Join(t.TempDir(), "cp1.ckpt")
 	e.mustCkpt("export", "-o", archive, name+":cp1")
 
@@ -190,7 +190,7 @@ func TestKilledImportAndRemove(t *testing.T) {
 		t.Fatalf("the import again did not complete:\n%s", ls)
 	}
 
-	if !e.faultCkpt([]string{fault.Env + "=store:remove"}, "rm", name, "cp1") {
+	if !e.faultCkpt([]string{fault.Env + "=store:remove"}, "rm", name+":cp1") {
 		t.Fatal("the removal was not killed")
 	}
 	ls := e.mustCkpt("ls", name).stdout

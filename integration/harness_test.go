@@ -305,6 +305,21 @@ func (e *env) mustCkpt(args ...string) result {
 	return r
 }
 
+// exitNoMemory is ckpt resume's exit code when every container came back,
+// but at least one without its memory: on its data only.
+const exitNoMemory = 3
+
+// resumeNoMemory runs ckpt resume with args, and fails the test unless it
+// exits 3: the container came back on its data only, as the test meant.
+func (e *env) resumeNoMemory(args ...string) result {
+	e.t.Helper()
+	r := e.ckpt(append([]string{"resume"}, args...)...)
+	if r.code != exitNoMemory {
+		e.t.Fatalf("ckpt resume %s: exit %d, want %d (resumed without memory): %s", strings.Join(args, " "), r.code, exitNoMemory, r.stderr)
+	}
+	return r
+}
+
 // environ is the environment a ckpt command of the test runs with: this
 // process's, with the test's store, plus extra.
 func (e *env) environ(extra ...string) []string {

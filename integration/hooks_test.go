@@ -244,3 +244,96 @@ func TestHookDeadlineNear(t *testing.T) {
 	wantLine(t, r.stdout, name+": resumed cold in ")
 	e.waitState(name)
 }
+
+// The dry runs of the hooks say what the hooks would do, in order, and
+// change nothing: no save, no record, no restart policy. The real hooks
+// then do what the dry runs said.
+func TestHookDryRun(t *testing.T) {
+	e := newEnv(t)
+	prefix := e.name("")
+	dep, app, cold, skip := prefix+"dep", prefix+"app", prefix+"cold", prefix+"skip"
+	pol := e.writePolicy(fmt.Sprintf(`deadline: 2m
+parallel: 2
+default:
+  mode: skip          # containers of other tests, if any, are left alone
+rules:
+  - name: deps
+    match: {names: ["%s"]}
+    mode: hot
+  - name: colds
+    match: {names: ["%s"]}
+    mode: cold
+    timeout: 45s
+  - name: labelled
+    match:
+      labels: {io.ckpt.test: ""}
+    mode: cold        # the app's io.ckpt.mode=hot label wins
+`, dep, cold))
+	e.startLabelled(dep, appOpts{restart: container.RestartPolicyAlways}, nil)
+	e.startLabelled(app, appOpts{restart: container.RestartPolicyUnlessStopped},
+		map[string]string{"io.ckpt.test": "1", "io.ckpt.mode": "hot", "io.ckpt.after": dep})
+	e.startLabelled(cold, appOpts{}, nil)
+	e.startLabelled(skip, appOpts{restart: container.RestartPolicyAlways}, map[string]string{"io.ckpt.mode": "skip"})
+	before := map[string]*container.InspectResponse{}
+	for _, n := range []string{dep, app, cold, skip} {
+		before[n] = e.inspect(n)
+	}
+
+	r := e.mustCkpt("hook", "run", "shutdown", "--dry-run", "--policy", pol)
+	wantLine(t, r.stdout, "shutdown hook, dry run: nothing is saved, recorded or changed")
+	wantLine(t, r.stdout, "deadline 2m0s, 2 saves at a time, dependents first: 3 of ")
+	// app depends on dep: it is saved alone, first.
+	for prefix, want := range map[string]string{
+		app + ": ":  "step 1 of 2: would save hot (label io.ckpt.mode=hot); timeout 1m0s: hot if its save starts within 1m0s of the hook's start, cold after; a failed hot save is redone cold",
+		dep + ": ":  `step 2 of 2: would save hot (rule "deps" at line 6); timeout 1m0s: hot if its save starts within 1m0s of the hook's start, cold after; a failed hot save is redone cold`,
+		cold + ": ": `step 2 of 2: would save cold (rule "colds" at line 9); timeout 45s`,
+		skip + ": ": "would skip (label io.ckpt.mode=skip)",
+	} {
+		if l := wantLine(t, r.stdout, prefix); l != prefix+want {
+			t.Errorf("got  %s\nwant %s", l, prefix+want)
+		}
+	}
+	if strings.Index(r.stdout, app+": step") > strings.Index(r.stdout, dep+": step") {
+		t.Errorf("the dry run saves %s before its dependent %s:\n%s", dep, app, r.stdout)
+	}
+	wantLine(t, r.stdout, "shutdown hook, dry run: 2 hot, 1 cold, ")
+	for n, was := range before {
+		now := e.inspect(n)
+		if !now.State.Running || now.ID != was.ID || now.State.StartedAt != was.State.StartedAt {
+			t.Errorf("%s was stopped or restarted by the dry run", n)
+		}
+		if now.HostConfig.RestartPolicy != was.HostConfig.RestartPolicy {
+			t.Errorf("%s: restart policy %v, was %v", n, now.HostConfig.RestartPolicy, was.HostConfig.RestartPolicy)
+		}
+	}
+	if ls := e.mustCkpt("ls").stdout; strings.Contains(ls, prefix) {
+		t.Errorf("the dry run saved a checkpoint:\n%s", ls)
+	}
+	r = e.mustCkpt("hook", "run", "boot", "--dry-run", "--policy", pol)
+	wantLine(t, r.stdout, "boot hook, dry run: nothing recorded to resume (no shutdown record in ")
+
+	r = e.mustCkpt("hook", "run", "shutdown", "--policy", pol)
+	wantLine(t, r.stdout, "shutdown hook: 2 hot, 1 cold, ")
+
+	// The boot dry run: dependencies first, and nothing resumed.
+	r = e.mustCkpt("hook", "run", "boot", "--dry-run", "--policy", pol)
+	wantLine(t, r.stdout, "3 containers saved at ")
+	wantLine(t, r.stdout, dep+": step 1 of 2: would resume hot from ")
+	wantLine(t, r.stdout, cold+": step 1 of 2: would resume cold from ")
+	wantLine(t, r.stdout, app+": step 2 of 2: would resume hot from ")
+	wantLine(t, r.stdout, "boot hook, dry run: 2 hot, 1 cold, 0 skipped, 0 failed")
+	for _, n := range []string{dep, app, cold} {
+		if c := e.inspect(n); c.State.Running {
+			t.Errorf("%s runs after the boot dry run", n)
+		}
+	}
+
+	r = e.mustCkpt("hook", "run", "boot", "--policy", pol)
+	wantLine(t, r.stdout, "boot hook: 2 hot, 1 cold, 0 skipped, 0 failed")
+	e.waitState(cold)
+	for _, n := range []string{dep, app} {
+		if c := e.inspect(n); !c.State.Running {
+			t.Errorf("%s is not running after the boot hook", n)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -15,7 +14,7 @@ func TestInspect(t *testing.T) {
 	e.waitCounter(name, 12)
 	e.mustCkpt("save", name)
 
-	var rep struct {
+	type report struct {
 		Container string
 		Mode      string
 		Host      struct{ Kernel, Arch string }
@@ -34,9 +33,11 @@ func TestInspect(t *testing.T) {
 		Volumes []struct{ Name string }
 	}
 	out := e.mustCkpt("inspect", "--json", name).stdout
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	lines := jsonOf[struct{ Report report }](t, out, "result")
+	if len(lines) != 1 {
+		t.Fatalf("inspect --json: %d result lines\n%s", len(lines), out)
 	}
+	rep := lines[0].Report
 	if rep.Container != name || rep.Mode != "hot" || rep.Host.Arch == "" || len(rep.Processes) == 0 {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -68,11 +69,9 @@ func TestInspect(t *testing.T) {
 func TestDoctor(t *testing.T) {
 	e := newEnv(t)
 	r := e.ckpt("doctor", "--json")
-	var checks []struct{ Check, Status, Finding, Fix string }
-	if err := json.Unmarshal([]byte(r.stdout), &checks); err != nil {
-		t.Fatalf("%v\n%s", err, r.stdout)
-	}
-	if r.code != 0 || len(checks) < 8 {
+	checks := jsonOf[struct{ Check, Status, Finding, Fix string }](t, r.stdout, "item")
+	summary := jsonOf[struct{ OK bool }](t, r.stdout, "summary")
+	if r.code != 0 || len(checks) < 8 || len(summary) != 1 || !summary[0].OK {
 		t.Fatalf("exit %d: %+v", r.code, checks)
 	}
 	for _, c := range checks {

@@ -180,8 +180,9 @@ func TestStoreTooSmall(t *testing.T) {
 }
 
 // A checkpoint made on another architecture: resume says so before touching
-// anything; with --no-fallback it stops there, otherwise it brings the data
-// back and starts the container normally.
+// anything; with --no-fallback (the old name of --require-memory, which
+// still works and warns) it stops there, otherwise it brings the data back,
+// starts the container normally and exits 3.
 func TestResumeFromAnotherArch(t *testing.T) {
 	e := newEnv(t)
 	name, vol := e.name("app"), e.name("data")
@@ -205,13 +206,13 @@ func TestResumeFromAnotherArch(t *testing.T) {
 
 	r := e.ckpt("resume", "--no-fallback", name)
 	want := "ckpt: error: memory cannot be restored here, and a start on the saved data only was ruled out: the checkpoint was made on s390x and this host is amd64: processes cannot move between architectures\n"
-	if r.code != 1 || !strings.Contains(r.stderr, want) {
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.HasPrefix(r.stderr, "ckpt: warning: --no-fallback is deprecated, use --require-memory\n") {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	if e.inspect(name) != nil {
 		t.Fatal("--no-fallback created the container")
 	}
-	r = e.mustCkpt("resume", name)
+	r = e.resumeNoMemory(name)
 	if !strings.Contains(r.stderr, "memory cannot be restored here (the checkpoint was made on s390x") ||
 		!strings.Contains(r.stdout, "memory NOT restored, started normally on the restored data") {
 		t.Fatalf("resume:\n%s\n%s", r.stdout, r.stderr)

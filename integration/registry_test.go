@@ -296,6 +296,7 @@ type transferResult struct {
 
 func parseTransfer(t *testing.T, out string) transferResult {
 	t.Helper()
+	jsonLines(t, out)
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		var r transferResult
 		if strings.Contains(l, `"type":"result"`) {
@@ -321,7 +322,7 @@ func TestRegistryPushPullResume(t *testing.T) {
 	name, vol := e.name("app"), e.name("data")
 	e.startApp(name, appOpts{volume: vol, allocMB: 64})
 	e.waitCounter(name, 2)
-	e.mustCkpt("save", "--leave-running", "--name", "first", name)
+	e.mustCkpt("save", "--leave-running", name+":first")
 	repo := reg.host + "/team/" + name
 	creds := "DOCKER_CONFIG=" + reg.config
 	ckpt := func(env string, args ...string) result { t.Helper(); return e.ckptEnv([]string{env}, args...) }
@@ -353,7 +354,7 @@ func TestRegistryPushPullResume(t *testing.T) {
 		t.Fatalf("POST /touch: %d", code)
 	}
 	e.waitCounter(name, e.waitState(name).Counter+1)
-	e.mustCkpt("save", "--leave-running", "--name", "second", name)
+	e.mustCkpt("save", "--leave-running", name+":second")
 	r = ckpt(creds, "push", "--json", "--ca-file", reg.ca, name+":second", repo+":second")
 	second := parseTransfer(t, r.stdout)
 	if r.code != 0 || second.Transfer.Skipped == 0 || second.Transfer.Moved*2 > second.Transfer.Bytes {
@@ -405,7 +406,7 @@ func TestRegistryPushPullResume(t *testing.T) {
 
 	// The registry stops in the middle of a push to a new repository.
 	before := e.waitCounter(name, e.waitState(name).Counter)
-	e.mustCkpt("save", "--name", "third", name)
+	e.mustCkpt("save", name+":third")
 	other := reg.host + "/team/other-" + name
 	reg.stopAfter.Store(16 << 20)
 	r = ckpt(creds, "push", "--ca-file", reg.ca, name+":third", other+":v1")
@@ -430,10 +431,10 @@ func TestRegistryPushPullResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	// That store does not trust this one: the pulled checkpoint would come
-	// back as data only, which --no-fallback refuses, creating nothing.
-	r = ckpt(creds, "resume", "--no-fallback", "--ca-file", reg.ca, "--from", other+":v1", elsewhere)
+	// back as data only, which --require-memory refuses, creating nothing.
+	r = ckpt(creds, "resume", "--require-memory", "--ca-file", reg.ca, "--from", other+":v1", elsewhere)
 	if r.code != 1 || !strings.Contains(r.stderr, "is not trusted: it is signed by key SHA256:") || e.inspect(name) != nil {
-		t.Fatalf("untrusted resume --from --no-fallback: exit %d %s", r.code, r.stderr)
+		t.Fatalf("untrusted resume --from --require-memory: exit %d %s", r.code, r.stderr)
 	}
 	// Once it trusts this store, the same comes back whole.
 	ckpt(creds, "trust", "add", "host1", e.storeKey(e.store), elsewhere).must(t)
@@ -496,11 +497,11 @@ func (r result) must(t *testing.T) result {
 // engine's suite has passed. It comes back with its memory on every one:
 // on Docker 28 and later through ckpt's runtime.
 func TestRegistryAnotherEngine(t *testing.T) {
+	e := newEnv(t) // skips, or fails, where the suite cannot run
 	other := os.Getenv("CKPT_TEST_OTHER_ENGINE")
 	if other == "" {
 		t.Fatal("CKPT_TEST_OTHER_ENGINE names no engine of scripts/engines.sh: make engine-matrix runs this test with it")
 	}
-	e := newEnv(t)
 	cache := os.Getenv("CKPT_ENGINES_CACHE")
 	if cache == "" {
 		cache = "/var/cache/ckpt-engines"

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"io/fs"
 	"net"
 	"os"
@@ -33,15 +32,13 @@ func TestSaveResumeSameContainer(t *testing.T) {
 		t.Fatalf("%s still runs after save", name)
 	}
 
-	var ls []struct {
-		Container, Name, State string
-		MemoryBytes            int64
-		SizeBytes              int64
-	}
-	if err := json.Unmarshal([]byte(e.mustCkpt("ls", "--json").stdout), &ls); err != nil {
-		t.Fatal(err)
-	}
-	if len(ls) != 1 || ls[0].Container != name || ls[0].State != "complete" || ls[0].MemoryBytes <= 0 || ls[0].SizeBytes < ls[0].MemoryBytes {
+	ls := jsonOf[struct {
+		Container, Checkpoint, Ref, State string
+		MemoryBytes                       int64
+		SizeBytes                         int64
+	}](t, e.mustCkpt("ls", "--json").stdout, "item")
+	if len(ls) != 1 || ls[0].Container != name || ls[0].Ref != name+":"+ls[0].Checkpoint || ls[0].State != "complete" ||
+		ls[0].MemoryBytes <= 0 || ls[0].SizeBytes < ls[0].MemoryBytes {
 		t.Fatalf("ls --json: %+v", ls)
 	}
 	assertPrivate(t, e.store)

@@ -29,6 +29,16 @@ type Decision struct {
 	Why string
 }
 
+// String names r, one of a policy's rules, as the hooks' output and policy
+// check do: "rule 2 at line 9", or "rule \"databases\" at line 9" when the
+// file names it.
+func (r Rule) String() string {
+	if strings.HasPrefix(r.Name, "rule ") {
+		return fmt.Sprintf("%s at line %d", r.Name, r.Line)
+	}
+	return fmt.Sprintf("rule %q at line %d", r.Name, r.Line)
+}
+
 // Matches reports whether m selects c.
 func (m Match) Matches(c Container) bool {
 	if len(m.Names) > 0 && !slices.ContainsFunc(m.Names, func(g string) bool {
@@ -54,11 +64,7 @@ func (p *Policy) Decide(c Container) (Decision, error) {
 	why := "default"
 	for _, rule := range p.Rules {
 		if rule.Match.Matches(c) {
-			r = rule
-			why = fmt.Sprintf("%s at line %d", rule.Name, rule.Line)
-			if !strings.HasPrefix(rule.Name, "rule ") {
-				why = fmt.Sprintf("rule %q at line %d", rule.Name, rule.Line)
-			}
+			r, why = rule, rule.String()
 			break
 		}
 	}

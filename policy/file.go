@@ -72,13 +72,14 @@ func Parse(data []byte, name string) (*Policy, error) {
 	root := doc.Content[0]
 	var rules *yaml.Node
 	pr.mapping(root, "the policy", map[string]func(*yaml.Node){
-		"deadline": func(n *yaml.Node) { p.Deadline = pr.duration(n, "deadline") },
+		"deadline": func(n *yaml.Node) { p.Deadline, p.DeadlineLine = pr.duration(n, "deadline"), n.Line },
 		"parallel": func(n *yaml.Node) {
 			if p.Parallel = pr.integer(n, "parallel"); p.Parallel < 1 {
 				pr.errorf(n, "parallel must be at least 1")
 			}
 		},
 		"default": func(n *yaml.Node) {
+			p.Default.Line = n.Line
 			pr.rule(n, &p.Default, false)
 		},
 		"rules": func(n *yaml.Node) { rules = n },

@@ -58,9 +58,14 @@ type Policy struct {
 	Rules []Rule
 	// Default applies to containers no rule matches.
 	Default Rule
-	// Deadline bounds the whole shutdown hook; containers that would not
-	// fit in what is left are saved cold.
+	// Deadline bounds the hot saves of the shutdown hook: a container is
+	// saved hot only when its timeout fits in what is left of the
+	// deadline, else cold. The hook itself does not stop at the deadline;
+	// the shutdown unit gives it 30s more (internal/systemd.StopGrace).
 	Deadline time.Duration
+	// DeadlineLine is the line of deadline in the policy file; 0 when the
+	// file leaves it out.
+	DeadlineLine int
 	// Parallel is how many containers are saved at once.
 	Parallel int
 	// Retention says which checkpoints prune removes.
@@ -83,7 +88,9 @@ type Rule struct {
 	// After lists containers that must be resumed before these ones (and
 	// saved after them).
 	After []string
-	// Line is the rule's line in the policy file (0 for built-in rules).
+	// Line is the rule's line in the policy file; for the default, the
+	// line where its settings start. It is 0 when the file does not give
+	// the rule.
 	Line int
 }
 

@@ -137,7 +137,7 @@ suite() {
 		CGO_ENABLED=0 go build -tags ckptfault -o "$dest/bin/ckpt-fault" ./cmd/ckpt &&
 		CGO_ENABLED=0 go build -o "$dest/bin/testapp" ./internal/testapp &&
 		CGO_ENABLED=0 go test -c -o "$dest/integration.test" ./integration)
-	cp "$repo/scripts/engine.sh" "$dest/scripts/"
+	cp "$repo/scripts/engine.sh" "$repo/scripts/demo.sh" "$dest/scripts/"
 	# The registry of the push and pull tests: the host's (Debian's
 	# docker-registry, linked against libc only, which every suite has).
 	install -m 0755 "$(command -v docker-registry)" "$dest/bin/docker-registry"

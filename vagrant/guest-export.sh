@@ -11,9 +11,10 @@ python3 - "$dir" <<'PY'
 import json, subprocess, sys
 d = sys.argv[1]
 latest = {}
-for c in json.loads(subprocess.check_output(["ckpt", "ls", "--json"])):
-    if c["state"] == "complete":
-        latest[c["container"]] = c["name"]   # ls lists oldest first
-for container, name in sorted(latest.items()):
-    subprocess.check_call(["ckpt", "export", "-o", f"{d}/{container}.ckpt", f"{container}:{name}"])
+for line in subprocess.check_output(["ckpt", "ls", "--json"], text=True).splitlines():
+    c = json.loads(line)  # one checkpoint per item line (docs/json.md)
+    if c["type"] == "item" and c["state"] == "complete":
+        latest[c["container"]] = c["ref"]   # ls lists oldest first
+for container, ref in sorted(latest.items()):
+    subprocess.check_call(["ckpt", "export", "-o", f"{d}/{container}.ckpt", ref])
 PY

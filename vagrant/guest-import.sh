@@ -14,12 +14,12 @@ for f in "${files[@]}"; do
 	if ! ckpt ls "$container" | grep -q complete; then
 		ckpt import "$f"
 	fi
-	made=$(ckpt inspect --json "$container" | python3 -c 'import json,sys; h=json.load(sys.stdin)["host"]; print(h["kernel"], h["criuVersion"])')
+	made=$(ckpt inspect --json "$container" | python3 -c 'import json,sys; h=json.loads(sys.stdin.readline())["report"]["host"]; print(h["kernel"], h["criuVersion"])')
 	here="$kernel $(criu --version | sed -n 's/^Version: *//p')"
 	if [ "$made" != "$here" ]; then
 		echo "ckpt: $container was saved on kernel/CRIU $made, this guest has $here: not resumed (remove $f to start fresh)" >&2
 		continue
 	fi
-	ckpt resume --no-fallback --trust "$container" # our own export, from the synced folder
+	ckpt resume --require-memory --trust "$container" # our own export, from the synced folder
 	rm -f "$f"
 done

@@ -2,7 +2,8 @@
 // container the policy selects — hot, cold or not at all, in dependency
 // order, in parallel, within a deadline — and at boot it resumes what the
 // shutdown hook saved, dependencies first. Output is one line per container,
-// for the journal.
+// for the journal. DryRunShutdown and DryRunBoot say what the hooks would
+// do, and change nothing.
 package hook
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +49,41 @@ type Options struct {
 	Policy *policy.Policy
 	// Out receives one line per container.
 	Out io.Writer
+	// Events, when set, receives what the hook did (or, in a dry run,
+	// would do) with each container, as Out's lines say it: for ckpt
+	// hook run --json.
+	Events func(Event)
+}
+
+// Event is what a hook did, or in a dry run would do, with one container.
+type Event struct {
+	Container string
+	// Action is "saved", "resumed", "skipped", "left" (a container the
+	// boot hook found running) or "failed", each after "would " in a dry
+	// run.
+	Action string
+	// Mode is the save's or resume's mode, when there is one.
+	Mode policy.Mode
+	// Reason says why: the rule, label or default that decided, what
+	// changed the mode, why memory was not restored.
+	Reason string
+	// Checkpoint names the checkpoint saved or resumed.
+	Checkpoint string
+	// MemoryRestored, for a hot resume, says whether memory came back.
+	MemoryRestored *bool
+	// Elapsed is how long the save or resume took.
+	Elapsed time.Duration
+	// Err is why it failed.
+	Err error
+	// DryRun is true in a dry run.
+	DryRun bool
+}
+
+// event reports e when the caller asked for events.
+func (o Options) event(e Event) {
+	if o.Events != nil {
+		o.Events(e)
+	}
 }
 
 // Outcome counts what a hook did.
@@ -133,32 +170,59 @@ func Shutdown(ctx context.Context, o Options) (Outcome, error) {
 }
 
 // selectTargets asks the policy about every running container: the ones to
-// save become targets, with what they must be saved after (compose's
-// depends_on, io.ckpt.after).
+// save become targets.
 func (h *shutdown) selectTargets(ctx context.Context) error {
-	list, err := h.o.Engine.Running(ctx, container.ListOptions{})
+	var err error
+	h.running, h.targets, err = choose(ctx, h.o.Engine, h.o.Policy,
+		func(name, why string) {
+			h.out.Skipped++
+			h.p.linef("%s: skipped (%s)", name, why)
+			h.o.event(Event{Container: name, Action: "skipped", Mode: policy.Skip, Reason: why})
+		},
+		func(name string, err error) {
+			h.out.Failed++
+			h.p.linef("%s: failed: %v (left running)", name, err)
+			h.o.event(Event{Container: name, Action: "failed", Err: err, Reason: "left running"})
+		})
+	return err
+}
+
+// choose asks pol about every running container. It returns how many run,
+// and the ones to save, with what they must be saved after (compose's
+// depends_on, io.ckpt.after); it calls skip for each container the policy
+// skips and fail for each it cannot decide about (a bad label), in the
+// engine's order.
+func choose(ctx context.Context, eng Engine, pol *policy.Policy, skip func(name, why string), fail func(name string, err error)) (int, []target, error) {
+	list, err := eng.Running(ctx, container.ListOptions{})
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	h.running = len(list)
 	all := make([]policy.Container, len(list))
 	for i, c := range list {
 		all[i] = policy.Container{Name: engine.Name(&c), Labels: c.Config.Labels}
 	}
+	var targets []target
 	for _, c := range all {
-		d, err := h.o.Policy.Decide(c)
+		d, err := pol.Decide(c)
 		switch {
 		case err != nil:
-			h.out.Failed++
-			h.p.linef("%s: failed: %v (left running)", c.Name, err)
+			fail(c.Name, err)
 		case d.Mode == policy.Skip:
-			h.out.Skipped++
-			h.p.linef("%s: skipped (%s)", c.Name, d.Why)
+			skip(c.Name, d.Why)
 		default:
-			h.targets = append(h.targets, target{name: c.Name, decision: d, after: append(d.After, policy.ComposeDependencies(c, all)...)})
+			targets = append(targets, target{name: c.Name, decision: d, after: append(d.After, policy.ComposeDependencies(c, all)...)})
 		}
 	}
-	return nil
+	return len(list), targets, nil
+}
+
+// saveOrder sorts targets into the levels the shutdown hook saves them in:
+// dependents first. On a cycle it returns one level in name order and the
+// error.
+func saveOrder(ts []target) ([][]string, error) {
+	levels, err := order(ts)
+	slices.Reverse(levels)
+	return levels, err
 }
 
 // readPrevious reads the record of an earlier shutdown that no boot has
@@ -182,12 +246,11 @@ func (h *shutdown) readPrevious() {
 // short keeps what it saved. It returns an error when the record cannot be
 // written.
 func (h *shutdown) saveAll(ctx context.Context) error {
-	levels, err := order(h.targets)
+	levels, err := saveOrder(h.targets)
 	if err != nil {
 		h.orderErr = err
 		h.p.linef("policy error: %v: saving in name order", err)
 	}
-	slices.Reverse(levels) // dependents first
 	byName := map[string]target{}
 	for _, t := range h.targets {
 		byName[t.name] = t
@@ -244,9 +307,14 @@ func (h *shutdown) saveOne(ctx context.Context, t target) (format.SavedContainer
 		mode = policy.Cold
 		r = save(mode)
 	}
-	took := units.Duration(time.Since(began))
+	elapsed := time.Since(began)
+	took := units.Duration(elapsed)
 	if r.Err != nil {
 		msg := fmt.Sprintf("%s: failed %s save after %s: %s", t.name, mode, took, hint.FirstLine(r.Err))
+		reason := note
+		if r.Recovery != "" {
+			reason = strings.TrimPrefix(reason+"; "+r.Recovery, "; ")
+		}
 		if note != "" {
 			msg += " (" + note + ")"
 		}
@@ -254,13 +322,17 @@ func (h *shutdown) saveOne(ctx context.Context, t target) (format.SavedContainer
 			msg += "; " + r.Recovery
 		}
 		p.linef("%s", msg)
+		h.o.event(Event{Container: t.name, Action: "failed", Mode: mode, Reason: reason, Elapsed: elapsed, Err: r.Err})
 		return format.SavedContainer{Mode: mode}, false
 	}
 	msg := fmt.Sprintf("%s: saved %s in %s as %s (%s)", t.name, mode, took, r.Checkpoint.Name, d.Why)
+	reason := d.Why
 	if note != "" {
 		msg += "; " + note
+		reason += "; " + note
 	}
 	p.linef("%s", msg)
+	h.o.event(Event{Container: t.name, Action: "saved", Mode: mode, Reason: reason, Checkpoint: r.Checkpoint.Name, Elapsed: elapsed})
 	return format.SavedContainer{Name: t.name, Mode: mode, Checkpoint: r.Checkpoint.Name, After: t.after}, true
 }
 
@@ -306,13 +378,15 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 	var failed []format.SavedContainer
 	for _, level := range levels {
 		parallel(level, o.Policy.Parallel, func(name string) {
-			ok, hot := resumeOne(ctx, o, p, byName[name])
+			ok, hot, left := resumeOne(ctx, o, p, byName[name])
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case !ok:
 				out.Failed++
 				failed = append(failed, byName[name])
+			case left:
+				out.Skipped++
 			case hot:
 				out.Hot++
 			default:
@@ -325,7 +399,7 @@ func Boot(ctx context.Context, o Options) (Outcome, error) {
 		if err := o.Store.WriteShutdownRecord(&format.ShutdownRecordDoc{Time: rec.Time, Saved: failed}); err != nil {
 			return out, err
 		}
-		p.linef("boot hook: %d failed, kept in the shutdown record: the next boot tries them again (ckpt resume NAME tries now)", len(failed))
+		p.linef("boot hook: %d failed, kept in the shutdown record: the next boot tries them again (ckpt resume CONTAINER tries now)", len(failed))
 	} else if recorded {
 		if err := o.Store.FinishShutdownRecord(); err != nil {
 			return out, err
@@ -372,28 +446,40 @@ func recoverInterrupted(ctx context.Context, o Options, p *printer) (committed [
 	return committed
 }
 
-// resumeOne resumes one saved container; it reports success, and whether
-// its memory came back.
-func resumeOne(ctx context.Context, o Options, p *printer, s format.SavedContainer) (ok, hot bool) {
+// resumeOne resumes one saved container; it reports success, whether its
+// memory came back, and whether it was left alone, running already.
+func resumeOne(ctx context.Context, o Options, p *printer, s format.SavedContainer) (ok, hot, left bool) {
 	began := time.Now()
 	if c, err := o.Engine.Lookup(ctx, s.Name); err == nil && c != nil && c.State.Running {
 		p.linef("%s: already running, left alone", s.Name)
-		return true, false
+		o.event(Event{Container: s.Name, Action: "left", Reason: "already running"})
+		return true, false, true
 	}
 	r := restore.ResumeContainer(ctx, restore.Options{Store: o.Store, Engine: o.Engine, Host: o.Host, From: s.Checkpoint}, s.Name)
-	took := units.Duration(time.Since(began))
+	elapsed := time.Since(began)
+	took := units.Duration(elapsed)
+	e := Event{Container: s.Name, Action: "resumed", Mode: s.Mode, Checkpoint: r.Checkpoint, Elapsed: elapsed}
 	switch {
 	case r.Err != nil:
 		p.linef("%s: failed to resume after %s: %s", s.Name, took, hint.FirstLine(r.Err))
-		return false, false
+		e.Action, e.Err = "failed", r.Err
+		o.event(e)
+		return false, false, false
 	case r.Cold:
 		p.linef("%s: resumed cold in %s (started fresh on its saved data)", s.Name, took)
+		e.Mode = policy.Cold
 	case r.MemoryRestored:
 		p.linef("%s: resumed hot in %s (memory restored)", s.Name, took)
 	default:
 		p.linef("%s: resumed in %s, memory NOT restored: %s", s.Name, took, hint.FirstLine(r.Fallback))
+		e.Reason = hint.FirstLine(r.Fallback)
 	}
-	return true, r.MemoryRestored
+	if !r.Cold {
+		restored := r.MemoryRestored
+		e.MemoryRestored = &restored
+	}
+	o.event(e)
+	return true, r.MemoryRestored, false
 }
 
 // order sorts targets into dependency levels; on a cycle it returns one

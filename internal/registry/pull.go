@@ -183,7 +183,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (*sto
 			return ck, stats, nil // the same checkpoint: nothing to pull
 		}
 		return fail(hint.New(fmt.Sprintf("checkpoint %s:%s already exists in the store, and is another one", n.container, n.checkpoint),
-			fmt.Sprintf("nothing was pulled; to replace it, remove it first with ckpt rm %s %s", n.container, n.checkpoint)))
+			fmt.Sprintf("nothing was pulled; to replace it, remove it first with ckpt rm %s:%s", n.container, n.checkpoint)))
 	} else if _, lerr := os.Lstat(filepath.Join(st.Root, format.ContainersDir, n.container, format.CheckpointsDir, n.checkpoint)); !errors.Is(lerr, fs.ErrNotExist) {
 		return fail(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -54,6 +55,15 @@ const StopGrace = 30 * time.Second
 // BootTimeout bounds the boot hook.
 const BootTimeout = 15 * time.Minute
 
+// JobTimeout is JobTimeoutSec= of systemd's poweroff.target and
+// reboot.target: the whole shutdown must be done within it, or systemd
+// forces the power-off (JobTimeoutAction=poweroff-force, reboot-force).
+const JobTimeout = 30 * time.Minute
+
+// DefaultStopTimeout is systemd's default DefaultTimeoutStopSec=: what a
+// unit without TimeoutStopSec= gets (system.conf may change it).
+const DefaultStopTimeout = 90 * time.Second
+
 // ErrNotOurs marks a unit file that ckpt did not write.
 var ErrNotOurs = errors.New("not written by ckpt")
 
@@ -77,7 +87,7 @@ func Units(o Options) map[string]string {
 	stopTimeout := StopTimeout(o.Deadline)
 	return map[string]string{
 		ShutdownUnit: Marker + `
-# Documentation: docs/hooks.md in ckpt's source (github.com/ckpt-dev/ckpt).
+# Documentation: hooks.md in /usr/share/doc/ckpt, or docs/ in ckpt's source (github.com/ckpt-dev/ckpt).
 #
 # This unit saves the Docker containers with "ckpt hook run shutdown" when
 # the host shuts down or reboots, while the Docker engine is still running.
@@ -125,14 +135,14 @@ ExecStop=` + args("shutdown") + `
 # the same time again) and goes on to stop the engine. Run "ckpt hook
 # install" again after changing the deadline in the policy file. The whole
 # shutdown must also fit in poweroff.target's and reboot.target's
-# JobTimeoutSec= (30min), after which systemd forces the power-off.
+# JobTimeoutSec= (` + fmtSeconds(JobTimeout) + `), after which systemd forces the power-off.
 TimeoutStopSec=` + fmt.Sprint(stopTimeout) + `s
 
 [Install]
 WantedBy=multi-user.target
 `,
 		BootUnit: Marker + `
-# Documentation: docs/hooks.md in ckpt's source (github.com/ckpt-dev/ckpt).
+# Documentation: hooks.md in /usr/share/doc/ckpt, or docs/ in ckpt's source (github.com/ckpt-dev/ckpt).
 #
 # This unit resumes, with "ckpt hook run boot", the containers that
 # ckpt-shutdown.service saved when the host went down.
@@ -349,4 +359,99 @@ func IsOurs(path string) (bool, error) {
 	}
 	line, _, _ := strings.Cut(string(buf[:n]), "\n")
 	return strings.TrimSuffix(line, "\r") == Marker, nil
+}
+
+// Installed is the shutdown unit ckpt wrote in a directory, as the stop
+// timeout and the policy file matter to policy check.
+type Installed struct {
+	// Path is the unit file.
+	Path string
+	// StopTimeout is its TimeoutStopSec=; DefaultStopTimeout when it has
+	// none, and 0 for "infinity".
+	StopTimeout time.Duration
+	// execStop is its ExecStop= line, without the key.
+	execStop string
+}
+
+// ReadShutdownUnit reads the shutdown unit ckpt wrote in dir. It returns
+// nil and no error when there is none, or when the file there is not
+// ckpt's.
+func ReadShutdownUnit(dir string) (*Installed, error) {
+	path := filepath.Join(dir, ShutdownUnit)
+	ours, err := IsOurs(path)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !ours {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	u := &Installed{Path: path, StopTimeout: DefaultStopTimeout}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		key, value, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch key {
+		case "ExecStop":
+			u.execStop = value
+		case "TimeoutStopSec", "TimeoutSec":
+			if u.StopTimeout, err = ParseTimespan(value); err != nil {
+				return nil, fmt.Errorf("%s: TimeoutStopSec=%s: %w", path, value, err)
+			}
+		}
+	}
+	return u, nil
+}
+
+// RunsPolicy reports whether the unit runs the hook with the policy file at
+// path, an absolute path, as ckpt hook install writes it.
+func (u *Installed) RunsPolicy(path string) bool {
+	return strings.HasSuffix(u.execStop, " --policy "+execArg(path))
+}
+
+// ParseTimespan reads a systemd time span: "120s", "2min 30s", "1h",
+// "90" (seconds); "infinity" is 0.
+func ParseTimespan(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "infinity" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		unit   time.Duration
+	}{ // longer suffixes first: "ms" before "s", "min" before "m"
+		{"usec", time.Microsecond}, {"msec", time.Millisecond}, {"seconds", time.Second}, {"second", time.Second},
+		{"minutes", time.Minute}, {"minute", time.Minute}, {"hours", time.Hour}, {"hour", time.Hour},
+		{"days", 24 * time.Hour}, {"day", 24 * time.Hour}, {"sec", time.Second}, {"min", time.Minute},
+		{"hr", time.Hour}, {"us", time.Microsecond}, {"ms", time.Millisecond}, {"s", time.Second},
+		{"m", time.Minute}, {"h", time.Hour}, {"d", 24 * time.Hour},
+	}
+	var total time.Duration
+	rest := s
+	for rest = strings.TrimSpace(rest); rest != ""; rest = strings.TrimSpace(rest) {
+		n := len(rest) - len(strings.TrimLeft(rest, "0123456789."))
+		if n == 0 {
+			return 0, fmt.Errorf("bad time span %q", s)
+		}
+		v, err := strconv.ParseFloat(rest[:n], 64)
+		if err != nil {
+			return 0, fmt.Errorf("bad time span %q", s)
+		}
+		rest = strings.TrimLeft(rest[n:], " ")
+		unit := time.Second
+		for _, u := range units {
+			if strings.HasPrefix(rest, u.suffix) {
+				unit, rest = u.unit, rest[len(u.suffix):]
+				break
+			}
+		}
+		if rest != "" && !strings.HasPrefix(rest, " ") && (rest[0] < '0' || rest[0] > '9') {
+			return 0, fmt.Errorf("bad time span %q", s)
+		}
+		total += time.Duration(v * float64(unit))
+	}
+	if s == "" {
+		return 0, fmt.Errorf("bad time span %q", s)
+	}
+	return total, nil
 }

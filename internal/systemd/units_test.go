@@ -57,8 +57,8 @@ func TestUnits(t *testing.T) {
 		if !strings.HasSuffix(u, "\n") {
 			t.Errorf("%s does not end with a newline", name)
 		}
-		if !strings.Contains(u, "docs/hooks.md") {
-			t.Errorf("%s does not point at docs/hooks.md", name)
+		if !strings.Contains(u, "hooks.md in /usr/share/doc/ckpt, or docs/") {
+			t.Errorf("%s does not point at hooks.md", name)
 		}
 		for _, l := range lines(u) {
 			// Keys that would change the design: default dependencies
@@ -402,5 +402,87 @@ func TestDocs(t *testing.T) {
 		if !strings.Contains(string(doc), "```ini\n"+content+"```\n") {
 			t.Errorf("docs/hooks.md does not show %s as Install writes it:\n%s", name, content)
 		}
+	}
+}
+
+func TestParseTimespan(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"120s", 120 * time.Second},
+		{"90", 90 * time.Second},
+		{"15min", 15 * time.Minute},
+		{"2min 30s", 150 * time.Second},
+		{"2min30s", 150 * time.Second},
+		{"1h", time.Hour},
+		{"1.5s", 1500 * time.Millisecond},
+		{"500ms", 500 * time.Millisecond},
+		{"2 min", 2 * time.Minute},
+		{"infinity", 0},
+	} {
+		if got, err := ParseTimespan(tc.in); err != nil || got != tc.want {
+			t.Errorf("%q: %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "s", "5x", "5months", "-5s", "ten"} {
+		if got, err := ParseTimespan(in); err == nil {
+			t.Errorf("%q parsed as %v", in, got)
+		}
+	}
+}
+
+func TestReadShutdownUnit(t *testing.T) {
+	dir := t.TempDir()
+	if u, err := ReadShutdownUnit(dir); u != nil || err != nil {
+		t.Errorf("no unit: %+v, %v", u, err)
+	}
+	o := typical()
+	o.Deadline = 5 * time.Minute
+	if _, err := Install(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	u, err := ReadShutdownUnit(dir)
+	if err != nil || u == nil {
+		t.Fatalf("%+v, %v", u, err)
+	}
+	if u.Path != filepath.Join(dir, ShutdownUnit) || u.StopTimeout != 330*time.Second {
+		t.Errorf("%+v", u)
+	}
+	if !u.RunsPolicy(o.Policy) || u.RunsPolicy("/etc/ckpt/other.yaml") || u.RunsPolicy("policy.yaml") {
+		t.Errorf("RunsPolicy is wrong for %s", u.execStop)
+	}
+
+	// A policy path that needs quoting.
+	o.Policy = "/etc/ckpt/my policy.yaml"
+	if _, err := Install(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := ReadShutdownUnit(dir); err != nil || !u.RunsPolicy(o.Policy) {
+		t.Errorf("%+v, %v", u, err)
+	}
+
+	// Without TimeoutStopSec=, systemd's default applies.
+	path := filepath.Join(dir, ShutdownUnit)
+	data, _ := os.ReadFile(path)
+	var kept []string
+	for l := range strings.SplitSeq(string(data), "\n") {
+		if !strings.HasPrefix(l, "TimeoutStopSec=") {
+			kept = append(kept, l)
+		}
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := ReadShutdownUnit(dir); err != nil || u.StopTimeout != DefaultStopTimeout {
+		t.Errorf("%+v, %v", u, err)
+	}
+
+	// A unit ckpt did not write is not read.
+	if err := os.WriteFile(path, []byte("[Service]\nTimeoutStopSec=5s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := ReadShutdownUnit(dir); u != nil || err != nil {
+		t.Errorf("a foreign unit: %+v, %v", u, err)
 	}
 }

@@ -261,7 +261,7 @@ func openFile(ck *store.Checkpoint, f format.File) (io.ReadCloser, error) {
 
 func damagedCheckpoint(ck *store.Checkpoint, f string, args ...any) error {
 	return hint.Wrap(fmt.Errorf("checkpoint %s:%s is damaged: %s", ck.Container, ck.Name, fmt.Sprintf(f, args...)),
-		fmt.Sprintf("nothing was exported; export another checkpoint (ckpt ls %s), or remove this one with ckpt rm %s %s", ck.Container, ck.Container, ck.Name))
+		fmt.Sprintf("nothing was exported; export another checkpoint (ckpt ls %s), or remove this one with ckpt rm %s:%s", ck.Container, ck.Container, ck.Name))
 }
 
 // checkFiles checks the file list of a manifest as format.CheckFiles does,

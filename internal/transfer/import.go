@@ -279,7 +279,7 @@ func (im *importer) run() (*store.Checkpoint, error) {
 	final := filepath.Join(im.st.Root, format.ContainersDir, hdr.Container, format.CheckpointsDir, hdr.Checkpoint)
 	if _, err := os.Lstat(final); err == nil {
 		return nil, hint.New(fmt.Sprintf("checkpoint %s:%s already exists in the store", hdr.Container, hdr.Checkpoint),
-			fmt.Sprintf("nothing was imported; to replace it, remove it first with ckpt rm %s %s", hdr.Container, hdr.Checkpoint))
+			fmt.Sprintf("nothing was imported; to replace it, remove it first with ckpt rm %s:%s", hdr.Container, hdr.Checkpoint))
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}

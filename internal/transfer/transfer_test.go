@@ -264,7 +264,7 @@ func TestImportRefusesExisting(t *testing.T) {
 	}
 	_, _, err := importBytes(st, b, ImportOptions{})
 	if err == nil || err.Error() != "checkpoint web:cp1 already exists in the store" ||
-		hint.Of(err) != "nothing was imported; to replace it, remove it first with ckpt rm web cp1" {
+		hint.Of(err) != "nothing was imported; to replace it, remove it first with ckpt rm web:cp1" {
 		t.Fatalf("second import: %v (hint %q)", err, hint.Of(err))
 	}
 	// The first import is untouched.
@@ -389,7 +389,7 @@ func TestExportDamagedCheckpoint(t *testing.T) {
 				if err == nil || err.Error() != tc.want {
 					t.Fatalf("export: %v, want %q", err, tc.want)
 				}
-				if h := hint.Of(err); !strings.Contains(h, "ckpt rm web cp1") {
+				if h := hint.Of(err); !strings.Contains(h, "ckpt rm web:cp1") {
 					t.Errorf("hint %q", h)
 				}
 				// What was written is no archive.

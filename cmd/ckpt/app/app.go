@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -23,27 +24,51 @@ import (
 // Version is set at build time with -ldflags "-X .../app.Version=...".
 var Version = "dev"
 
+// Commit is the commit built from, set at build time like Version; when
+// it is empty, ckpt version takes the one Go recorded (go build -buildvcs).
+var Commit = ""
+
 // Exit codes.
 const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitNoMemory is a resume that brought every container back, but at
+	// least one of them without the memory its checkpoint holds: on its
+	// data only (memory could not be restored, or the checkpoint is not
+	// trusted). Cold checkpoints hold no memory: they do not count.
+	exitNoMemory = 3
 )
 
-// usageError marks errors in how ckpt was called.
-type usageError struct{ err error }
+// usageError marks errors in how ckpt was called. cmd is the command
+// whose help tells how to call it ("rm", "trust add"); "" for ckpt's own.
+type usageError struct {
+	err error
+	cmd string
+}
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+// help is the command line whose --help to see.
+func (e usageError) help() string {
+	if e.cmd == "" {
+		return "ckpt"
+	}
+	return "ckpt " + e.cmd
+}
 
-// reported marks an error whose details were already printed.
+func usagef(format string, args ...any) error { return usageError{err: fmt.Errorf(format, args...)} }
+
+// errReported marks an error whose details were already printed.
 var errReported = errors.New("failed")
+
+// errNoMemory is a resume whose containers all came back, but not all of
+// them with their memory; what they got was printed already.
+var errNoMemory = errors.New("resumed, but memory was not restored")
 
 // New returns ckpt's command-line application.
 func New(stdout, stderr io.Writer) *cli.App {
-	onUsage := func(c *cli.Context, err error, isSubcommand bool) error { return usageError{err} }
 	app := &cli.App{
 		Name:    "ckpt",
 		Usage:   "save Docker containers whole and resume them where they stopped",
@@ -53,9 +78,11 @@ checkpoint API and CRIU), its named volumes and its writable layer as one
 verified checkpoint in a store on the host, and resumes it later: in the same
 container, or in a recreated one after docker rm, an engine restart or a
 reboot.`,
-		Writer:               stdout,
-		ErrWriter:            stderr,
-		OnUsageError:         onUsage,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err: err}
+		},
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		Flags: []cli.Flag{
@@ -65,6 +92,9 @@ reboot.`,
 				EnvVars: []string{"CKPT_STORE"},
 				Value:   store.DefaultRoot,
 			},
+			// Added by hand: the library adds it only when there is no
+			// help command, and ckpt has one of its own.
+			cli.HelpFlag,
 		},
 		Commands: []*cli.Command{
 			saveCommand(),
@@ -82,6 +112,8 @@ reboot.`,
 			inspectCommand(),
 			doctorCommand(),
 			genDocsCommand(),
+			versionCommand(),
+			helpCommand(),
 			holderCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Main maps errors to exit codes
@@ -92,15 +124,64 @@ reboot.`,
 			return cli.ShowAppHelp(c)
 		},
 	}
-	var setUsage func([]*cli.Command)
-	setUsage = func(cs []*cli.Command) {
+	var wrap func(path string, cs []*cli.Command)
+	wrap = func(path string, cs []*cli.Command) {
 		for _, c := range cs {
-			c.OnUsageError = onUsage
-			setUsage(c.Subcommands)
+			p := strings.TrimSpace(path + " " + c.Name)
+			wrapCommand(c, p)
+			wrap(p, c.Subcommands)
 		}
 	}
-	setUsage(app.Commands)
+	wrap("", app.Commands)
 	return app
+}
+
+// wrapCommand makes c's usage errors point at its own help (path is its
+// command line without "ckpt": "trust add"), and, when c has --json,
+// turns the errors its action returns into an error line.
+func wrapCommand(c *cli.Command, path string) {
+	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return usageError{err: err, cmd: path}
+	}
+	action := c.Action
+	if action == nil {
+		return
+	}
+	hasJSON := slices.ContainsFunc(c.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "json") })
+	c.Action = func(ctx *cli.Context) error {
+		err := action(ctx)
+		var ue usageError
+		if errors.As(err, &ue) && ue.cmd == "" {
+			ue.cmd = path
+			err = ue
+		}
+		if err != nil && hasJSON && ctx.Bool("json") && !errors.Is(err, errReported) && !errors.Is(err, errNoMemory) {
+			newJSONWriter(ctx.App.Writer, path).fail(err)
+		}
+		return err
+	}
+}
+
+// commandPath is the command line of c's command without "ckpt": "save",
+// "trust ls".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, x := range c.Lineage() {
+		if x.Command != nil {
+			names = append(names, x.Command.Name)
+		}
+	}
+	if len(names) > 0 {
+		names = names[:len(names)-1] // the app's own
+	}
+	slices.Reverse(names)
+	return strings.Join(names, " ")
+}
+
+// warnDeprecated says on stderr that old, a form of the command line that
+// still works, will go: use new instead.
+func warnDeprecated(c *cli.Context, old, new string) {
+	fmt.Fprintf(c.App.ErrWriter, "ckpt: warning: %s is deprecated, use %s\n", old, new)
 }
 
 // Main runs ckpt with args and returns its exit code. SIGINT, SIGTERM and
@@ -123,9 +204,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		case <-ctx.Done():
 		}
 	}()
-	args, done := asPlugin(args, stdout)
+	args, code, done := asPlugin(args, stdout, stderr, cancel)
 	if done {
-		return exitOK
+		return code
 	}
 	app := New(stdout, stderr)
 	err := app.RunContext(ctx, flagsBeforeArgs(app, args))
@@ -134,15 +215,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // report prints err for a person and returns the exit code.
 func report(stderr io.Writer, err error) int {
-	if err == nil {
+	switch {
+	case err == nil:
 		return exitOK
-	}
-	if errors.Is(err, errReported) {
+	case errors.Is(err, errNoMemory):
+		return exitNoMemory
+	case errors.Is(err, errReported):
 		return exitError
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "ckpt: error: %s\nckpt: hint: see ckpt --help\n", firstLower(ue.Error()))
+		fmt.Fprintf(stderr, "ckpt: error: %s\nckpt: hint: see %s --help\n", firstLower(ue.Error()), ue.help())
 		return exitUsage
 	}
 	printError(stderr, "", err)

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,9 +15,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ckpt-dev/ckpt/internal/engine"
 	"github.com/ckpt-dev/ckpt/internal/format"
+	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/units"
+	"github.com/ckpt-dev/ckpt/restore"
 )
 
 // These tests run only commands that never reach the engine: usage errors,
@@ -38,41 +42,62 @@ func noEnv(t *testing.T) {
 	os.Unsetenv("CKPT_STORE")
 }
 
+// usage is what a usage error of command prints on stderr: the error,
+// and a hint at the command's help ("" for ckpt's own).
+func usage(command, msg string) string {
+	help := "ckpt --help"
+	if command != "" {
+		help = "ckpt " + command + " --help"
+	}
+	return "ckpt: error: " + msg + "\nckpt: hint: see " + help + "\n"
+}
+
 func TestUsageErrors(t *testing.T) {
 	noEnv(t)
-	usage := func(msg string) string {
-		return "ckpt: error: " + msg + "\nckpt: hint: see ckpt --help\n"
-	}
 	for _, tc := range []struct {
 		args       []string
 		wantStderr string
 	}{
-		{[]string{"save"}, "ckpt: error: save needs a container name (or --all, or --project)\nckpt: hint: see ckpt --help\n"},
-		{[]string{"resume"}, usage("resume needs a container name (or --all, or --project)")},
-		{[]string{"save", "--all", "web"}, usage("give container names, --all or --project, only one of them")},
-		{[]string{"resume", "--all", "web"}, usage("give container names, --all or --project, only one of them")},
-		{[]string{"resume", "--from", "x", "a", "b"}, usage("--from takes exactly one container")},
-		{[]string{"resume", "--from", "x", "--all"}, usage("--from takes exactly one container")},
-		{[]string{"--bogus"}, usage("flag provided but not defined: -bogus")},
-		{[]string{"save", "--bogus", "web"}, usage("flag provided but not defined: -bogus")},
-		{[]string{"resume", "--bogus", "web"}, usage("flag provided but not defined: -bogus")},
-		{[]string{"ls", "--bogus"}, usage("flag provided but not defined: -bogus")},
-		{[]string{"rm", "--bogus", "web"}, usage("flag provided but not defined: -bogus")},
-		{[]string{"rm"}, usage("rm needs a container name")},
-		{[]string{"rm", "../x"}, usage(`invalid container name "../x"`)},
-		{[]string{"ls", "a", "b"}, usage("ls takes at most one container name")},
-		{[]string{"save", "--project", "shop", "web"}, usage("give container names, --all or --project, only one of them")},
-		{[]string{"save", "--cold", "--leave-running", "web"}, usage("--cold stops the containers; it does not go with --leave-running")},
-		{[]string{"hook", "run"}, usage("hook run takes shutdown or boot")},
-		{[]string{"hook", "run", "reboot"}, usage("hook run takes shutdown or boot")},
-		{[]string{"policy", "check"}, usage("policy check takes one file")},
-		{[]string{"ls", "../x"}, usage(`invalid container name "../x"`)},
-		{[]string{"bogus"}, usage(`unknown command "bogus"`)},
-		{[]string{"push", "web"}, usage("push takes CONTAINER[:NAME] and HOST/REPOSITORY[:TAG]")},
-		{[]string{"push", "../x", "reg.example/web"}, usage(`invalid container name "../x"`)},
-		{[]string{"pull"}, usage("pull takes one HOST/REPOSITORY:TAG")},
-		{[]string{"resume", "--all", "--from", "reg.example/web:v1"}, usage("--from reg.example/web:v1 resumes one container: the one it was pushed from")},
-		{[]string{"resume", "--from", "reg.example/web:v1", "a", "b"}, usage("--from reg.example/web:v1 resumes one container: the one it was pushed from")},
+		{[]string{"save"}, usage("save", "save needs a container name (or --all, or --project)")},
+		{[]string{"resume"}, usage("resume", "resume needs a container name (or --all, or --project)")},
+		{[]string{"save", "--all", "web"}, usage("save", "give container names, --all or --project, only one of them")},
+		{[]string{"resume", "--all", "web"}, usage("resume", "give container names, --all or --project, only one of them")},
+		{[]string{"resume", "--from", "x", "a", "b"}, usage("resume", "--from takes exactly one container")},
+		{[]string{"resume", "--from", "x", "--all"}, usage("resume", "--from takes exactly one container")},
+		{[]string{"resume", "--from", "x", "web:y"}, usage("resume", "web:y names its checkpoint already: give CONTAINER:NAME or --from NAME, not both")},
+		{[]string{"resume", "reg.example/web:v1"}, usage("resume", "reg.example/web:v1 is a registry reference, not CONTAINER[:NAME]: ckpt pull or ckpt resume --from take it")},
+		{[]string{"resume", "web:"}, usage("resume", `missing checkpoint name after ":" in "web:"`)},
+		{[]string{"save", "--name", "x", "web:y"}, usage("save", "web:y names its checkpoint already: give CONTAINER:NAME or --name, not both")},
+		{[]string{"save", "web:../x"}, usage("save", `invalid checkpoint name "../x"`)},
+		{[]string{"--bogus"}, usage("", "flag provided but not defined: -bogus")},
+		{[]string{"save", "--bogus", "web"}, usage("save", "flag provided but not defined: -bogus")},
+		{[]string{"resume", "--bogus", "web"}, usage("resume", "flag provided but not defined: -bogus")},
+		{[]string{"ls", "--bogus"}, usage("ls", "flag provided but not defined: -bogus")},
+		{[]string{"rm", "--bogus", "web"}, usage("rm", "flag provided but not defined: -bogus")},
+		{[]string{"rm"}, usage("rm", "rm needs CONTAINER:NAME, or --all CONTAINER")},
+		{[]string{"rm", "../x"}, usage("rm", `invalid container name "../x"`)},
+		{[]string{"rm", "web"}, usage("rm", "rm web would remove every checkpoint of web: give --all for that, or name one as web:NAME")},
+		{[]string{"rm", "--dry-run", "web"}, usage("rm", "rm web would remove every checkpoint of web: give --all for that, or name one as web:NAME")},
+		{[]string{"rm", "web:cp1", "db"}, usage("rm", "rm db would remove every checkpoint of db: give --all for that, or name one as db:NAME")},
+		{[]string{"rm", "--all", "web:cp1"}, usage("rm", "--all removes every checkpoint of a container: give web, not web:cp1")},
+		{[]string{"ls", "a", "b"}, usage("ls", "ls takes at most one container name")},
+		{[]string{"save", "--project", "shop", "web"}, usage("save", "give container names, --all or --project, only one of them")},
+		{[]string{"save", "--cold", "--leave-running", "web"}, usage("save", "--cold stops the containers; it does not go with --leave-running")},
+		{[]string{"hook", "run"}, usage("hook run", "hook run takes shutdown or boot")},
+		{[]string{"hook", "run", "reboot"}, usage("hook run", "hook run takes shutdown or boot")},
+		{[]string{"policy", "check"}, usage("policy check", "policy check takes one file")},
+		{[]string{"trust", "add", "x"}, usage("trust add", "trust add takes NAME and KEY (a public key line, or a file holding one)")},
+		{[]string{"ls", "../x"}, usage("ls", `invalid container name "../x"`)},
+		{[]string{"bogus"}, usage("", `unknown command "bogus"`)},
+		{[]string{"help", "bogus"}, usage("help", `unknown command "bogus"`)},
+		{[]string{"help", "trust", "bogus"}, usage("help", `unknown command "trust bogus"`)},
+		{[]string{"version", "x"}, usage("version", "version takes no arguments")},
+		{[]string{"push", "web"}, usage("push", "push takes CONTAINER[:NAME] and HOST/REPOSITORY[:TAG]")},
+		{[]string{"push", "../x", "reg.example/web"}, usage("push", `invalid container name "../x"`)},
+		{[]string{"pull"}, usage("pull", "pull takes one HOST/REPOSITORY:TAG")},
+		{[]string{"resume", "--all", "--from", "reg.example/web:v1"}, usage("resume", "--from reg.example/web:v1 resumes one container: the one it was pushed from")},
+		{[]string{"resume", "--from", "reg.example/web:v1", "a", "b"}, usage("resume", "--from reg.example/web:v1 resumes one container: the one it was pushed from")},
+		{[]string{"resume", "--from", "reg.example/web:v1", "web:cp1"}, usage("resume", "--from reg.example/web:v1 names the checkpoint: give the container without :NAME")},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			// A store that is never created: usage errors stop before.
@@ -97,8 +122,7 @@ func TestUsageErrors(t *testing.T) {
 func TestUsageErrorWithoutStoreFlag(t *testing.T) {
 	noEnv(t)
 	code, stdout, stderr := run(t, "save")
-	if code != exitUsage || stdout != "" ||
-		stderr != "ckpt: error: save needs a container name (or --all, or --project)\nckpt: hint: see ckpt --help\n" {
+	if code != exitUsage || stdout != "" || stderr != usage("save", "save needs a container name (or --all, or --project)") {
 		t.Errorf("ckpt save = %d, %q, %q", code, stdout, stderr)
 	}
 }
@@ -132,7 +156,7 @@ func TestHelp(t *testing.T) {
 	var walk func(path []string, cs []*cli.Command)
 	walk = func(path []string, cs []*cli.Command) {
 		for _, c := range cs {
-			if c.Hidden {
+			if c.Hidden || c.Name == "help" { // ckpt help --help is ckpt --help: TestHelpCommand
 				continue
 			}
 			p := append(slices.Clone(path), c.Name)
@@ -197,10 +221,11 @@ func TestCommandHelp(t *testing.T) {
 		cmd  string
 		want []string
 	}{
-		{"save", []string{"ckpt save [command options] CONTAINER...", "--all", "--leave-running", "--name NAME", "--quiet, -q"}},
-		{"resume", []string{"ckpt resume [command options] CONTAINER...", "--all", "--from NAME", "--no-fallback", "--quiet, -q"}},
-		{"ls", []string{"ckpt ls [command options] [CONTAINER]", "--json"}},
-		{"rm", []string{"ckpt rm [command options] CONTAINER [NAME...]"}},
+		{"save", []string{"ckpt save [command options] CONTAINER[:NAME]...", "--all", "--leave-running", "--name NAME", "--quiet, -q", "--json"}},
+		{"resume", []string{"ckpt resume [command options] CONTAINER[:NAME]...", "--all", "--from HOST/REPOSITORY:TAG", "--require-memory", "--quiet, -q", "exits 3"}},
+		{"ls", []string{"ckpt ls [command options] [CONTAINER]", "--json", "MODE is hot"}},
+		{"rm", []string{"ckpt rm [command options] CONTAINER:NAME... | --all CONTAINER...", "--all", "--dry-run", "--json"}},
+		{"version", []string{"ckpt version [command options]", "--json"}},
 	} {
 		code, stdout, stderr := run(t, tc.cmd, "--help")
 		if code != exitOK || stderr != "" {
@@ -211,17 +236,62 @@ func TestCommandHelp(t *testing.T) {
 				t.Errorf("ckpt %s --help lacks %q:\n%s", tc.cmd, w, stdout)
 			}
 		}
+		// The old names are hidden.
+		for _, old := range []string{"--no-fallback", "--force"} {
+			if tc.cmd == "resume" && old == "--force" {
+				continue
+			}
+			if strings.Contains(stdout, old) {
+				t.Errorf("ckpt %s --help shows %s", tc.cmd, old)
+			}
+		}
+	}
+}
+
+// ckpt help is ckpt --help; ckpt help COMMAND... is ckpt COMMAND... --help.
+func TestHelpCommand(t *testing.T) {
+	noEnv(t)
+	for _, tc := range []struct{ help, want []string }{
+		{[]string{"help"}, []string{"--help"}},
+		{[]string{"help", "rm"}, []string{"rm", "--help"}},
+		{[]string{"help", "trust", "add"}, []string{"trust", "add", "--help"}},
+		{[]string{"help", "hook", "run", "boot"}, []string{"hook", "run", "boot", "--help"}},
+	} {
+		code, got, stderr := run(t, tc.help...)
+		_, want, _ := run(t, tc.want...)
+		if code != exitOK || stderr != "" || got != want || want == "" {
+			t.Errorf("ckpt %v = %d, stderr %q, stdout:\n%s\nwant the output of ckpt %v:\n%s", tc.help, code, stderr, got, tc.want, want)
+		}
 	}
 }
 
 func TestVersion(t *testing.T) {
-	code, stdout, stderr := run(t, "--version")
-	if code != exitOK || stderr != "" || stdout != "ckpt version "+Version+"\n" {
-		t.Errorf("ckpt --version = %d, %q, %q", code, stdout, stderr)
+	noEnv(t)
+	code, first, stderr := run(t, "--version")
+	if code != exitOK || stderr != "" || !strings.HasPrefix(first, "ckpt "+Version+" (commit ") || strings.Count(first, "\n") != 1 {
+		t.Fatalf("ckpt --version = %d, %q, %q", code, first, stderr)
+	}
+	code, stdout, stderr := run(t, "version")
+	if code != exitOK || stderr != "" || !strings.HasPrefix(stdout, first) {
+		t.Fatalf("ckpt version = %d, %q, %q; want it to start with %q", code, stdout, stderr, first)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("store format: writes %d, reads 1 to %d (chunked files from %d)\n", format.Version, format.Version, format.FirstChunked),
+		"engines tested: Docker " + strings.Join(engine.TestedVersions(), ", ") + "\n",
+		"CRIU needed: ",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("ckpt version lacks %q:\n%s", want, stdout)
+		}
+	}
+	code, stdout, _ = run(t, "version", "--json")
+	lines := jsonLines(t, stdout)
+	if code != exitOK || len(lines) != 1 || lines[0]["release"] != Version || lines[0]["formatVersion"] != json.Number(fmt.Sprint(format.Version)) {
+		t.Errorf("ckpt version --json = %d, %q", code, stdout)
 	}
 }
 
-const lsHeader = "CONTAINER  CHECKPOINT  CREATED  SIZE  MEMORY  STATE  ORIGIN\n"
+const lsHeader = "CHECKPOINT  CREATED  MODE  SIZE  MEMORY  STATE  ORIGIN\n"
 
 func TestLsEmpty(t *testing.T) {
 	noEnv(t)
@@ -231,8 +301,8 @@ func TestLsEmpty(t *testing.T) {
 	}{
 		{[]string{"ls"}, lsHeader},
 		{[]string{"ls", "web"}, lsHeader},
-		{[]string{"ls", "--json"}, "[]\n"},
-		{[]string{"ls", "--json", "web"}, "[]\n"},
+		{[]string{"ls", "--json"}, ""},
+		{[]string{"ls", "--json", "web"}, ""},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "store")
@@ -252,7 +322,7 @@ func TestLsFromEnv(t *testing.T) {
 	t.Setenv("CKPT_STORE", dir)
 	saveCheckpoint(t, dir, "web", "cp1", time.Now(), 1)
 	code, stdout, stderr := run(t, "ls", "--json")
-	if code != exitOK || stderr != "" || !strings.Contains(stdout, `"name": "cp1"`) {
+	if code != exitOK || stderr != "" || !strings.Contains(stdout, `"ref":"web:cp1"`) {
 		t.Errorf("CKPT_STORE=%s ckpt ls --json = %d, %q, %q", dir, code, stdout, stderr)
 	}
 }
@@ -260,12 +330,15 @@ func TestLsFromEnv(t *testing.T) {
 func TestRmNothing(t *testing.T) {
 	noEnv(t)
 	dir := t.TempDir()
+	noCheckpoints := "ckpt: error: no checkpoints for container nope\nckpt: hint: ckpt ls lists the checkpoints in the store\n"
 	for _, tc := range []struct {
 		args       []string
 		wantStderr string
 	}{
-		{[]string{"rm", "nope"}, "ckpt: error: no checkpoints for container nope\nckpt: hint: ckpt ls lists the checkpoints in the store\n"},
-		{[]string{"rm", "nope", "cp1"}, "ckpt: error: no checkpoints for container nope\nckpt: hint: ckpt ls lists the checkpoints in the store\n"},
+		{[]string{"rm", "--all", "nope"}, noCheckpoints},
+		{[]string{"rm", "nope:cp1"}, noCheckpoints},
+		{[]string{"rm", "--dry-run", "nope:cp1"}, noCheckpoints},
+		{[]string{"rm", "nope", "cp1"}, "ckpt: warning: rm CONTAINER NAME is deprecated, use ckpt rm nope:cp1\n" + noCheckpoints},
 	} {
 		code, stdout, stderr := run(t, append([]string{"--store", dir}, tc.args...)...)
 		if code != exitError {
@@ -338,10 +411,10 @@ func TestLsAndRm(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("ls printed %q, want a header and one line", stdout)
 	}
-	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "CONTAINER CHECKPOINT CREATED SIZE MEMORY STATE ORIGIN" {
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "CHECKPOINT CREATED MODE SIZE MEMORY STATE ORIGIN" {
 		t.Errorf("header %q", lines[0])
 	}
-	want := fmt.Sprintf("web cp1 %s %s %s complete here", created.Local().Format(time.DateTime), units.Bytes(size), units.Bytes(memory))
+	want := fmt.Sprintf("web:cp1 %s hot %s %s complete here", created.Local().Format(time.DateTime), units.Bytes(size), units.Bytes(memory))
 	if got := strings.Join(strings.Fields(lines[1]), " "); got != want {
 		t.Errorf("ls line %q, want the fields %q", lines[1], want)
 	}
@@ -349,7 +422,7 @@ func TestLsAndRm(t *testing.T) {
 		t.Errorf("ls line %q", lines[1])
 	}
 	// Columns line up: every header title starts where its values start.
-	for _, title := range []string{"CHECKPOINT", "CREATED", "STATE"} {
+	for _, title := range []string{"CREATED", "MODE", "STATE"} {
 		i := strings.Index(lines[0], title)
 		if i < 0 || i >= len(lines[1]) || lines[1][i-1] != ' ' || lines[1][i] == ' ' {
 			t.Errorf("column %s is not aligned:\n%s", title, stdout)
@@ -362,21 +435,21 @@ func TestLsAndRm(t *testing.T) {
 		if code != exitOK || stderr != "" {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, stderr)
 		}
-		var got []map[string]any
-		if err := json.Unmarshal([]byte(stdout), &got); err != nil {
-			t.Fatalf("%v: %v in %q", args, err, stdout)
-		}
+		got := jsonLines(t, stdout)
 		if len(got) != 1 {
-			t.Fatalf("%v: %d entries in %q", args, len(got), stdout)
+			t.Fatalf("%v: %d lines in %q", args, len(got), stdout)
 		}
 		e := got[0]
 		for k, v := range map[string]any{
+			"type":        "item",
+			"command":     "ls",
 			"container":   "web",
-			"name":        "cp1",
+			"checkpoint":  "cp1",
+			"ref":         "web:cp1",
 			"state":       "complete",
 			"mode":        "hot",
-			"memoryBytes": float64(memory),
-			"sizeBytes":   float64(size),
+			"memoryBytes": json.Number(fmt.Sprint(memory)),
+			"sizeBytes":   json.Number(fmt.Sprint(size)),
 			"created":     created.Format(time.RFC3339),
 		} {
 			if e[k] != v {
@@ -390,20 +463,20 @@ func TestLsAndRm(t *testing.T) {
 		}
 	}
 	// Another container's listing is empty.
-	if code, stdout, _ := run(t, "--store", dir, "ls", "--json", "db"); code != exitOK || stdout != "[]\n" {
+	if code, stdout, _ := run(t, "--store", dir, "ls", "--json", "db"); code != exitOK || stdout != "" {
 		t.Errorf("ls --json db = %d, %q", code, stdout)
 	}
 
-	code, stdout, stderr = run(t, "--store", dir, "rm", "web")
+	code, stdout, stderr = run(t, "--store", dir, "rm", "--all", "web")
 	if code != exitOK || stderr != "" || stdout != "removed web:cp1\n" {
-		t.Errorf("rm web = %d, stdout %q, stderr %q", code, stdout, stderr)
+		t.Errorf("rm --all web = %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	code, stdout, _ = run(t, "--store", dir, "ls")
 	if code != exitOK || stdout != lsHeader {
 		t.Errorf("ls after rm = %d, %q", code, stdout)
 	}
 	code, stdout, _ = run(t, "--store", dir, "ls", "--json")
-	if code != exitOK || stdout != "[]\n" {
+	if code != exitOK || stdout != "" {
 		t.Errorf("ls --json after rm = %d, %q", code, stdout)
 	}
 }
@@ -431,14 +504,19 @@ func TestLsStates(t *testing.T) {
 	if code != exitOK || stderr != "" {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
+	jsonLines(t, stdout)
 	var got []lsEntry
-	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
-		t.Fatal(err)
+	for _, l := range strings.SplitAfter(strings.TrimSuffix(stdout, "\n"), "\n") {
+		var e lsEntry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e)
 	}
-	type row struct{ container, name, state string }
+	type row struct{ ref, state string }
 	var rows []row
 	for _, e := range got {
-		rows = append(rows, row{e.Container, e.Name, e.State})
+		rows = append(rows, row{e.Ref, e.State})
 		if (e.State == store.StateComplete) != (e.Created != nil) {
 			t.Errorf("%+v: created set only for complete checkpoints", e)
 		}
@@ -447,10 +525,10 @@ func TestLsStates(t *testing.T) {
 		}
 	}
 	wantRows := []row{
-		{"db", "d1", "damaged"},
-		{"web", "old", "complete"},
-		{"web", "new", "complete"},
-		{"web", "pending", "incomplete"},
+		{"db:d1", "damaged"},
+		{"web:old", "complete"},
+		{"web:new", "complete"},
+		{"web:pending", "incomplete"},
 	}
 	if fmt.Sprint(rows) != fmt.Sprint(wantRows) {
 		t.Errorf("ls --json rows %v, want %v", rows, wantRows)
@@ -461,25 +539,72 @@ func TestLsStates(t *testing.T) {
 	if code != exitOK || len(lines) != 4 {
 		t.Fatalf("ls web = %d, %q", code, stdout)
 	}
-	if f := strings.Fields(lines[3]); strings.Join(f, " ") != "web pending - - - incomplete -" {
+	if f := strings.Fields(lines[3]); strings.Join(f, " ") != "web:pending - - - - incomplete -" {
 		t.Errorf("incomplete line %q", lines[3])
 	}
 
-	// rm with names removes just those; without, the rest, incomplete too.
+	// A dry run says what would go, and removes nothing.
+	code, stdout, stderr = run(t, "--store", dir, "rm", "--dry-run", "--all", "web", "db")
+	if code != exitOK || stdout != "would remove web:old\nwould remove web:new\nwould remove web:pending\nwould remove db:d1\n" || stderr != "" {
+		t.Errorf("rm --dry-run --all web db = %d, %q, %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, "--store", dir, "rm", "--dry-run", "web:old")
+	if code != exitOK || stdout != "would remove web:old\n" || stderr != "" {
+		t.Errorf("rm --dry-run web:old = %d, %q, %q", code, stdout, stderr)
+	}
+	if _, err := st.Load("web", "old"); err != nil {
+		t.Fatalf("the dry run removed web:old: %v", err)
+	}
+
+	// Named ones go; --all takes the rest, incomplete too; the old form
+	// works and warns.
 	code, stdout, stderr = run(t, "--store", dir, "rm", "web", "old")
-	if code != exitOK || stdout != "removed web:old\n" || stderr != "" {
+	if code != exitOK || stdout != "removed web:old\n" || stderr != "ckpt: warning: rm CONTAINER NAME is deprecated, use ckpt rm web:old\n" {
 		t.Errorf("rm web old = %d, %q, %q", code, stdout, stderr)
 	}
-	code, stdout, stderr = run(t, "--store", dir, "rm", "web")
+	code, stdout, stderr = run(t, "--store", dir, "rm", "web:old")
+	if code != exitError || stdout != "" || stderr != "ckpt: error: no checkpoint \"old\" for container web\nckpt: hint: ckpt ls web lists its checkpoints\n" {
+		t.Errorf("rm web:old again = %d, %q, %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, "--store", dir, "rm", "--all", "web")
 	if code != exitOK || stdout != "removed web:new\nremoved web:pending\n" || stderr != "" {
-		t.Errorf("rm web = %d, %q, %q", code, stdout, stderr)
+		t.Errorf("rm --all web = %d, %q, %q", code, stdout, stderr)
 	}
-	code, stdout, stderr = run(t, "--store", dir, "rm", "db")
+	code, stdout, stderr = run(t, "--store", dir, "rm", "db:d1")
 	if code != exitOK || stdout != "removed db:d1\n" || stderr != "" {
-		t.Errorf("rm db = %d, %q, %q", code, stdout, stderr)
+		t.Errorf("rm db:d1 = %d, %q, %q", code, stdout, stderr)
 	}
-	if code, stdout, _ := run(t, "--store", dir, "ls", "--json"); code != exitOK || stdout != "[]\n" {
+	if code, stdout, _ := run(t, "--store", dir, "ls", "--json"); code != exitOK || stdout != "" {
 		t.Errorf("ls --json at the end = %d, %q", code, stdout)
+	}
+}
+
+// rm of several checkpoints of several containers: each named one goes,
+// one that is not there fails alone, and --json says so line by line.
+func TestRmSeveral(t *testing.T) {
+	noEnv(t)
+	dir := t.TempDir()
+	for _, ref := range []string{"web:a", "web:b", "web:c", "db:x"} {
+		c, n, _ := strings.Cut(ref, ":")
+		saveCheckpoint(t, dir, c, n, time.Now(), 0)
+	}
+	code, stdout, stderr := run(t, "--store", dir, "rm", "web:a", "db:x", "web:b", "web:a", "db:nope")
+	if code != exitError || stdout != "removed web:a\nremoved web:b\nremoved db:x\n" ||
+		stderr != "ckpt: error: db:nope: no checkpoint \"nope\" for container db\nckpt: hint: ckpt ls db lists its checkpoints\n" {
+		t.Errorf("rm = %d, %q, %q", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, "--store", dir, "rm", "--json", "--dry-run", "--all", "web")
+	lines := jsonLines(t, stdout)
+	if code != exitOK || len(lines) != 2 || lines[0]["ref"] != "web:c" || lines[0]["dryRun"] != true ||
+		lines[1]["type"] != "summary" || lines[1]["removed"] != json.Number("1") || lines[1]["dryRun"] != true {
+		t.Errorf("rm --json --dry-run --all web = %d, %q", code, stdout)
+	}
+	code, stdout, _ = run(t, "--store", dir, "rm", "--json", "web:gone", "web:c")
+	lines = jsonLines(t, stdout)
+	if code != exitError || len(lines) != 3 || lines[0]["ok"] != false || lines[0]["ref"] != "web:gone" ||
+		lines[1]["ok"] != true || lines[1]["ref"] != "web:c" ||
+		lines[2]["type"] != "summary" || lines[2]["removed"] != json.Number("1") || lines[2]["ok"] != false {
+		t.Errorf("rm --json = %d, %q", code, stdout)
 	}
 }
 
@@ -496,7 +621,7 @@ func TestRmBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Unlock()
-	code, stdout, stderr := run(t, "--store", dir, "rm", "web")
+	code, stdout, stderr := run(t, "--store", dir, "rm", "web:cp1")
 	wantPrefix := fmt.Sprintf("ckpt: error: container web is busy: ckpt save (pid %d) since ", os.Getpid())
 	if code != exitError || stdout != "" || !strings.HasPrefix(stderr, wantPrefix) ||
 		!strings.HasSuffix(stderr, "\nckpt: hint: wait until it finishes and try again\n") {
@@ -504,5 +629,76 @@ func TestRmBusy(t *testing.T) {
 	}
 	if _, err := st.Load("web", "cp1"); err != nil {
 		t.Errorf("the checkpoint is gone: %v", err)
+	}
+	// A dry run takes no lock.
+	if code, stdout, _ := run(t, "--store", dir, "rm", "--dry-run", "web:cp1"); code != exitOK || stdout != "would remove web:cp1\n" {
+		t.Errorf("rm --dry-run of a busy container = %d, %q", code, stdout)
+	}
+}
+
+// report maps errors to exit codes: 3 for a resume without memory.
+func TestReport(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		code   int
+		stderr string
+	}{
+		{"nil", nil, exitOK, ""},
+		{"reported", errReported, exitError, ""},
+		{"without memory", errNoMemory, exitNoMemory, ""},
+		{"usage of a command", usageError{err: errors.New("Bad"), cmd: "trust add"}, exitUsage, usage("trust add", "bad")},
+		{"usage of ckpt", usagef("bad"), exitUsage, usage("", "bad")},
+		{"error", hint.New("it failed", "do this"), exitError, "ckpt: error: it failed\nckpt: hint: do this\n"},
+	} {
+		var b bytes.Buffer
+		if code := report(&b, tc.err); code != tc.code || b.String() != tc.stderr {
+			t.Errorf("%s: report = %d, %q; want %d, %q", tc.name, code, b.String(), tc.code, tc.stderr)
+		}
+	}
+}
+
+// A resume exits 3 when a container came back without the memory its
+// checkpoint holds; a cold checkpoint holds none.
+func TestWithoutMemory(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		results []restore.Result
+		want    error
+	}{
+		{"with memory", []restore.Result{{MemoryRestored: true}, {MemoryRestored: true}}, nil},
+		{"cold", []restore.Result{{Cold: true}, {MemoryRestored: true}}, nil},
+		{"untrusted cold", []restore.Result{{Cold: true, Untrusted: true}}, nil},
+		{"fallback", []restore.Result{{MemoryRestored: true}, {Fallback: errors.New("criu failed")}}, errNoMemory},
+		{"untrusted", []restore.Result{{Untrusted: true}}, errNoMemory},
+		{"failed", []restore.Result{{Err: errors.New("x")}}, nil},
+	} {
+		if got := withoutMemory(tc.results); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The old forms still work, and say what replaces them. These stop at the
+// engine, which is not there: what matters is the line before.
+func TestDeprecatedForms(t *testing.T) {
+	noEnv(t)
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "nothing.sock"))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"save", "--name", "before", "web", "db"}, "ckpt: warning: save --name is deprecated, use ckpt save web:before db:before\n"},
+		{[]string{"resume", "--from", "cp1", "web"}, "ckpt: warning: resume --from NAME is deprecated, use ckpt resume web:cp1\n"},
+		{[]string{"resume", "--no-fallback", "web"}, "ckpt: warning: --no-fallback is deprecated, use --require-memory\n"},
+	} {
+		code, _, stderr := run(t, append([]string{"--store", t.TempDir()}, tc.args...)...)
+		if code != exitError || !strings.HasPrefix(stderr, tc.want+"ckpt: error: cannot reach the Docker engine") {
+			t.Errorf("%v = %d, %q; want a line %q first", tc.args, code, stderr, tc.want)
+		}
+	}
+	// --name with --all or --project has no other form: no warning.
+	if _, _, stderr := run(t, "--store", t.TempDir(), "save", "--all", "--name", "x"); strings.Contains(stderr, "deprecated") {
+		t.Errorf("save --all --name warns: %q", stderr)
 	}
 }

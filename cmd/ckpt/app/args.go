@@ -3,7 +3,10 @@ package app
 import (
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/urfave/cli/v2"
+
+	"github.com/ckpt-dev/ckpt/internal/store"
 )
 
 // flagsBeforeArgs moves the flags a command was given after its arguments
@@ -83,4 +86,38 @@ func flagWidth(flags []cli.Flag, args []string) int {
 		return 1
 	}
 	return 2
+}
+
+// checkpointRef is a CONTAINER[:NAME] given on the command line: name is
+// "" when only the container was given.
+type checkpointRef struct{ container, name string }
+
+// String is the reference as it is written: "web:cp1", or "web".
+func (r checkpointRef) String() string { return refString(r.container, r.name) }
+
+// refString writes container's checkpoint name as CONTAINER:NAME, the one
+// way ckpt names a checkpoint; just the container when name is "".
+func refString(container, name string) string {
+	if name == "" {
+		return container
+	}
+	return container + ":" + name
+}
+
+// parseRefs parses args, each a CONTAINER[:NAME]. A registry reference
+// (HOST/REPOSITORY:TAG) is refused, saying where it goes: to pull, or to
+// resume --from.
+func parseRefs(args []string) ([]checkpointRef, error) {
+	refs := make([]checkpointRef, 0, len(args))
+	for _, a := range args {
+		c, n, err := store.ParseRef(a)
+		if err != nil {
+			if _, rerr := reference.ParseNormalizedNamed(a); rerr == nil && isRegistryRef(a) {
+				return nil, usagef("%s is a registry reference, not CONTAINER[:NAME]: ckpt pull or ckpt resume --from take it", a)
+			}
+			return nil, usageError{err: err}
+		}
+		refs = append(refs, checkpointRef{c, n})
+	}
+	return refs, nil
 }

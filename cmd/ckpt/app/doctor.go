@@ -1,7 +1,6 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -21,20 +20,24 @@ largest running container, and leftover copies of restored checkpoints in
 /tmp. Each check prints ok, warn, FAIL (or skip, when it needs what failed
 before it) with what it found and, when not ok, the fix. Exits 1 when a
 check fails: saves or resumes would fail too. Changes nothing.`,
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print a JSON array of {check, status, finding, fix}"},
-		},
+		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("doctor takes no arguments")
 			}
 			results := doctor.Run(c.Context, doctor.Options{Store: c.String("store"), StoreSetting: "--store DIR or CKPT_STORE"})
-			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(results); err != nil {
-					return err
+			if js := jsonOut(c); js != nil {
+				var failed, warnings int
+				for _, r := range results {
+					js.item(r)
+					switch r.Status {
+					case doctor.Fail:
+						failed++
+					case doctor.Warn:
+						warnings++
+					}
 				}
+				js.summary(doctorSummary{Failed: failed, Warnings: warnings}, failed == 0)
 			} else {
 				printDoctor(c.App.Writer, results)
 			}
@@ -44,6 +47,13 @@ check fails: saves or resumes would fail too. Changes nothing.`,
 			return nil
 		},
 	}
+}
+
+// doctorSummary is the summary line of ckpt doctor --json: how many checks
+// failed, and how many warned.
+type doctorSummary struct {
+	Failed   int `json:"failed"`
+	Warnings int `json:"warnings"`
 }
 
 // printDoctor writes one line per check and, under a check that is not ok,

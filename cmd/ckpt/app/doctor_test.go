@@ -67,18 +67,26 @@ func TestDoctorWithoutExperimental(t *testing.T) {
 	}
 
 	code, stdout, _ = run(t, "--store", store, "doctor", "--json")
+	lines := jsonLines(t, stdout)
 	var rs []doctor.Result
-	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
-		t.Fatalf("--json: %v\n%s", err, stdout)
+	for _, l := range strings.SplitAfter(strings.TrimSuffix(stdout, "\n"), "\n") {
+		var r doctor.Result
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("--json: %v\n%s", err, stdout)
+		}
+		rs = append(rs, r)
 	}
-	if code != exitError || len(rs) != 12 {
-		t.Fatalf("--json: exit %d, %d results", code, len(rs))
+	if code != exitError || len(rs) != 13 {
+		t.Fatalf("--json: exit %d, %d lines", code, len(rs))
 	}
 	if r := rs[1]; r.Check != "experimental" || r.Status != doctor.Fail || r.Fix != `add {"experimental": true} to /etc/docker/daemon.json and restart dockerd` {
 		t.Errorf("--json: %+v", r)
 	}
-	if !strings.Contains(stdout, `"check": "engine",`) || !strings.Contains(stdout, `"status": "fail",`) {
+	if !strings.HasPrefix(stdout, `{"type":"item","command":"doctor","check":"engine","status":"ok",`) {
 		t.Errorf("--json:\n%s", stdout)
+	}
+	if last := lines[len(lines)-1]; last["type"] != "summary" || last["ok"] != false || last["failed"] != json.Number("1") {
+		t.Errorf("--json summary: %v", last)
 	}
 }
 
@@ -109,7 +117,7 @@ func TestDoctorEngineUnreachable(t *testing.T) {
 func TestDoctorUsage(t *testing.T) {
 	noEnv(t)
 	code, _, stderr := run(t, "doctor", "web")
-	if code != exitUsage || stderr != "ckpt: error: doctor takes no arguments\nckpt: hint: see ckpt --help\n" {
+	if code != exitUsage || stderr != usage("doctor", "doctor takes no arguments") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -33,15 +33,18 @@ the container's processes, and so their keys, passwords and tokens: encrypt
 every archive that leaves the host.
 
 -o FILE writes FILE (mode 0600) only when the export is complete: nothing
-is left behind on error or interruption. -o - writes to standard output.`,
-		Flags: []cli.Flag{
+is left behind on error or interruption; --overwrite replaces a FILE that
+exists. -o - writes to standard output. The bytes written are shown about
+once a second on a terminal.`,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the archive to `FILE`, or - for standard output"},
 			&cli.StringFlag{Name: "compress", Value: string(transfer.Zstd), Usage: "compress with `ALGORITHM`: zstd, gzip or none"},
 			&cli.GenericFlag{Name: "recipient", Aliases: []string{"r"}, Value: &repeated{},
 				Usage: "encrypt to `RECIPIENT`: an age recipient (age1...), an SSH public key (ssh-ed25519 or ssh-rsa), or a file of them; repeatable"},
 			&cli.StringFlag{Name: "passphrase-file", Usage: "encrypt with the passphrase on the first line of `FILE`"},
-			&cli.BoolFlag{Name: "force", Usage: "replace the -o file if it exists"},
-		},
+			&cli.BoolFlag{Name: "overwrite", Usage: "replace the -o file if it exists"},
+			&cli.BoolFlag{Name: "force", Hidden: true, Usage: "the old name of --overwrite"},
+		}, progressFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := flagsFirst(c); err != nil {
 				return err
@@ -51,7 +54,7 @@ is left behind on error or interruption. -o - writes to standard output.`,
 			}
 			container, name, err := store.ParseRef(c.Args().First())
 			if err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			output := c.String("output")
 			if output == "" {
@@ -69,6 +72,14 @@ is left behind on error or interruption. -o - writes to standard output.`,
 			if output == "-" && isTerminal(c.App.Writer) {
 				return usagef("standard output is a terminal: redirect it, or give -o FILE")
 			}
+			if output == "-" && c.Bool("json") {
+				return usagef("-o - writes the archive where --json writes its lines: give -o FILE")
+			}
+			overwrite := c.Bool("overwrite")
+			if c.Bool("force") {
+				warnDeprecated(c, "export --force", "--overwrite")
+				overwrite = true
+			}
 
 			opts := transfer.ExportOptions{Compression: comp}
 			if opts.Recipients, err = transfer.ParseRecipients(recipients); err != nil {
@@ -79,7 +90,7 @@ is left behind on error or interruption. -o - writes to standard output.`,
 					return err
 				}
 			}
-			if output != "-" && !c.Bool("force") {
+			if output != "-" && !overwrite {
 				if _, err := os.Lstat(output); err == nil {
 					return exists(output)
 				}
@@ -93,35 +104,41 @@ is left behind on error or interruption. -o - writes to standard output.`,
 			}
 
 			start := time.Now()
+			js := jsonOut(c)
+			m := startMeter(c, js, ck.Container, ck.Name, "export", 0)
 			var stats transfer.Stats
 			write := func(w io.Writer) (err error) {
-				stats, err = transfer.Export(c.Context, w, ck, opts)
+				stats, err = transfer.Export(c.Context, m.writer(w), ck, opts)
 				return err
 			}
-			cw := &countingWriter{w: c.App.Writer}
 			where := "standard output"
 			if output == "-" {
-				err = write(cw)
+				err = write(c.App.Writer)
 			} else {
 				where = output
 				existing := atomicfile.NoReplace
-				if c.Bool("force") {
+				if overwrite {
 					existing = atomicfile.Replace
 				}
-				err = atomicfile.Write(output, 0o600, existing, func(w io.Writer) error {
-					cw.w = w
-					return write(cw)
-				})
+				err = atomicfile.Write(output, 0o600, existing, write)
 				if errors.Is(err, atomicfile.ErrExist) {
 					err = exists(output)
 				}
 			}
+			m.done()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.ErrWriter, "exported %s:%s to %s: %d files, %s -> %s (%s) in %s\n",
-				ck.Container, ck.Name, where, stats.Files, units.Bytes(stats.Bytes), units.Bytes(cw.n),
-				describeExport(opts), units.Duration(time.Since(start)))
+			took := time.Since(start)
+			if js != nil {
+				js.result(exportResult{Container: ck.Container, Checkpoint: ck.Name, Ref: refString(ck.Container, ck.Name),
+					Output: output, Files: stats.Files, Bytes: stats.Bytes, ArchiveBytes: m.n.Load(),
+					Compression: string(opts.Compression), Encryption: encryptionKind(opts), ElapsedMS: took.Milliseconds()}, nil)
+				return nil
+			}
+			fmt.Fprintf(c.App.ErrWriter, "exported %s to %s: %d files, %s -> %s (%s) in %s\n",
+				refString(ck.Container, ck.Name), where, stats.Files, units.Bytes(stats.Bytes), units.Bytes(m.n.Load()),
+				describeExport(opts), units.Duration(took))
 			return nil
 		},
 	}
@@ -145,8 +162,34 @@ func describeExport(o transfer.ExportOptions) string {
 	return s
 }
 
+// exportResult is the result line of ckpt export --json.
+type exportResult struct {
+	Container    string `json:"container"`
+	Checkpoint   string `json:"checkpoint"`
+	Ref          string `json:"ref"`
+	Output       string `json:"output"`
+	Files        int    `json:"files"`
+	Bytes        int64  `json:"bytes"`
+	ArchiveBytes int64  `json:"archiveBytes"`
+	Compression  string `json:"compression"`
+	Encryption   string `json:"encryption"`
+	ElapsedMS    int64  `json:"elapsedMs"`
+}
+
+// encryptionKind says how an archive is encrypted: "none", "recipients"
+// or "passphrase".
+func encryptionKind(o transfer.ExportOptions) string {
+	switch {
+	case o.Passphrase != "":
+		return "passphrase"
+	case len(o.Recipients) > 0:
+		return "recipients"
+	}
+	return "none"
+}
+
 func exists(path string) error {
-	return hint.New(path+" already exists", "give another -o FILE, or --force to replace it")
+	return hint.New(path+" already exists", "give another -o FILE, or --overwrite to replace it")
 }
 
 // readPassphrase returns the first line of the file at path, without its
@@ -218,16 +261,4 @@ func isTerminal(w any) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
-}
-
-// countingWriter counts what goes through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ckpt-dev/ckpt/internal/systemd"
+	"github.com/ckpt-dev/ckpt/policy"
 )
 
 // The man page and completions come from the app: every command is in them.
@@ -30,24 +33,36 @@ func TestGenDocs(t *testing.T) {
 			t.Errorf("command %s missing from the man page or the fish completion", c.Name)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "completion/ckpt.bash")); err != nil || !strings.Contains(string(b), "--generate-bash-completion") {
-		t.Errorf("bash completion: %v", err)
+	for _, name := range []string{"ckpt.bash", "_ckpt"} {
+		if b, err := os.ReadFile(filepath.Join(dir, "completion", name)); err != nil || !strings.Contains(string(b), "--generate-bash-completion") {
+			t.Errorf("completion/%s: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "systemd")); !os.IsNotExist(err) {
+		t.Errorf("gen-docs without --units-for wrote systemd units: %v", err)
 	}
 }
 
-// The docker CLI's plugin protocol: metadata, then "docker-ckpt ckpt ...".
-func TestPluginMode(t *testing.T) {
+// With --units-for, gen-docs writes the hooks' units as the package
+// installs them: for that binary, with the default store, policy file and
+// deadline, whatever this host's policy file says.
+func TestGenDocsUnits(t *testing.T) {
 	noEnv(t)
-	var out strings.Builder
-	if _, done := asPlugin([]string{"/usr/lib/docker/cli-plugins/docker-ckpt", "docker-cli-plugin-metadata"}, &out); !done ||
-		!strings.Contains(out.String(), `"SchemaVersion": "0.1.0"`) || !strings.Contains(out.String(), `"Vendor": "ckpt"`) {
-		t.Fatalf("metadata: %v %s", done, out.String())
+	dir := t.TempDir()
+	if code, _, stderr := run(t, "gen-docs", "--dir", dir, "--units-for", "/usr/bin/ckpt"); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	args, done := asPlugin([]string{"docker-ckpt", "ckpt", "ls", "--json"}, &out)
-	if done || strings.Join(args, " ") != "ckpt ls --json" {
-		t.Fatalf("args %v", args)
+	want := systemd.PackagedUnits(systemd.Options{Binary: "/usr/bin/ckpt", Policy: policy.DefaultFile, Store: "/var/lib/ckpt", Deadline: policy.DefaultDeadline})
+	for name, content := range want {
+		got, err := os.ReadFile(filepath.Join(dir, "systemd", name))
+		if err != nil || string(got) != content {
+			t.Errorf("systemd/%s (%v):\n%s\nwant\n%s", name, err, got, content)
+		}
+		if !strings.Contains(content, "=/usr/bin/ckpt --store /var/lib/ckpt hook run ") {
+			t.Errorf("systemd/%s does not run /usr/bin/ckpt:\n%s", name, content)
+		}
 	}
-	if args, _ := asPlugin([]string{"ckpt", "docker-cli-plugin-metadata"}, &out); len(args) != 2 {
-		t.Fatal("a binary not named docker-ckpt answered the plugin call")
+	if code, _, _ := run(t, "gen-docs", "--dir", t.TempDir(), "--units-for", "ckpt"); code == 0 {
+		t.Error("gen-docs --units-for with a relative path worked")
 	}
 }

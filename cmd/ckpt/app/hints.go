@@ -40,17 +40,17 @@ func flagHint(err error) string {
 	)
 	switch {
 	case errors.As(err, &damaged) && damaged.Files:
-		return fmt.Sprintf("nothing was started or changed; resume an older checkpoint with --from NAME (ckpt ls %s), or remove this one with ckpt rm %s %s",
-			damaged.Container, damaged.Container, damaged.Name)
+		return fmt.Sprintf("nothing was started or changed; resume an older checkpoint with ckpt resume %s:NAME (ckpt ls %s lists them), or remove this one with ckpt rm %s",
+			damaged.Container, damaged.Container, refString(damaged.Container, damaged.Name))
 	case errors.As(err, &damaged):
-		return fmt.Sprintf("nothing was changed; resume another checkpoint with --from NAME (ckpt ls %s) or remove this one with ckpt rm %s %s",
-			damaged.Container, damaged.Container, damaged.Name)
+		return fmt.Sprintf("nothing was changed; resume another checkpoint with ckpt resume %s:NAME (ckpt ls %s lists them), or remove this one with ckpt rm %s",
+			damaged.Container, damaged.Container, refString(damaged.Container, damaged.Name))
 	case errors.As(err, &decrypt):
 		return decryptHint(decrypt)
 	case errors.As(err, &incompat) && len(incompat.Missing) == 0:
-		return "resume it on an " + incompat.Arch + " host, or use its data only (the resume does that unless --no-fallback)"
+		return "resume it on an " + incompat.Arch + " host, or use its data only (the resume does that unless --require-memory)"
 	case errors.As(err, &incompat):
-		return "resume it on a host with the same CPU features, or use its data only (the resume does that unless --no-fallback)"
+		return "resume it on a host with the same CPU features, or use its data only (the resume does that unless --require-memory)"
 	case errors.Is(err, store.ErrNotStore):
 		return "point --store (CKPT_STORE) at a new or empty directory, or at an existing store; nothing was changed"
 	case errors.Is(err, store.ErrCannotCreate) && errors.Is(err, fs.ErrPermission):
@@ -62,13 +62,13 @@ func flagHint(err error) string {
 	case errors.Is(err, syscall.ENOSPC):
 		return "free space in the store (ckpt rm removes old checkpoints) or use another --store"
 	case errors.As(err, &exists):
-		return "choose another --name, or remove it with ckpt rm " + exists.Container + " " + exists.Name
+		return "choose another name (ckpt save " + exists.Container + ":NAME), or remove it with ckpt rm " + refString(exists.Container, exists.Name)
 	case errors.As(err, &ranAfter):
 		return "nothing was changed; save it again to keep what it is now, or resume with --force to go back to the checkpoint's memory over its newer files (a database may not survive that)"
 	case errors.As(err, &untrusted):
 		return "nothing was changed; read the list, and if you trust where the archive came from, resume with --trust"
 	case errors.As(err, &noFallback):
-		return "without --no-fallback the container starts on its saved data instead (its memory is lost)"
+		return "without --require-memory the container starts on its saved data instead (its memory is lost)"
 	}
 	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -19,6 +20,14 @@ import (
 // unitNames are the hooks' units, the shutdown one first.
 var unitNames = []string{systemd.ShutdownUnit, systemd.BootUnit}
 
+// defaultUnitDir is where the units go unless --unit-dir says otherwise,
+// and runtimeUnitDir where systemd reads runtime drop-ins. Variables for
+// the tests.
+var (
+	defaultUnitDir = systemd.DefaultDir
+	runtimeUnitDir = systemd.RuntimeDir
+)
+
 // systemdRunning reports whether systemd is PID 1, that is whether
 // systemctl can talk to a running manager. A variable for the tests.
 var systemdRunning = func() bool {
@@ -27,7 +36,7 @@ var systemdRunning = func() bool {
 }
 
 func unitDirFlag() cli.Flag {
-	return &cli.StringFlag{Name: "unit-dir", Usage: "systemd unit `DIR`", Value: systemd.DefaultDir}
+	return &cli.StringFlag{Name: "unit-dir", Usage: "systemd unit `DIR`", Value: defaultUnitDir}
 }
 
 func hookInstallCommand() *cli.Command {
@@ -39,12 +48,15 @@ host goes down, before the Docker engine stops, and ckpt-boot.service, which
 runs "ckpt hook run boot" once the engine is up at boot. The units name this
 ckpt binary, the store and the policy file; the shutdown unit's timeout is the
 policy's deadline plus 30s, so run install again after changing it. Units
-ckpt did not write are never replaced.
+ckpt did not write are never replaced. A policy file with errors is refused;
+its warnings (see ckpt policy check) are printed.
 
 When systemd is running and the units go into /etc/systemd/system, install
 then reloads systemd, enables both units and starts ckpt-shutdown.service
 (which does nothing until it is stopped at shutdown); --no-enable skips that.
-See docs/hooks.md.`,
+The units of the ckpt package, in /usr/lib/systemd/system, are left as they
+are: the ones install writes take their place. See hooks.md (in /usr/share/doc/ckpt, or docs/ in
+ckpt's source).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "policy", Usage: "policy `FILE` for the hooks", Value: policy.DefaultFile},
 			unitDirFlag(),
@@ -73,6 +85,13 @@ See docs/hooks.md.`,
 			if err != nil {
 				return policyError(c, err)
 			}
+			// The units are written from this policy: an older unit's
+			// timeout does not matter.
+			warnings, err := policyWarnings(pol, policyFile, "")
+			if err != nil {
+				return err
+			}
+			printPolicyWarnings(c.App.ErrWriter, warnings)
 			dir := c.String("unit-dir")
 			paths, err := systemd.Install(dir, systemd.Options{
 				Binary: bin, Policy: policyFile, Store: storeDir, Deadline: pol.Deadline,
@@ -84,7 +103,18 @@ See docs/hooks.md.`,
 				return err
 			}
 
-			live, isDefault := systemdRunning(), filepath.Clean(dir) == systemd.DefaultDir
+			live, isDefault := systemdRunning(), filepath.Clean(dir) == defaultUnitDir
+			if live && isDefault {
+				// An earlier uninstall disarmed the unit until the next
+				// boot: the new one, which systemd prefers, is armed.
+				p, err := systemd.Rearm(runtimeUnitDir)
+				if err != nil {
+					return err
+				}
+				if p != "" {
+					fmt.Fprintf(c.App.Writer, "removed %s\n", p)
+				}
+			}
 			if live && isDefault && !c.Bool("no-enable") {
 				// Starting ckpt-shutdown.service arms it: its ExecStop,
 				// the hook, runs when it is stopped at shutdown. Starting
@@ -121,7 +151,7 @@ See docs/hooks.md.`,
 			default:
 				why = "not enabled (--no-enable)"
 				if !isDefault {
-					why = "not enabled (the units are not in " + systemd.DefaultDir + ")"
+					why = "not enabled (the units are not in " + defaultUnitDir + ")"
 				}
 				cmds = []string{
 					"systemctl daemon-reload",
@@ -141,7 +171,10 @@ func hookUninstallCommand() *cli.Command {
 		Usage: "remove the systemd units of the hooks",
 		Description: `Disables and removes ckpt-shutdown.service and ckpt-boot.service, if ckpt
 wrote them. It does not stop ckpt-shutdown.service: that would run the
-shutdown hook. Checkpoints in the store are not touched.`,
+shutdown hook. The unit stays active until shutdown, and a drop-in in
+/run/systemd/system, gone at the next boot, empties its ExecStop= so that it
+runs nothing then (the ckpt package's unit of the same name included).
+Checkpoints in the store are not touched.`,
 		Flags: []cli.Flag{unitDirFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -167,13 +200,14 @@ shutdown hook. Checkpoints in the store are not touched.`,
 				return nil
 			}
 
-			live := systemdRunning() && filepath.Clean(dir) == systemd.DefaultDir
+			live := systemdRunning() && filepath.Clean(dir) == defaultUnitDir
 			if live {
 				// Not "disable --now": stopping ckpt-shutdown.service runs
 				// its ExecStop=, the shutdown hook, which would save the
-				// containers now. Once its file is gone and systemd has
-				// reloaded, the unit stays active until shutdown but has
-				// no ExecStop= left to run.
+				// containers now. The unit stays active until shutdown;
+				// a runtime drop-in empties its ExecStop= (Disarm), as
+				// systemd would otherwise load the package's unit of the
+				// same name into it once ours is gone.
 				if err := systemctl(c, append([]string{"disable"}, ours...)...); err != nil {
 					return err
 				}
@@ -186,6 +220,13 @@ shutdown hook. Checkpoints in the store are not touched.`,
 				return err
 			}
 			if live {
+				if slices.Contains(ours, systemd.ShutdownUnit) {
+					p, err := systemd.Disarm(runtimeUnitDir)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "wrote %s: %s stays active until shutdown, and runs nothing then\n", p, systemd.ShutdownUnit)
+				}
 				return systemctl(c, "daemon-reload")
 			}
 			cmd := "systemctl disable " + shellJoin(ours)

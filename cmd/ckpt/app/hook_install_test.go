@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,12 +36,14 @@ func runHook(t *testing.T, store string, args ...string) (stdout, stderr string,
 }
 
 // pretendSystemd makes the commands believe that systemd is PID 1, or not.
-// With --unit-dir they still never run systemctl.
+// With --unit-dir they still never run systemctl. Runtime drop-ins go to a
+// directory of the test's.
 func pretendSystemd(t *testing.T, running bool) {
 	t.Helper()
-	saved := systemdRunning
+	saved, savedRuntime := systemdRunning, runtimeUnitDir
 	systemdRunning = func() bool { return running }
-	t.Cleanup(func() { systemdRunning = saved })
+	runtimeUnitDir = t.TempDir()
+	t.Cleanup(func() { systemdRunning, runtimeUnitDir = saved, savedRuntime })
 }
 
 // unitLine returns the line of the unit file at path that starts with key=.
@@ -106,7 +109,7 @@ func TestHookInstall(t *testing.T) {
 
 	// Installing again replaces ckpt's units. Without systemd running,
 	// systemctl enable still works, for the next boot.
-	if err := os.WriteFile("policy.yaml", []byte("deadline: 1m\n"), 0o644); err != nil {
+	if err := os.WriteFile("policy.yaml", []byte("deadline: 1m\ndefault: {timeout: 30s}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pretendSystemd(t, false)
@@ -235,5 +238,129 @@ func TestHookUninstall(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{systemd.BootUnit, "other.service"}) {
 		t.Errorf("left %q", names)
+	}
+}
+
+// fakeSystemctl puts a systemctl first on PATH that logs its arguments, one
+// call a line, to the file it returns.
+func fakeSystemctl(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := "#!/bin/sh\necho \"$*\" >>" + log + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return log
+}
+
+// The units of the ckpt package (PackageDir) beside the ones install
+// writes, with systemd running: install writes its own into the default
+// directory, enables them and leaves the package's alone; uninstall
+// removes its own, and disarms ckpt-shutdown.service until the next boot,
+// which would otherwise take the package's ExecStop= once systemd
+// reloads; install again rearms it.
+func TestHookInstallBesidePackage(t *testing.T) {
+	work := t.TempDir()
+	t.Chdir(work)
+	if err := os.WriteFile("policy.yaml", []byte("deadline: 2m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(work, "usr-lib-systemd-system")
+	if err := os.Mkdir(pkg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	packaged := systemd.PackagedUnits(systemd.Options{Binary: "/usr/bin/ckpt", Policy: "/etc/ckpt/policy.yaml", Store: "/var/lib/ckpt", Deadline: time.Minute})
+	for name, content := range packaged {
+		if err := os.WriteFile(filepath.Join(pkg, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	etc := filepath.Join(work, "etc-systemd-system")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	savedDefault := defaultUnitDir
+	defaultUnitDir = etc
+	t.Cleanup(func() { defaultUnitDir = savedDefault })
+	pretendSystemd(t, true)
+	calls := fakeSystemctl(t)
+	shutdown, boot := filepath.Join(etc, systemd.ShutdownUnit), filepath.Join(etc, systemd.BootUnit)
+	dropIn := filepath.Join(runtimeUnitDir, systemd.ShutdownUnit+".d", "ckpt-hook-uninstall.conf")
+
+	// A drop-in from an earlier uninstall.
+	if _, err := systemd.Disarm(runtimeUnitDir); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runHook(t, "/var/lib/ckpt", "install", "--policy", "policy.yaml")
+	if err != nil {
+		t.Fatalf("install: %v\n%s", err, stderr)
+	}
+	want := "wrote " + shutdown + "\nwrote " + boot + "\nremoved " + dropIn + "\n" +
+		"ran systemctl daemon-reload\nran systemctl enable ckpt-shutdown.service ckpt-boot.service\n" +
+		"ran systemctl start ckpt-shutdown.service\n" +
+		"the hooks are enabled: ckpt-shutdown.service runs at shutdown, ckpt-boot.service at boot\n"
+	if stdout != want || stderr != "" {
+		t.Errorf("install printed\n%s%s\nwant\n%s", stdout, stderr, want)
+	}
+	if got := unitLine(t, shutdown, "TimeoutStopSec"); got != "TimeoutStopSec=150s" {
+		t.Errorf("the unit install wrote has %s, not the policy's deadline", got)
+	}
+	if _, err := os.Stat(filepath.Dir(dropIn)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("install left the drop-in directory: %v", err)
+	}
+
+	stdout, stderr, err = runHook(t, "/var/lib/ckpt", "uninstall")
+	if err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, stderr)
+	}
+	want = "ran systemctl disable ckpt-shutdown.service ckpt-boot.service\n" +
+		"removed " + shutdown + "\nremoved " + boot + "\n" +
+		"wrote " + dropIn + ": ckpt-shutdown.service stays active until shutdown, and runs nothing then\n" +
+		"ran systemctl daemon-reload\n"
+	if stdout != want || stderr != "" {
+		t.Errorf("uninstall printed\n%s%s\nwant\n%s", stdout, stderr, want)
+	}
+	data, err := os.ReadFile(dropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(data), "\n[Service]\nExecStop=\n") {
+		t.Errorf("the drop-in does not empty ExecStop=:\n%s", data)
+	}
+
+	// systemctl never stopped anything: that would run the hook.
+	log, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCalls := "daemon-reload\nenable ckpt-shutdown.service ckpt-boot.service\nstart ckpt-shutdown.service\n" +
+		"disable ckpt-shutdown.service ckpt-boot.service\ndaemon-reload\n"
+	if string(log) != wantCalls {
+		t.Errorf("systemctl calls:\n%s\nwant\n%s", log, wantCalls)
+	}
+	// The package's units are as they were.
+	for name, content := range packaged {
+		if got, err := os.ReadFile(filepath.Join(pkg, name)); err != nil || string(got) != content {
+			t.Errorf("the package's %s changed (%v)", name, err)
+		}
+	}
+
+	// Units written elsewhere leave it disarmed: systemd would take the
+	// package's unit, not those, into the active one.
+	if _, stderr, err := runHook(t, "/var/lib/ckpt", "install", "--policy", "policy.yaml", "--unit-dir", t.TempDir()); err != nil {
+		t.Fatalf("install elsewhere: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(dropIn); err != nil {
+		t.Errorf("install elsewhere removed the drop-in: %v", err)
+	}
+
+	// Installing again rearms the unit.
+	if _, stderr, err := runHook(t, "/var/lib/ckpt", "install", "--policy", "policy.yaml", "--no-enable"); err != nil {
+		t.Fatalf("install again: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(dropIn); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("install again left the drop-in: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"filippo.io/age"
 	"github.com/urfave/cli/v2"
@@ -11,6 +12,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/internal/transfer"
 	"github.com/ckpt-dev/ckpt/internal/units"
+	"github.com/ckpt-dev/ckpt/restore"
 )
 
 func importCommand() *cli.Command {
@@ -31,12 +33,13 @@ this host, it is recreated from the saved configuration. The checkpoint comes
 back whole (memory, and all its container asks for) only when the store that
 made it signed it and is trusted here (ckpt trust add); any other comes back
 as data only, in a plain container, unless resumed with --trust. The output
-says which, before anything runs.`,
-		Flags: []cli.Flag{
+says which, before anything runs. The bytes read are shown about once a
+second on a terminal.`,
+		Flags: append([]cli.Flag{
 			&cli.GenericFlag{Name: "identity", Aliases: []string{"i"}, Value: &repeated{},
 				Usage: "decrypt with the private key in `FILE`: an age identity file or an SSH private key; repeatable"},
 			&cli.StringFlag{Name: "passphrase-file", Usage: "decrypt with the passphrase on the first line of `FILE`"},
-		},
+		}, progressFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := flagsFirst(c); err != nil {
 				return err
@@ -58,6 +61,7 @@ says which, before anything runs.`,
 			if opts.Identities, opts.Passphrase, err = decryptFlagValues(c); err != nil {
 				return err
 			}
+			var total int64
 			if path != "-" {
 				f, err := os.Open(path)
 				if err != nil {
@@ -65,18 +69,48 @@ says which, before anything runs.`,
 				}
 				defer f.Close()
 				in = f
+				if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+					total = fi.Size()
+				}
 			}
 			st, err := store.Open(c.String("store"))
 			if err != nil {
 				return err
 			}
-			ck, stats, err := transfer.Import(c.Context, in, st, opts)
+			start, js := time.Now(), jsonOut(c)
+			m := startMeter(c, js, "", "", "import", total)
+			ck, stats, err := transfer.Import(c.Context, m.reader(in), st, opts)
+			m.done()
 			if err != nil {
 				return err
 			}
-			return printArrival(c, st, ck, fmt.Sprintf("imported %s:%s (%d files, %s)", ck.Container, ck.Name, stats.Files, units.Bytes(stats.Bytes)))
+			if js != nil {
+				l := importResult{Container: ck.Container, Checkpoint: ck.Name, Ref: refString(ck.Container, ck.Name),
+					Files: stats.Files, Bytes: stats.Bytes, Trust: ck.Trust, ElapsedMS: time.Since(start).Milliseconds()}
+				if !ck.Trust.Trusted() {
+					// What it goes without; unreadable, resume finds it damaged.
+					l.Asks, _ = restore.Powers(ck)
+				}
+				js.result(l, nil)
+				return nil
+			}
+			return printArrival(c, st, ck, fmt.Sprintf("imported %s (%d files, %s)", refString(ck.Container, ck.Name), stats.Files, units.Bytes(stats.Bytes)))
 		},
 	}
+}
+
+// importResult is the result line of ckpt import --json.
+type importResult struct {
+	Container  string      `json:"container"`
+	Checkpoint string      `json:"checkpoint"`
+	Ref        string      `json:"ref"`
+	Files      int         `json:"files"`
+	Bytes      int64       `json:"bytes"`
+	Trust      store.Trust `json:"trust"`
+	// Asks is what its container asks for and does not get unless it
+	// is trusted.
+	Asks      []string `json:"asks,omitempty"`
+	ElapsedMS int64    `json:"elapsedMs"`
 }
 
 // decryptFlagValues reads what --identity and --passphrase-file give.

@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,16 +31,14 @@ and where it was made, its processes with their command lines, memory, open
 files and sockets (decoded from the CRIU images, without running CRIU), its
 volumes, bind mounts and writable layer, and how long the save took. It
 reads the checkpoint only; the files' checksums are checked by resume.`,
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print a JSON document"},
-		},
+		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("inspect takes one checkpoint: CONTAINER or CONTAINER:NAME")
 			}
 			container, name, err := store.ParseRef(c.Args().First())
 			if err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			_, ck, err := openCheckpoint(c, container, name)
 			if err != nil {
@@ -58,14 +55,22 @@ reads the checkpoint only; the files' checksums are checked by resume.`,
 			// A checkpoint without a readable container.json asks for
 			// nothing that can be told; resume finds it damaged.
 			r.Asks, _ = restore.Powers(ck)
-			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+			if js := jsonOut(c); js != nil {
+				js.result(inspectResult{Container: ck.Container, Checkpoint: ck.Name, Ref: refString(ck.Container, ck.Name), Report: r}, nil)
+				return nil
 			}
 			return printInspect(c.App.Writer, r)
 		},
 	}
+}
+
+// inspectResult is the result line of ckpt inspect --json: the report,
+// as one object.
+type inspectResult struct {
+	Container  string          `json:"container"`
+	Checkpoint string          `json:"checkpoint"`
+	Ref        string          `json:"ref"`
+	Report     *inspect.Report `json:"report"`
 }
 
 // printInspect writes the report for a person.

@@ -93,11 +93,18 @@ func TestInspect(t *testing.T) {
 	if code != exitOK || stderr != "" {
 		t.Fatalf("--json: exit %d, stderr %q", code, stderr)
 	}
-	var r inspect.Report
-	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+	jsonLines(t, stdout)
+	var line struct {
+		Type, Command, Ref string
+		Report             inspect.Report
+	}
+	if err := json.Unmarshal([]byte(stdout), &line); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout)
 	}
-	if r.Container != "fixture" || r.Name != inspectName || len(r.Processes) != 1 || r.Processes[0].Comm != "app" || r.MemoryBytes != 1036288 {
+	if line.Type != "result" || line.Command != "inspect" || line.Ref != "fixture:"+inspectName {
+		t.Errorf("--json: %+v", line)
+	}
+	if r := line.Report; r.Container != "fixture" || r.Name != inspectName || len(r.Processes) != 1 || r.Processes[0].Comm != "app" || r.MemoryBytes != 1036288 {
 		t.Errorf("--json: %+v", r)
 	}
 }
@@ -105,19 +112,18 @@ func TestInspect(t *testing.T) {
 func TestInspectErrors(t *testing.T) {
 	noEnv(t)
 	root := inspectStore(t)
-	usage := func(msg string) string { return "ckpt: error: " + msg + "\nckpt: hint: see ckpt --help\n" }
 	for _, tc := range []struct {
 		args       []string
 		code       int
 		wantStderr string
 	}{
-		{[]string{"inspect"}, exitUsage, usage("inspect takes one checkpoint: CONTAINER or CONTAINER:NAME")},
-		{[]string{"inspect", "a", "b"}, exitUsage, usage("inspect takes one checkpoint: CONTAINER or CONTAINER:NAME")},
-		{[]string{"inspect", "../x"}, exitUsage, usage(`invalid container name "../x"`)},
-		{[]string{"inspect", "fixture:"}, exitUsage, usage(`missing checkpoint name after ":" in "fixture:"`)},
-		{[]string{"inspect", ":cp1"}, exitUsage, usage(`missing container name before ":" in ":cp1"`)},
-		{[]string{"inspect", "fixture:../x"}, exitUsage, usage(`invalid checkpoint name "../x"`)},
-		{[]string{"inspect", "--bogus", "fixture"}, exitUsage, usage("flag provided but not defined: -bogus")},
+		{[]string{"inspect"}, exitUsage, usage("inspect", "inspect takes one checkpoint: CONTAINER or CONTAINER:NAME")},
+		{[]string{"inspect", "a", "b"}, exitUsage, usage("inspect", "inspect takes one checkpoint: CONTAINER or CONTAINER:NAME")},
+		{[]string{"inspect", "../x"}, exitUsage, usage("inspect", `invalid container name "../x"`)},
+		{[]string{"inspect", "fixture:"}, exitUsage, usage("inspect", `missing checkpoint name after ":" in "fixture:"`)},
+		{[]string{"inspect", ":cp1"}, exitUsage, usage("inspect", `missing container name before ":" in ":cp1"`)},
+		{[]string{"inspect", "fixture:../x"}, exitUsage, usage("inspect", `invalid checkpoint name "../x"`)},
+		{[]string{"inspect", "--bogus", "fixture"}, exitUsage, usage("inspect", "flag provided but not defined: -bogus")},
 		{[]string{"inspect", "fixture:nope"}, exitError, "ckpt: error: no checkpoint \"nope\" for container fixture\nckpt: hint: ckpt ls fixture lists its checkpoints\n"},
 		{[]string{"inspect", "web"}, exitError, "ckpt: error: no checkpoint for container web in " + root + "\nckpt: hint: save one first with ckpt save web; ckpt ls lists the checkpoints in the store\n"},
 	} {
@@ -167,7 +173,8 @@ func TestInspectCold(t *testing.T) {
 		t.Errorf("exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
 	}
 	code, stdout, _ = run(t, "--store", root, "inspect", "--json", "fixture")
-	if code != exitOK || !strings.Contains(stdout, `"processState": "no process state (cold checkpoint)"`) || !strings.Contains(stdout, `"processes": []`) {
+	jsonLines(t, stdout)
+	if code != exitOK || !strings.Contains(stdout, `"processState":"no process state (cold checkpoint)"`) || !strings.Contains(stdout, `"processes":[]`) {
 		t.Errorf("--json: exit %d:\n%s", code, stdout)
 	}
 }

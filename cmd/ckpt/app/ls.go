@@ -1,7 +1,6 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -13,10 +12,11 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/units"
 )
 
-// lsEntry is one line of ckpt ls --json.
+// lsEntry is one item line of ckpt ls --json.
 type lsEntry struct {
 	Container   string       `json:"container"`
-	Name        string       `json:"name"`
+	Checkpoint  string       `json:"checkpoint"`
+	Ref         string       `json:"ref"`
 	State       string       `json:"state"`
 	Created     *time.Time   `json:"created,omitempty"`
 	Mode        format.Mode  `json:"mode,omitempty"`
@@ -32,15 +32,17 @@ func lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list checkpoints",
 		ArgsUsage: "[CONTAINER]",
-		Description: `Lists the checkpoints in the store, oldest first. STATE is complete,
-incomplete (a save in progress, or one that was killed: never resumed), or
-damaged (its manifest cannot be read: never resumed). ORIGIN is "here" (made
-in this store), "signed:NAME" (imported, signed by a store trusted as NAME:
-it comes back whole) or "untrusted" (imported and not trusted: it comes
-back as data only; ckpt inspect says why).`,
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
-		},
+		Description: `Lists the checkpoints in the store, oldest first, each as CONTAINER:NAME,
+the name ckpt resume, rm, export, push and inspect take. MODE is hot
+(memory and data) or cold (data only). STATE is complete; incomplete (a save
+in progress, or one that was killed: never resumed; the next save of that
+container removes it); damaged (its manifest cannot be read, or does not
+match its checksum: never resumed); or newer-format (written by a newer
+ckpt, which resumes it). ORIGIN is "here" (made in this store),
+"signed:NAME" (imported, signed by a store trusted as NAME: it comes back
+whole) or "untrusted" (imported and not trusted: it comes back as data only;
+ckpt inspect says why).`,
+		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return usagef("ls takes at most one container name")
@@ -58,7 +60,7 @@ back as data only; ckpt inspect says why).`,
 			}
 			out := make([]lsEntry, 0, len(ents))
 			for _, e := range ents {
-				l := lsEntry{Container: e.Container, Name: e.Name, State: e.State}
+				l := lsEntry{Container: e.Container, Checkpoint: e.Name, Ref: refString(e.Container, e.Name), State: e.State}
 				if ck := e.Checkpoint; ck != nil {
 					created := ck.Manifest.Created
 					l.Created, l.Mode, l.LeftRunning = &created, ck.Manifest.Mode, ck.Manifest.LeftRunning
@@ -70,23 +72,27 @@ back as data only; ckpt inspect says why).`,
 				}
 				out = append(out, l)
 			}
-			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+			if js := jsonOut(c); js != nil {
+				for _, l := range out {
+					js.item(l)
+				}
+				return nil
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CONTAINER\tCHECKPOINT\tCREATED\tSIZE\tMEMORY\tSTATE\tORIGIN")
+			fmt.Fprintln(tw, "CHECKPOINT\tCREATED\tMODE\tSIZE\tMEMORY\tSTATE\tORIGIN")
 			for _, l := range out {
-				created, size, mem, origin := "-", "-", "-", "-"
+				created, mode, size, mem, origin := "-", "-", "-", "-", "-"
 				if l.Created != nil {
 					created = l.Created.Local().Format(time.DateTime)
 					size, mem = units.Bytes(l.SizeBytes), units.Bytes(l.MemoryBytes)
 				}
+				if l.Mode != "" {
+					mode = string(l.Mode)
+				}
 				if l.Trust != nil {
 					origin = originLabel(*l.Trust)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Container, l.Name, created, size, mem, l.State, origin)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Ref, created, mode, size, mem, l.State, origin)
 			}
 			return tw.Flush()
 		},

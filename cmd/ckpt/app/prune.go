@@ -27,8 +27,9 @@ Incomplete and damaged checkpoints are left alone (ckpt rm removes them).
 With CONTAINER, only its checkpoints are considered, and max_bytes applies to
 their total.`,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "dry-run", Usage: "say what would go, remove nothing"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be removed, remove nothing"},
 			&cli.StringFlag{Name: "policy", Usage: "policy `FILE`", Value: policy.DefaultFile},
+			jsonFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
@@ -43,13 +44,21 @@ their total.`,
 			if err != nil {
 				return err
 			}
+			js := jsonOut(c)
 			if pol.Retention == (policy.Retention{}) {
+				if js != nil {
+					js.summary(pruneSummary{DryRun: c.Bool("dry-run")}, true)
+					return nil
+				}
 				fmt.Fprintf(c.App.Writer, "the policy keeps every checkpoint (no retention set in %s)\n", file)
 				return nil
 			}
 			st, err := store.Open(c.String("store"))
 			if err != nil {
 				return err
+			}
+			if js != nil {
+				return pruneJSON(c.Context, js, st, pol, container, c.Bool("dry-run"), time.Now())
 			}
 			return prune(c.Context, c.App.Writer, c.App.ErrWriter, st, pol, container, c.Bool("dry-run"), time.Now())
 		},
@@ -116,6 +125,72 @@ func prune(ctx context.Context, stdout, stderr io.Writer, st *store.Store, pol *
 		return errReported
 	}
 	return nil
+}
+
+// pruneJSON is prune with --json: a result line per checkpoint, kept or
+// removed (or not, with its error), then a summary line.
+func pruneJSON(ctx context.Context, js *jsonWriter, st *store.Store, pol *policy.Policy, container string, dryRun bool, now time.Time) error {
+	plan, err := retention.NewPlan(st, pol.Retention, container, now)
+	if err != nil {
+		return err
+	}
+	kept := 0
+	opts := retention.Options{
+		DryRun: dryRun,
+		OnOutcome: func(o retention.Outcome) {
+			l := pruneResult{Container: o.Container, Checkpoint: o.Name, Ref: refString(o.Container, o.Name),
+				Action: "keep", Reason: o.Reason, SizeBytes: o.Size, DryRun: dryRun}
+			switch o.Action {
+			case retention.Kept:
+				kept++
+			case retention.Removed:
+				l.Action = "remove"
+			default:
+				return // a failure: OnFailure writes it
+			}
+			js.result(l, nil)
+		},
+		OnFailure: func(f retention.Failure) {
+			l := pruneResult{Container: f.Container, DryRun: dryRun}
+			if f.Name != "" {
+				l.Checkpoint, l.Ref = f.Name, refString(f.Container, f.Name)
+			}
+			js.result(l, f.Err)
+		},
+	}
+	res, err := plan.Execute(ctx, st, opts)
+	if err != nil {
+		return err
+	}
+	js.summary(pruneSummary{Removed: res.Removed, Kept: kept, FreedBytes: res.Freed, DryRun: dryRun,
+		Chunks: res.Chunks, ChunkBytes: res.ChunksFreed}, !res.Failed())
+	if res.Failed() {
+		return errReported
+	}
+	return nil
+}
+
+// pruneResult is a result line of ckpt prune --json: one per checkpoint
+// the retention considered.
+type pruneResult struct {
+	Container  string `json:"container"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+	Ref        string `json:"ref,omitempty"`
+	// Action is "keep" or "remove" (with --dry-run: would remove).
+	Action    string `json:"action,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	SizeBytes int64  `json:"sizeBytes,omitempty"`
+	DryRun    bool   `json:"dryRun,omitempty"`
+}
+
+// pruneSummary is the summary line of ckpt prune --json.
+type pruneSummary struct {
+	Removed    int   `json:"removed"`
+	Kept       int   `json:"kept"`
+	FreedBytes int64 `json:"freedBytes"`
+	DryRun     bool  `json:"dryRun"`
+	Chunks     int   `json:"chunks,omitempty"`
+	ChunkBytes int64 `json:"chunkBytes,omitempty"`
 }
 
 // nCheckpoints says "1 checkpoint" or "N checkpoints".

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/store"
@@ -237,30 +236,6 @@ func TestPruneInterrupted(t *testing.T) {
 	}
 }
 
-// pruneApp is ckpt with only the prune command, until app.go registers it.
-func pruneApp(stdout, stderr *bytes.Buffer) *cli.App {
-	onUsage := func(c *cli.Context, err error, isSubcommand bool) error { return usageError{err} }
-	cmd := pruneCommand()
-	cmd.OnUsageError = onUsage
-	return &cli.App{
-		Name:           "ckpt",
-		Writer:         stdout,
-		ErrWriter:      stderr,
-		OnUsageError:   onUsage,
-		Flags:          []cli.Flag{&cli.StringFlag{Name: "store", Value: store.DefaultRoot}},
-		Commands:       []*cli.Command{cmd},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-}
-
-func runPruneApp(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	err := pruneApp(&out, &errOut).Run(append([]string{"ckpt"}, args...))
-	code = report(&errOut, err)
-	return code, out.String(), errOut.String()
-}
-
 func TestPruneCommand(t *testing.T) {
 	tmp := t.TempDir()
 	writePolicy := func(name, text string) string {
@@ -284,15 +259,15 @@ func TestPruneCommand(t *testing.T) {
 			{[]string{"../x"}, `invalid container name "../x"`},
 			{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
 		} {
-			code, stdout, stderr := runPruneApp(t, append([]string{"--store", dir, "prune", "--policy", keep1}, tc.args...)...)
-			if code != exitUsage || stdout != "" || stderr != "ckpt: error: "+tc.want+"\nckpt: hint: see ckpt --help\n" {
+			code, stdout, stderr := run(t, append([]string{"--store", dir, "prune", "--policy", keep1}, tc.args...)...)
+			if code != exitUsage || stdout != "" || stderr != usage("prune", tc.want) {
 				t.Errorf("prune %v = %d, %q, %q", tc.args, code, stdout, stderr)
 			}
 		}
 	})
 
 	t.Run("no retention", func(t *testing.T) {
-		code, stdout, stderr := runPruneApp(t, "--store", dir, "prune", "--policy", empty)
+		code, stdout, stderr := run(t, "--store", dir, "prune", "--policy", empty)
 		if code != exitOK || stderr != "" || stdout != "the policy keeps every checkpoint (no retention set in "+empty+")\n" {
 			t.Errorf("prune = %d, %q, %q", code, stdout, stderr)
 		}
@@ -303,7 +278,7 @@ func TestPruneCommand(t *testing.T) {
 
 	t.Run("bad policy", func(t *testing.T) {
 		for _, path := range []string{bad, filepath.Join(tmp, "missing.yaml")} {
-			code, stdout, stderr := runPruneApp(t, "--store", dir, "prune", "--policy", path)
+			code, stdout, stderr := run(t, "--store", dir, "prune", "--policy", path)
 			if code != exitError || stdout != "" || !strings.HasPrefix(stderr, "ckpt: error: ") || !strings.Contains(stderr, path) {
 				t.Errorf("prune --policy %s = %d, %q, %q", path, code, stdout, stderr)
 			}
@@ -311,7 +286,7 @@ func TestPruneCommand(t *testing.T) {
 	})
 
 	t.Run("help", func(t *testing.T) {
-		code, stdout, _ := runPruneApp(t, "prune", "--help")
+		code, stdout, _ := run(t, "prune", "--help")
 		for _, w := range []string{"ckpt prune [command options] [CONTAINER]", "--dry-run", "--policy FILE", policy.DefaultFile} {
 			if code != exitOK || !strings.Contains(stdout, w) {
 				t.Errorf("prune --help = %d, lacks %q:\n%s", code, w, stdout)
@@ -329,7 +304,7 @@ func TestPruneCommand(t *testing.T) {
 		for i, name := range []string{"old", "mid", "new"} {
 			pruneCheckpoint(t, st, "web", name, pruneNow.Sub(now)+time.Duration(3-i)*time.Hour, 100)
 		}
-		code, stdout, stderr := runPruneApp(t, "--store", dir, "prune", "--dry-run", "--policy", keep1, "web")
+		code, stdout, stderr := run(t, "--store", dir, "prune", "--dry-run", "--policy", keep1, "web")
 		want := `would remove web:old  100 B  (beyond keep_last 1)
 would remove web:mid  100 B  (beyond keep_last 1)
 keep         web:new  100 B  (newest of web)
@@ -338,7 +313,7 @@ would remove 2 checkpoints, freeing 200 B
 		if code != exitOK || stderr != "" || stdout != want {
 			t.Errorf("prune --dry-run = %d, stderr %q, stdout:\n%s\nwant:\n%s", code, stderr, stdout, want)
 		}
-		code, stdout, stderr = runPruneApp(t, "--store", dir, "prune", "--policy", keep1)
+		code, stdout, stderr = run(t, "--store", dir, "prune", "--policy", keep1)
 		want = `remove web:old  100 B  (beyond keep_last 1)
 remove web:mid  100 B  (beyond keep_last 1)
 keep   web:new  100 B  (newest of web)
@@ -346,6 +321,12 @@ removed 2 checkpoints, freed 200 B
 `
 		if code != exitOK || stderr != "" || stdout != want {
 			t.Errorf("prune = %d, stderr %q, stdout:\n%s\nwant:\n%s", code, stderr, stdout, want)
+		}
+		code, stdout, stderr = run(t, "--store", dir, "prune", "--json", "--policy", keep1)
+		lines := jsonLines(t, stdout)
+		if code != exitOK || stderr != "" || len(lines) != 2 || lines[0]["action"] != "keep" || lines[0]["ref"] != "web:new" ||
+			lines[1]["type"] != "summary" || lines[1]["removed"] != json.Number("0") || lines[1]["kept"] != json.Number("1") {
+			t.Errorf("prune --json = %d, %q, %q", code, stdout, stderr)
 		}
 		ents, err := st.List("web")
 		if err != nil || len(ents) != 1 || ents[0].Name != "new" {

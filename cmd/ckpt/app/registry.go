@@ -138,7 +138,7 @@ that only their owners can read.`,
 			}
 			container, name, err := store.ParseRef(c.Args().Get(0))
 			if err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			st, ck, err := openCheckpoint(c, container, name)
 			if err != nil {
@@ -153,8 +153,8 @@ that only their owners can read.`,
 				return err
 			}
 			stats, err := registry.Push(c.Context, ck, ref, opts)
-			if _, js := reporter(c); js != nil {
-				js.result(jsonLine{Container: ck.Container, Checkpoint: ck.Name, Transfer: transferJSON(ref, stats)}, err)
+			if js := jsonOut(c); js != nil {
+				js.result(pushResult{Container: ck.Container, Checkpoint: ck.Name, Ref: refString(ck.Container, ck.Name), Transfer: transferJSON(ref, stats)}, err)
 				if err != nil {
 					return errReported
 				}
@@ -163,7 +163,7 @@ that only their owners can read.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "pushed %s:%s to %s (%s): %s\n", ck.Container, ck.Name, ref, stats.Digest, describeTransfer(stats, "sent", "the registry had"))
+			fmt.Fprintf(c.App.Writer, "pushed %s to %s (%s): %s\n", refString(ck.Container, ck.Name), ref, stats.Digest, describeTransfer(stats, "sent", "the registry had"))
 			return nil
 		},
 	}
@@ -204,10 +204,10 @@ a plain container, unless resumed with --trust. The output says which.`,
 				return err
 			}
 			ck, stats, err := registry.Pull(c.Context, st, ref, opts)
-			if _, js := reporter(c); js != nil {
-				l := jsonLine{Transfer: transferJSON(ref, stats)}
+			if js := jsonOut(c); js != nil {
+				l := pullResult{Transfer: transferJSON(ref, stats)}
 				if ck != nil {
-					l.Container, l.Checkpoint = ck.Container, ck.Name
+					l.Container, l.Checkpoint, l.Ref, l.Trust = ck.Container, ck.Name, refString(ck.Container, ck.Name), &ck.Trust
 				}
 				js.result(l, err)
 				if err != nil {
@@ -218,7 +218,7 @@ a plain container, unless resumed with --trust. The output says which.`,
 			if err != nil {
 				return err
 			}
-			return printArrival(c, st, ck, fmt.Sprintf("pulled %s:%s from %s: %s", ck.Container, ck.Name, ref, describeTransfer(stats, "received", "the store had")))
+			return printArrival(c, st, ck, fmt.Sprintf("pulled %s from %s: %s", refString(ck.Container, ck.Name), ref, describeTransfer(stats, "received", "the store had")))
 		},
 	}
 }
@@ -228,6 +228,24 @@ func describeTransfer(s registry.Stats, moved, had string) string {
 	return fmt.Sprintf("%d blobs, %s; %s %s (%s), %d blobs (%s) %s, in %s",
 		s.Blobs, units.Bytes(s.Bytes), moved, units.Bytes(s.Sent()), units.Rate(s.Sent(), s.Elapsed),
 		s.Skipped, units.Bytes(s.SkippedBytes), had, units.Duration(s.Elapsed))
+}
+
+// pushResult is the result line of ckpt push --json.
+type pushResult struct {
+	Container  string        `json:"container"`
+	Checkpoint string        `json:"checkpoint"`
+	Ref        string        `json:"ref"`
+	Transfer   *transferLine `json:"transfer"`
+}
+
+// pullResult is the result line of ckpt pull --json; the checkpoint is
+// not known when the pull failed early.
+type pullResult struct {
+	Container  string        `json:"container,omitempty"`
+	Checkpoint string        `json:"checkpoint,omitempty"`
+	Ref        string        `json:"ref,omitempty"`
+	Trust      *store.Trust  `json:"trust,omitempty"`
+	Transfer   *transferLine `json:"transfer"`
 }
 
 // transferLine is the result of a push or pull in --json output.

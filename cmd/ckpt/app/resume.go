@@ -2,11 +2,14 @@ package app
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/registry"
+	"github.com/ckpt-dev/ckpt/internal/steps"
+	"github.com/ckpt-dev/ckpt/internal/store"
 	"github.com/ckpt-dev/ckpt/restore"
 )
 
@@ -14,12 +17,14 @@ func resumeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "resume",
 		Usage:     "bring saved containers back where they stopped",
-		ArgsUsage: "CONTAINER...",
-		Description: `Verifies the checkpoint's checksums, recreates the container (and its
-missing volumes and networks) if it no longer exists, puts its writable layer
-back, and starts it from its checkpoint. If memory cannot be restored, the
-container starts normally on the restored data and ckpt says so; with
---no-fallback the resume fails instead and undoes what it created.
+		ArgsUsage: "CONTAINER[:NAME]...",
+		Description: `Resumes each container from its newest complete checkpoint, or from
+checkpoint NAME for CONTAINER:NAME. Verifies the checkpoint's checksums,
+recreates the container (and its missing volumes and networks) if it no
+longer exists, puts its writable layer back, and starts it from its
+checkpoint. If memory cannot be restored, the container starts normally on
+the restored data and ckpt says so, and exits 3; with --require-memory the
+resume fails instead and undoes what it created.
 
 A checkpoint comes back whole when it was made in this store, or signed by
 a store trusted here (ckpt trust). Any other (brought by ckpt import or
@@ -31,30 +36,59 @@ sysctls, links, log drivers, annotations, volumes and networks it did not
 bring), each named; never into a container that exists already. --trust
 resumes it whole all the same.
 
---from HOST/REPOSITORY:TAG (anything with a '/') pulls the checkpoint from a
-registry first, as ckpt pull does, and resumes the container it was pushed
-from; the container name may then be left out.`,
+--from HOST/REPOSITORY:TAG pulls the checkpoint from a registry first, as
+ckpt pull does, and resumes the container it was pushed from; the container
+name may then be left out.
+
+Exit codes: 0 when every container came back with its memory (or from a
+cold checkpoint, which holds none); 3 when every container came back but
+at least one without its memory, on its data only; 1 when one failed.`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "resume every stopped container that has a checkpoint"},
 			&cli.StringFlag{Name: "project", Usage: "resume the containers of compose project `NAME`, dependencies first, with its networks"},
-			&cli.StringFlag{Name: "from", Usage: "resume checkpoint `NAME` instead of the newest; or pull HOST/REPOSITORY:TAG from a registry (as ckpt pull) and resume that"},
-			&cli.BoolFlag{Name: "no-fallback", Usage: "fail, rather than start without memory, when memory cannot be restored"},
+			&cli.StringFlag{Name: "from", Usage: "pull `HOST/REPOSITORY:TAG` from a registry (as ckpt pull) and resume that"},
+			&cli.BoolFlag{Name: "require-memory", Usage: "fail, rather than start without memory, when memory cannot be restored (or the checkpoint is not trusted)"},
+			&cli.BoolFlag{Name: "no-fallback", Hidden: true, Usage: "the old name of --require-memory"},
 			&cli.BoolFlag{Name: "force", Usage: "resume a container that ran after its checkpoint was taken (its memory goes back, its newer files stay)"},
 			&cli.BoolFlag{Name: "trust", Usage: "resume a checkpoint that is not trusted whole: its memory, and all its container asks for (privileged mode, host paths, devices, ...; ckpt import lists them)"},
 		}, append(append(registryFlags(), decryptFlags()...), progressFlags()...)...),
 		Action: func(c *cli.Context) error {
 			from := c.String("from")
-			var names []string
-			var err error
+			var refs []checkpointRef
 			if !isRegistryRef(from) {
-				if names, err = targets(c); err != nil {
+				args, err := targets(c)
+				if err != nil {
 					return err
 				}
-				if from != "" && len(names) != 1 {
-					return usagef("--from takes exactly one container")
+				if refs, err = parseRefs(args); err != nil {
+					return err
 				}
-			} else if c.NArg() > 1 || c.Bool("all") || c.String("project") != "" {
-				return usagef("--from %s resumes one container: the one it was pushed from", from)
+				if from != "" {
+					if len(refs) != 1 {
+						return usagef("--from takes exactly one container")
+					}
+					if refs[0].name != "" {
+						return usagef("%s names its checkpoint already: give CONTAINER:NAME or --from NAME, not both", refs[0])
+					}
+					refs[0].name = from
+					warnDeprecated(c, "resume --from NAME", "ckpt resume "+refs[0].String())
+				}
+			} else {
+				if c.NArg() > 1 || c.Bool("all") || c.String("project") != "" {
+					return usagef("--from %s resumes one container: the one it was pushed from", from)
+				}
+				if c.NArg() == 1 {
+					var err error
+					if refs, err = parseRefs(c.Args().Slice()); err != nil {
+						return err
+					}
+					if refs[0].name != "" {
+						return usagef("--from %s names the checkpoint: give the container without :NAME", from)
+					}
+				}
+			}
+			if c.Bool("no-fallback") {
+				warnDeprecated(c, "--no-fallback", "--require-memory")
 			}
 			st, eng, err := openAll(c)
 			if err != nil {
@@ -67,41 +101,56 @@ from; the container name may then be left out.`,
 					return err
 				}
 				ck, stats, err := registry.Pull(c.Context, st, from, opts)
-				if _, js := reporter(c); js != nil && err != nil {
-					js.result(jsonLine{Container: c.Args().First(), Transfer: transferJSON(from, stats)}, err)
+				if js := jsonOut(c); js != nil && err != nil {
+					js.result(resumeResult{Container: c.Args().First(), Transfer: transferJSON(from, stats)}, err)
 					return errReported
 				}
 				if err != nil {
 					return err
 				}
-				if c.NArg() == 1 && c.Args().First() != ck.Container {
-					return usagef("%s holds a checkpoint of %s, not of %s", from, ck.Container, c.Args().First())
+				if len(refs) == 1 && refs[0].container != ck.Container {
+					return usagef("%s holds a checkpoint of %s, not of %s", from, ck.Container, refs[0].container)
 				}
 				if !c.Bool("json") && !c.Bool("quiet") {
 					fmt.Fprintf(c.App.ErrWriter, "ckpt: %s: pulled %s from %s: %s\n", ck.Container, ck.Name, from, describeTransfer(stats, "received", "the store had"))
 				}
-				names, from = []string{ck.Container}, ck.Name
+				refs = []checkpointRef{{ck.Container, ck.Name}}
 			}
 			if p := c.String("project"); p != "" {
-				if names, err = restore.Project(st, p); err != nil {
+				names, err := restore.Project(st, p)
+				if err != nil {
 					return err
+				}
+				for _, n := range names {
+					refs = append(refs, checkpointRef{container: n})
 				}
 			}
 			opts := restore.Options{
-				Store: st, Engine: eng, Containers: names, All: c.Bool("all"),
-				From: from, NoFallback: c.Bool("no-fallback"), Trust: c.Bool("trust"), Force: c.Bool("force"),
+				Store: st, Engine: eng, All: c.Bool("all"),
+				NoFallback: c.Bool("require-memory") || c.Bool("no-fallback"), Trust: c.Bool("trust"), Force: c.Bool("force"),
 			}
 			var js *jsonWriter
 			opts.Progress, js = reporter(c)
-			results, err := restore.Resume(c.Context, opts)
+			var results []restore.Result
+			if opts.All {
+				results, err = restore.Resume(c.Context, opts)
+			} else {
+				// Each container from the checkpoint given for it, in turn.
+				results, err = steps.Each(c.Context, refStrings(refs), func(ref string) restore.Result {
+					o := opts
+					container, name, _ := strings.Cut(ref, ":")
+					o.From = name
+					return restore.ResumeContainer(c.Context, o, container)
+				}, func(r restore.Result) (string, error) { return r.Container, r.Err })
+			}
 			if len(results) == 0 {
 				return err
 			}
 			if js != nil {
 				for _, r := range results {
-					l := jsonLine{Container: r.Container, Checkpoint: r.Checkpoint, Recreated: r.Recreated, Notes: r.Notes, Dropped: r.Dropped}
+					l := resumeResult{Container: r.Container, Checkpoint: r.Checkpoint, Recreated: r.Recreated, Notes: r.Notes, Dropped: r.Dropped}
 					if r.Checkpoint != "" {
-						l.Trust = &r.Trust
+						l.Ref, l.Trust = refString(r.Container, r.Checkpoint), &r.Trust
 					}
 					if r.Err == nil {
 						restored := r.MemoryRestored
@@ -118,7 +167,7 @@ from; the container name may then be left out.`,
 				if err != nil {
 					return errReported
 				}
-				return nil
+				return withoutMemory(results)
 			}
 			failed := 0
 			for _, r := range results {
@@ -166,7 +215,33 @@ from; the container name may then be left out.`,
 			if failed > 0 {
 				return errReported
 			}
-			return nil
+			return withoutMemory(results)
 		},
 	}
+}
+
+// withoutMemory is errNoMemory when one of results came back without the
+// memory its checkpoint holds (exit code 3), nil otherwise. A cold
+// checkpoint holds none.
+func withoutMemory(results []restore.Result) error {
+	for _, r := range results {
+		if r.Err == nil && !r.MemoryRestored && !r.Cold {
+			return errNoMemory
+		}
+	}
+	return nil
+}
+
+// resumeResult is a result line of ckpt resume --json.
+type resumeResult struct {
+	Container      string        `json:"container,omitempty"`
+	Checkpoint     string        `json:"checkpoint,omitempty"`
+	Ref            string        `json:"ref,omitempty"`
+	Mode           format.Mode   `json:"mode,omitempty"`
+	MemoryRestored *bool         `json:"memoryRestored,omitempty"`
+	Recreated      bool          `json:"recreated,omitempty"`
+	Notes          []string      `json:"notes,omitempty"`
+	Dropped        []string      `json:"dropped,omitempty"`
+	Trust          *store.Trust  `json:"trust,omitempty"`
+	Transfer       *transferLine `json:"transfer,omitempty"`
 }

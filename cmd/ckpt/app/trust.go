@@ -1,7 +1,6 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -30,12 +29,14 @@ On the host that saves:    ckpt trust key
 On the host that resumes:  ckpt trust add NAME 'ssh-ed25519 AAAA...'
 
 The keys are SSH keys and the signatures SSH signatures: ssh-keygen -Y
-verify checks them too (docs/security.md).`,
+verify checks them too (security.md, in /usr/share/doc/ckpt or docs/ in ckpt's
+source).`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "key",
 				Usage:     "print this store's public key, for ckpt trust add on other hosts",
 				ArgsUsage: " ",
+				Flags:     []cli.Flag{jsonFlag()},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 0 {
 						return usagef("trust key takes no arguments")
@@ -48,6 +49,14 @@ verify checks them too (docs/security.md).`,
 					if err != nil {
 						return err
 					}
+					if js := jsonOut(c); js != nil {
+						k, comment, err := sign.ParseKey(line)
+						if err != nil {
+							return err
+						}
+						js.result(trustEntry{Key: authorizedKey(k), Fingerprint: sign.Fingerprint(k), Comment: comment}, nil)
+						return nil
+					}
 					fmt.Fprintln(c.App.Writer, line)
 					return nil
 				},
@@ -56,6 +65,7 @@ verify checks them too (docs/security.md).`,
 				Name:      "add",
 				Usage:     "trust the checkpoints signed by a key",
 				ArgsUsage: "NAME KEY|FILE",
+				Flags:     []cli.Flag{jsonFlag()},
 				Description: `Trusts the checkpoints signed by KEY (a public key line, as ckpt trust key
 prints it, or a file holding one, such as another store's
 keys/identity/ckpt_ed25519.pub) under NAME, a name for people: the host, say.
@@ -87,6 +97,10 @@ capabilities and host access: trust only stores whose root you trust.`,
 					if err := st.AddSigner(sign.Signer{Name: name, Key: key, Comment: comment}); err != nil {
 						return err
 					}
+					if js := jsonOut(c); js != nil {
+						js.result(trustEntry{Name: name, Fingerprint: sign.Fingerprint(key), Comment: comment}, nil)
+						return nil
+					}
 					fmt.Fprintf(c.App.Writer, "trusted %s: key %s (%s); its checkpoints come back whole\n", name, sign.Fingerprint(key), orUnknown(comment, "no comment"))
 					return nil
 				},
@@ -95,7 +109,7 @@ capabilities and host access: trust only stores whose root you trust.`,
 				Name:      "ls",
 				Usage:     "list the trusted signers",
 				ArgsUsage: " ",
-				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
+				Flags:     []cli.Flag{jsonFlag()},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 0 {
 						return usagef("trust ls takes no arguments")
@@ -112,23 +126,18 @@ capabilities and host access: trust only stores whose root you trust.`,
 					if err != nil {
 						return err
 					}
-					type entry struct {
-						Name        string `json:"name"`
-						Fingerprint string `json:"fingerprint"`
-						Key         string `json:"key"`
-						Comment     string `json:"comment,omitempty"`
-					}
-					out := []entry{}
+					var out []trustEntry
 					if own != nil {
-						out = append(out, entry{Name: store.SelfSigner, Fingerprint: sign.Fingerprint(own), Key: authorizedKey(own)})
+						out = append(out, trustEntry{Name: store.SelfSigner, Fingerprint: sign.Fingerprint(own), Key: authorizedKey(own)})
 					}
 					for _, s := range signers {
-						out = append(out, entry{Name: s.Name, Fingerprint: sign.Fingerprint(s.Key), Key: authorizedKey(s.Key), Comment: s.Comment})
+						out = append(out, trustEntry{Name: s.Name, Fingerprint: sign.Fingerprint(s.Key), Key: authorizedKey(s.Key), Comment: s.Comment})
 					}
-					if c.Bool("json") {
-						enc := json.NewEncoder(c.App.Writer)
-						enc.SetIndent("", "  ")
-						return enc.Encode(out)
+					if js := jsonOut(c); js != nil {
+						for _, e := range out {
+							js.item(e)
+						}
+						return nil
 					}
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "NAME\tKEY\tCOMMENT")
@@ -142,6 +151,7 @@ capabilities and host access: trust only stores whose root you trust.`,
 				Name:      "rm",
 				Usage:     "stop trusting a signer",
 				ArgsUsage: "NAME|FINGERPRINT",
+				Flags:     []cli.Flag{jsonFlag()},
 				Description: `Stops trusting the signer named NAME, or whose key has FINGERPRINT
 (SHA256:..., as ckpt trust ls shows it). Its checkpoints already imported
 come back as data only from now on.`,
@@ -157,12 +167,24 @@ come back as data only from now on.`,
 					if err != nil {
 						return err
 					}
+					if js := jsonOut(c); js != nil {
+						js.result(trustEntry{Name: s.Name, Fingerprint: sign.Fingerprint(s.Key)}, nil)
+						return nil
+					}
 					fmt.Fprintf(c.App.Writer, "no longer trusted: %s, key %s\n", s.Name, sign.Fingerprint(s.Key))
 					return nil
 				},
 			},
 		},
 	}
+}
+
+// trustEntry is a signer, or the store's key, under --json.
+type trustEntry struct {
+	Name        string `json:"name,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+	Key         string `json:"key,omitempty"`
+	Comment     string `json:"comment,omitempty"`
 }
 
 func authorizedKey(k ssh.PublicKey) string {
@@ -183,7 +205,7 @@ func readSmallFile(path string) ([]byte, error) {
 // it will come back: whole, or as data only, and what it then goes
 // without.
 func printArrival(c *cli.Context, st *store.Store, ck *store.Checkpoint, what string) error {
-	resume := "ckpt resume --from " + ck.Name + " " + ck.Container
+	resume := "ckpt resume " + refString(ck.Container, ck.Name)
 	if latest, err := st.Latest(ck.Container); err == nil && latest.Name == ck.Name {
 		resume = "ckpt resume " + ck.Container
 	}
