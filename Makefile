@@ -1,17 +1,73 @@
 # ckpt — see README.md. Targets that touch the engine need root.
-GO      ?= go
+
+# Go: the go on PATH when it is go.mod's version or newer, else
+# /usr/local/go/bin/go, where scripts/setup.sh installs that version
+# (scripts/go.sh). Recipes, and the scripts they run, find it first on PATH.
+GO      ?= $(shell scripts/go.sh 2>/dev/null || echo go)
+GO      := $(GO)
+GO_DIR  := $(patsubst %/,%,$(dir $(filter /%,$(GO))))
+export PATH := $(if $(GO_DIR),$(GO_DIR):)$(PATH)
+
 BIN     := bin/ckpt
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# One version for ckpt --version and the package: scripts/version.sh.
+VERSION := $(shell scripts/version.sh 2>/dev/null || echo 0.0~unknown)
 LDFLAGS := -X github.com/ckpt-dev/ckpt/cmd/ckpt/app.Version=$(VERSION)
 
-.PHONY: all build setup demo test unit fuzz check bench perf bench-registry soak docs vm-test vagrant-validate engine-matrix clean
+# make install: PREFIX, and DESTDIR for staging.
+PREFIX  ?= /usr/local
+DEST    := $(DESTDIR)$(PREFIX)
+DEB     := bin/ckpt_$(VERSION)_amd64.deb
+
+.PHONY: all need-go build install uninstall deb deb-check setup demo test unit fuzz check bench perf bench-registry soak docs vm-test vagrant-validate engine-matrix clean
 
 all: build
 
-build:
+# A go to build with, or what to do.
+need-go:
+	@command -v $(GO) >/dev/null || { echo "no Go $$(sed -n 's/^go //p' go.mod) or newer: run scripts/go.sh install as root (make setup does), or put one on PATH"; exit 1; }
+
+build: need-go
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ckpt
 
-# Install what ckpt needs (engine, CRIU) and start the engine; idempotent.
+# For people who build from source: the binary, its containerd runtime link
+# (containerd finds containerd-shim-ckpt-v2 on its PATH), the man page, the
+# shell completions and the docker CLI plugin link (docker ckpt ...). The
+# hooks' systemd units are not installed: ckpt hook install writes them.
+install: build docs
+	install -d $(DEST)/bin $(DEST)/share/man/man8 $(DEST)/share/bash-completion/completions \
+		$(DEST)/share/zsh/site-functions $(DEST)/share/fish/vendor_completions.d $(DEST)/lib/docker/cli-plugins
+	install -m 0755 $(BIN) $(DEST)/bin/ckpt
+	ln -sfn ckpt $(DEST)/bin/containerd-shim-ckpt-v2
+	install -m 0644 bin/share/man/man8/ckpt.8 $(DEST)/share/man/man8/ckpt.8
+	install -m 0644 bin/share/completion/ckpt.bash $(DEST)/share/bash-completion/completions/ckpt
+	install -m 0644 bin/share/completion/_ckpt $(DEST)/share/zsh/site-functions/_ckpt
+	install -m 0644 bin/share/completion/ckpt.fish $(DEST)/share/fish/vendor_completions.d/ckpt.fish
+	ln -sfn ../../../bin/ckpt $(DEST)/lib/docker/cli-plugins/docker-ckpt
+
+# What make install installed. The hooks' units name the binary: remove
+# them first (ckpt hook uninstall).
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && grep -qs '=$(PREFIX)/bin/ckpt ' /etc/systemd/system/ckpt-shutdown.service /etc/systemd/system/ckpt-boot.service; then \
+		echo "uninstall: the hooks' units in /etc/systemd/system run $(PREFIX)/bin/ckpt: run ckpt hook uninstall first"; exit 1; fi
+	rm -f $(DEST)/bin/ckpt $(DEST)/bin/containerd-shim-ckpt-v2 $(DEST)/share/man/man8/ckpt.8 \
+		$(DEST)/share/bash-completion/completions/ckpt $(DEST)/share/zsh/site-functions/_ckpt \
+		$(DEST)/share/fish/vendor_completions.d/ckpt.fish $(DEST)/lib/docker/cli-plugins/docker-ckpt
+
+# The Debian package, bin/ckpt_$(VERSION)_amd64.deb (scripts/deb.sh,
+# packaging/): the same build, stripped and without local paths.
+deb: need-go
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o bin/deb/ckpt ./cmd/ckpt
+	GO=$(GO) scripts/deb.sh bin/deb/ckpt '$(VERSION)' $(DEB)
+
+# The package against Debian's policy, with bookworm's lintian: errors and
+# warnings fail (packaging/lintian-overrides says what is overridden, and why).
+deb-check: deb
+	@command -v lintian >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; }
+	lintian --fail-on error,warning --display-info $(DEB)
+
+# Install what ckpt needs (engine, CRIU) and start the engine, and what
+# building it needs (Go, make, git); idempotent.
 setup:
 	scripts/setup.sh
 
@@ -24,10 +80,11 @@ demo: setup build
 # engine and CRIU (with a real MariaDB, whose image is built from Debian's
 # packages and cached), the Vagrantfile's validation, and the VM power-cycle test.
 # A missing engine or CRIU fails the run, never skips it.
-test: setup check
+test: setup check build
 	integration/images/mariadb/build.sh
 	CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -timeout 30m -skip '^$(OTHER_ENGINE_TESTS)$$' ./...
-	$(MAKE) engine-matrix vagrant-validate vm-test
+	CKPT=$(BIN) scripts/demo.sh
+	$(MAKE) deb-check engine-matrix vagrant-validate vm-test
 
 # The integration suite against other Docker engines (Debian's docker.io of
 # other suites, each in its own mount namespace on this kernel); see
@@ -40,6 +97,7 @@ engine-matrix: setup
 	@for e in $(ENGINES); do \
 		echo "engine-matrix: $$e"; \
 		scripts/engines.sh build $$e && scripts/engines.sh test $$e && \
+		scripts/engines.sh exec $$e env CKPT=/opt/ckpt/bin/ckpt DEMO_APP=/opt/ckpt/bin/testapp /opt/ckpt/scripts/demo.sh && \
 		CKPT_INTEGRATION=1 CKPT_TEST_DISALLOW_SKIP=1 CKPT_TEST_OTHER_ENGINE=$$e \
 			$(GO) test -count=1 -timeout 10m -run '^$(OTHER_ENGINE_TESTS)$$' ./integration; rc=$$?; \
 		scripts/engines.sh stop $$e; \
@@ -47,7 +105,9 @@ engine-matrix: setup
 	done
 
 # Boots a real Debian guest under QEMU, powers it off and on, and checks
-# that a container came back with its memory and volume (vagrant/vm/test.sh).
+# that a container came back with its memory and volume; then installs the
+# package (make deb) in a fresh guest and saves and resumes there
+# (vagrant/vm/test.sh).
 vm-test: setup
 	integration/images/mariadb/build.sh
 	vagrant/vm/test.sh

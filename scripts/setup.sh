@@ -8,7 +8,12 @@
 #      Debian's source tarball with its checksum checked;
 #   3. the engine running with experimental features on. An engine that already
 #      runs without them is not reconfigured or restarted unless
-#      CKPT_SETUP_RESTART_ENGINE=1 is set (a restart stops its containers).
+#      CKPT_SETUP_RESTART_ENGINE=1 is set (a restart stops its containers);
+#   4. what building ckpt needs: make, git, curl and unzip from Debian, and
+#      Go (go.mod's version) when the go on PATH is missing or older: the
+#      official toolchain from the Go module proxy, checksum checked, in
+#      /usr/local/go (scripts/go.sh). Hosts that only run a ckpt built
+#      elsewhere (CKPT_SETUP_BUILD_TOOLS=0, as in the Vagrant guest) skip it.
 set -euo pipefail
 
 CRIU_VERSION=4.2.1
@@ -16,6 +21,7 @@ CRIU_DEB_VERSION=4.2.1-1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 DAEMON_JSON=/etc/docker/daemon.json
 here=$(cd "$(dirname "$0")" && pwd)
+caller_path=$PATH
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DEBIAN_FRONTEND=noninteractive
 
@@ -144,4 +150,19 @@ else
 	"$here/engine.sh" start
 fi
 experimental_on || die "the engine still reports experimental features off"
+
+# 4. build tools
+if [ "${CKPT_SETUP_BUILD_TOOLS:-1}" = 1 ]; then
+	missing=()
+	for tool in make git curl unzip; do
+		command -v "$tool" >/dev/null || missing+=("$tool")
+	done
+	[ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+	if [ ${#missing[@]} -gt 0 ]; then
+		say "installing ${missing[*]} (to build ckpt)"
+		apt_install "${missing[@]}"
+	fi
+	# The go the Makefile uses: the caller's PATH decides, as there.
+	PATH="$caller_path:$PATH" "$here/go.sh" install
+fi
 say "ready: engine $(docker version --format '{{.Server.Version}}'), $(criu --version | head -n1)"

@@ -14,10 +14,10 @@ say() { echo "provision: $*" >&2; }
 [ "$(id -u)" = 0 ] || { say "run as root"; exit 1; }
 
 # Engine, CRIU (Debian's where `criu check` passes, else built), experimental
-# features: the project's set-up script, without the test tools. A fresh
-# guest's engine may run without experimental features: restarting it is
-# fine here.
-CKPT_SETUP_TEST_TOOLS=0 CKPT_SETUP_RESTART_ENGINE=1 bash "$src/scripts/setup.sh"
+# features: the project's set-up script, without the test tools or the build
+# tools (ckpt is built on the host). A fresh guest's engine may run without
+# experimental features: restarting it is fine here.
+CKPT_SETUP_TEST_TOOLS=0 CKPT_SETUP_BUILD_TOOLS=0 CKPT_SETUP_RESTART_ENGINE=1 bash "$src/scripts/setup.sh"
 
 if [ -x "$src/bin/ckpt" ]; then
 	install -m 0755 "$src/bin/ckpt" /usr/local/bin/ckpt

@@ -8,7 +8,10 @@
 # engine is still up — boots it again, and checks that the boot hook brought
 # the same process back with its volume. The guest is reached over SSH
 # forwarded on 127.0.0.1 only; the container through a port published on
-# the guest's 127.0.0.1.
+# the guest's 127.0.0.1. Then Vagrant's destroy and up, the core of the
+# integration suite inside the guest, and the Debian package (make deb)
+# installed with apt-get in a fresh guest, where ckpt doctor, a save and
+# resume, and the hooks on and off are checked.
 #
 # Needs root on the host, and the host's engine (make setup) to build the
 # test image. Run by make vm-test, and so by make test.
@@ -81,6 +84,15 @@ boot() {
 	done
 }
 
+# poweroff_guest powers the guest off and waits for QEMU to exit.
+poweroff_guest() {
+	g systemctl poweroff || true
+	for _ in $(seq 1 300); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
+	kill -0 "$qemu_pid" 2>/dev/null && fail "the guest did not power off within 300 s"
+	wait "$qemu_pid" 2>/dev/null || true
+	qemu_pid=
+}
+
 # state prints the test app's /state from inside the guest.
 state() { g curl -fsS --max-time 5 http://127.0.0.1:8080/state; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
@@ -98,6 +110,12 @@ docker rmi ckpt-vm-testapp:latest >/dev/null
 mkdir -p "$work/src/scripts" "$work/src/vagrant"
 cp scripts/setup.sh scripts/engine.sh "$work/src/scripts/"
 cp vagrant/*.sh vagrant/policy.yaml "$work/src/vagrant/"
+if [ "${CKPT_VM_PACKAGE:-1}" = 1 ]; then
+	say "building the Debian package (make deb)"
+	make --no-print-directory deb >"$work/deb.log" 2>&1 || { cat "$work/deb.log" >&2; fail "make deb failed"; }
+	deb=$(ls -t bin/ckpt_*_amd64.deb | head -n1)
+	say "built $deb"
+fi
 
 say "booting the guest (TCG)"
 t_boot=$(date +%s)
@@ -210,11 +228,78 @@ if [ "${CKPT_VM_SUITE:-1}" = 1 ]; then
 	say "the integration suite passed inside the guest: $(grep -c '^--- PASS' "$work/suite.log") tests"
 fi
 
-g systemctl poweroff || true
-for _ in $(seq 1 120); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
-say "total $(($(date +%s) - t_start)) s"
-if [ "${CKPT_VM_SUITE:-1}" = 1 ]; then
-	echo "vm-test: 3 passed, 0 failed"
-else
-	echo "vm-test: 2 passed, 0 failed"
+poweroff_guest
+passed=2
+if [ "${CKPT_VM_SUITE:-1}" = 1 ]; then passed=$((passed + 1)); fi
+
+# The package as a user installs it: in a guest fresh from the image, with
+# apt-get, which needs no network there (criu and docker.io, what it
+# depends on and recommends, are in the image). Then ckpt doctor must pass,
+# and /usr/bin/ckpt must save and resume a container with its memory. The
+# hooks: hook install takes over from the package's units and enables its
+# own; hook uninstall must leave ckpt-shutdown.service, still active and now
+# the package's unit again, with no ExecStop= to run at shutdown (its
+# drop-in). Removing the package runs hook uninstall itself.
+# CKPT_VM_PACKAGE=0 leaves this out (and make deb).
+if [ "${CKPT_VM_PACKAGE:-1}" = 1 ]; then
+	rm -f "$work/disk.qcow2"
+	qemu-img create -q -f qcow2 -b "$cache/disk.img" -F raw "$work/disk.qcow2"
+	say "the package: booting a fresh guest"
+	boot
+	g "cat >/root/$(basename "$deb")" <"$deb"
+	g 'cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y ./ckpt_*.deb' >"$work/apt.log" 2>&1 ||
+		{ cat "$work/apt.log" >&2; fail "apt-get install ./$(basename "$deb") failed in the guest"; }
+	[ "$(g command -v ckpt)" = /usr/bin/ckpt ] || fail "ckpt is not /usr/bin/ckpt in the guest: $(g command -v ckpt)"
+	say "installed $(g ckpt --version)"
+	for _ in $(seq 1 60); do g docker info >/dev/null 2>&1 && break; sleep 1; done
+	g ckpt doctor >"$work/doctor.log" 2>&1 || { cat "$work/doctor.log" >&2; fail "ckpt doctor failed in the guest"; }
+	cat "$work/doctor.log" >&2
+	g docker ckpt ls >/dev/null || fail "docker ckpt (the CLI plugin in /usr/libexec/docker/cli-plugins) does not run"
+	# Messages name docs pages where hint.Doc finds them.
+	g 'ls /usr/share/doc/ckpt/docs/engines.md*' >/dev/null || fail "no /usr/share/doc/ckpt/docs/engines.md(.gz), which ckpt's messages name"
+
+	g docker load <"$work/image.tar" >/dev/null
+	g docker run -d --name pkgapp -p 127.0.0.1:8080:8080 -v pkgdata:/data ckpt-vm-testapp:latest >/dev/null
+	for _ in $(seq 1 60); do state >/dev/null 2>&1 && break; sleep 1; done
+	sleep 3
+	before=$(state) || fail "the app does not answer in the package's guest"
+	g ckpt save pkgapp >&2 || fail "ckpt save failed with the package's ckpt"
+	g 'docker rm -f pkgapp && docker volume rm pkgdata' >/dev/null
+	g ckpt resume pkgapp >&2 || fail "ckpt resume failed with the package's ckpt"
+	for _ in $(seq 1 60); do state >/dev/null 2>&1 && break; sleep 1; done
+	after=$(state) || fail "the app does not answer after ckpt resume"
+	say "before save: $before; after resume: $after"
+	[ "$(field id <<<"$after")" = "$(field id <<<"$before")" ] ||
+		fail "memory lost with the package's ckpt: id $(field id <<<"$before") before, $(field id <<<"$after") after"
+	[ "$(field counter <<<"$after")" -ge "$(field counter <<<"$before")" ] || fail "the counter went back"
+
+	unit() { g systemctl show -p "$1" --value ckpt-shutdown.service; }
+	[ "$(unit UnitFileState)" = disabled ] || fail "the package's ckpt-shutdown.service is $(unit UnitFileState), not disabled"
+	g ckpt hook install >&2 || fail "ckpt hook install failed"
+	[ "$(unit FragmentPath)" = /etc/systemd/system/ckpt-shutdown.service ] || fail "after hook install, the unit is $(unit FragmentPath)"
+	[ "$(unit ActiveState)" = active ] || fail "after hook install, ckpt-shutdown.service is $(unit ActiveState)"
+	g systemctl is-enabled ckpt-boot.service >/dev/null || fail "after hook install, ckpt-boot.service is not enabled"
+	g ckpt hook uninstall >&2 || fail "ckpt hook uninstall failed"
+	case "$(unit FragmentPath)" in # the package's; /lib is /usr/lib on bookworm
+	/usr/lib/systemd/system/ckpt-shutdown.service | /lib/systemd/system/ckpt-shutdown.service) ;;
+	*) fail "after hook uninstall, the unit is $(unit FragmentPath), not the package's" ;;
+	esac
+	[ "$(unit ActiveState)" = active ] || fail "hook uninstall stopped ckpt-shutdown.service, which runs the hook"
+	[ -z "$(unit ExecStop)" ] || fail "after hook uninstall, ckpt-shutdown.service would still run at shutdown: $(unit ExecStop)"
+	g docker inspect -f '{{.State.Running}}' pkgapp | grep -qx true || fail "pkgapp stopped during hook install or uninstall"
+
+	g ckpt hook install >/dev/null || fail "ckpt hook install (again) failed"
+	[ -n "$(unit ExecStop)" ] || fail "hook install after uninstall left ckpt-shutdown.service disarmed"
+	g 'DEBIAN_FRONTEND=noninteractive apt-get remove -y ckpt' >"$work/apt-remove.log" 2>&1 ||
+		{ cat "$work/apt-remove.log" >&2; fail "apt-get remove ckpt failed"; }
+	g test ! -e /usr/bin/ckpt -a ! -e /etc/systemd/system/ckpt-shutdown.service -a ! -e /etc/systemd/system/ckpt-boot.service ||
+		fail "apt-get remove ckpt left the binary or the hooks' units"
+	[ -z "$(unit ExecStop)" ] || fail "after apt-get remove, ckpt-shutdown.service would still run at shutdown: $(unit ExecStop)"
+	g docker inspect -f '{{.State.Running}}' pkgapp | grep -qx true || fail "pkgapp stopped when the package was removed"
+	echo "vm-test: package: passed"
+	passed=$((passed + 1))
+	poweroff_guest
 fi
+
+say "total $(($(date +%s) - t_start)) s"
+echo "vm-test: $passed passed, 0 failed"
