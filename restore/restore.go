@@ -30,6 +30,7 @@ import (
 	"github.com/ckpt-dev/ckpt/internal/archive"
 	"github.com/ckpt-dev/ckpt/internal/criu"
 	"github.com/ckpt-dev/ckpt/internal/engine"
+	"github.com/ckpt-dev/ckpt/internal/fault"
 	"github.com/ckpt-dev/ckpt/internal/format"
 	"github.com/ckpt-dev/ckpt/internal/hint"
 	"github.com/ckpt-dev/ckpt/internal/preflight"
@@ -724,6 +725,7 @@ func (r *resumer) startThroughRuntime(ctx context.Context, id, images string) ([
 	if err != nil {
 		return nil, err
 	}
+	fault.Point("runtime:asked")
 	err = r.eng.ContainerStart(ctx, id, container.StartOptions{})
 	taken := withdraw()
 	if err == nil && !taken {
