@@ -117,6 +117,7 @@ vagrant-validate:
 	@command -v vagrant >/dev/null && vagrant plugin list 2>/dev/null | grep -q libvirt || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant vagrant-libvirt >/dev/null; }
 	cd vagrant && VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
+	cd vagrant/project && VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
 
 # Unit tests only: no engine needed.
 unit:
